@@ -1,0 +1,23 @@
+import { runPricing } from "@usage/pricing-service";
+import { type Command, InvalidArgumentError } from "commander";
+
+const SERVICES = { pricing: runPricing } as const;
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("run one service, for production deployments")
+    .argument("<service>", `one of: ${Object.keys(SERVICES).join(", ")}`, (value: string) => {
+      if (!(value in SERVICES)) {
+        throw new InvalidArgumentError(
+          `expected one of ${Object.keys(SERVICES).join(", ")}, got ${JSON.stringify(value)}`,
+        );
+      }
+      return value as keyof typeof SERVICES;
+    })
+    .action(async (service: keyof typeof SERVICES) => {
+      await SERVICES[service]();
+      // The service runs until SIGINT/SIGTERM.
+      await new Promise<never>(() => undefined);
+    });
+}

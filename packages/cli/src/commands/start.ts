@@ -1,0 +1,136 @@
+import { decode, type PricedUsageEvent, pricedUsageEventV1 } from "@usage/events";
+import { createBatchConsumer, TOPICS } from "@usage/kafka";
+import { loadPricingEnv } from "@usage/pricing-service";
+import { createUsageProducer } from "@usage/producer";
+import { createLogger } from "@usage/runtime";
+import { generateEvents } from "@usage/workload";
+import type { Command } from "commander";
+import { Decimal } from "decimal.js";
+import { intOption } from "../errors.js";
+import { startPipeline } from "../pipeline.js";
+
+export function registerStart(program: Command): void {
+  program
+    .command("start")
+    .description("run the whole pipeline in one process (local broker and embedded ClickHouse unless configured)")
+    .option("--demo", "also feed a generated workload and show live progress")
+    .option("--rate <n>", "demo events per second", intOption(1, 1_000_000), 2000)
+    .option("--seed <n>", "demo workload seed", intOption(0, 2 ** 32 - 1), 1)
+    .action(async (opts: { demo?: boolean; rate: number; seed: number }) => {
+      const env = loadPricingEnv();
+      const logger = createLogger({
+        level: env.LOG_LEVEL === "info" && opts.demo ? "warn" : env.LOG_LEVEL,
+        name: "usagectl",
+      });
+      const say = (line: string) => process.stderr.write(`${line}\n`);
+      const pipeline = await startPipeline({ env, logger, progress: say });
+      const { shutdown } = pipeline;
+      let stopRequested = false;
+      const stopped = new Promise<void>((resolve) => {
+        for (const signal of ["SIGINT", "SIGTERM"] as const) {
+          process.on(signal, () => {
+            if (stopRequested) return;
+            stopRequested = true;
+            say(`\n${signal}: stopping…`);
+            const t = performance.now();
+            void shutdown.run(signal).then(() => {
+              say(`stopped in ${Math.round(performance.now() - t)} ms`);
+              resolve();
+            });
+          });
+        }
+      });
+      if (opts.demo) {
+        await startDemo({ pipeline, logger, rate: opts.rate, seed: opts.seed, say, isStopping: () => stopRequested });
+      }
+      say(`pipeline running (brokers ${pipeline.brokers.join(",")}); Ctrl-C stops it`);
+      await stopped;
+    });
+}
+
+/** Feeds a generated workload at `rate` events/s and prints live progress once a second. */
+async function startDemo(deps: {
+  pipeline: Awaited<ReturnType<typeof startPipeline>>;
+  logger: ReturnType<typeof createLogger>;
+  rate: number;
+  seed: number;
+  say: (line: string) => void;
+  isStopping: () => boolean;
+}): Promise<void> {
+  const { pipeline, rate, say } = deps;
+  const producer = createUsageProducer({ kafka: pipeline.kafka, logger: deps.logger, clientId: "usagectl-demo" });
+  await producer.connect();
+
+  // Running totals read back from usage.priced.v1, exact, as a downstream consumer sees them.
+  let pricedCount = 0;
+  let total = new Decimal(0);
+  const tail = createBatchConsumer({
+    kafka: pipeline.kafka,
+    groupId: `usagectl-demo-${process.pid}-${Date.now()}`,
+    topics: [TOPICS.priced],
+    logger: deps.logger,
+    commit: "after-batch",
+    fromBeginning: false,
+  });
+  await tail.start(async (batch) => {
+    for (const m of batch.messages) {
+      const d = decode(m.value, pricedUsageEventV1);
+      if (d.ok) {
+        pricedCount++;
+        total = total.plus((d.value as unknown as PricedUsageEvent).total_cost);
+      }
+    }
+  });
+
+  let running = true;
+  const feeder = (async () => {
+    const events = generateEvents({
+      seed: deps.seed,
+      count: Number.MAX_SAFE_INTEGER,
+      now: Date.now(),
+      duplicateRate: 0.02,
+    });
+    const perTick = Math.max(1, Math.round(rate / 10));
+    while (running) {
+      const tick = performance.now();
+      for (let i = 0; i < perTick && running; i++) {
+        const next = events.next();
+        if (next.done) return;
+        await producer.publish(next.value);
+      }
+      const wait = 100 - (performance.now() - tick);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  })();
+
+  const tty = process.stderr.isTTY;
+  let last = { published: 0, priced: 0, at: performance.now() };
+  const ticker = setInterval(
+    () => {
+      const now = performance.now();
+      const secs = (now - last.at) / 1000;
+      const published = producer.stats.published;
+      let lag = 0;
+      for (const v of pipeline.pricing.consumer.lag().values()) lag += v;
+      const line =
+        `produced ${published} (${Math.round((published - last.published) / secs)}/s) · ` +
+        `priced ${pricedCount} (${Math.round((pricedCount - last.priced) / secs)}/s) · ` +
+        `pricing lag ${lag} · priced total $${total.toFixed(6)}`;
+      last = { published, priced: pricedCount, at: now };
+      if (tty) process.stderr.write(`\r\x1b[2K${line}`);
+      else say(line);
+    },
+    tty ? 1000 : 5000,
+  );
+  ticker.unref();
+
+  // Stop intake first (the feeder and its producer, then the tail), before the services stop.
+  pipeline.shutdown.addFirst("demo", async () => {
+    running = false;
+    clearInterval(ticker);
+    await feeder.catch(() => undefined);
+    await producer.close().catch(() => undefined);
+    await tail.stop();
+  });
+  say(`demo: feeding ${rate} events/s (seed ${deps.seed}, 2% duplicates)`);
+}

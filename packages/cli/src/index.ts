@@ -1,0 +1,2 @@
+export { type Pipeline, startPipeline } from "./pipeline.js";
+export { buildProgram, main } from "./program.js";

@@ -1,0 +1,21 @@
+export {
+  AVRO_SCHEMA_DIR,
+  type Decoded,
+  decode,
+  knownSchemas,
+  pricedUsageEventV1,
+  usageEventV1,
+  type WireSchema,
+} from "./codec.js";
+export { crc64Avro } from "./fingerprint.js";
+export * from "./model.js";
+export {
+  DEFAULT_BACKFILL_DAYS,
+  MAX_FUTURE_MS,
+  MAX_ID_LENGTH,
+  parseTimestamp,
+  usageEventJsonSchema,
+  type ValidationOptions,
+  validateJsonLine,
+  validateUsageEvent,
+} from "./validate.js";

@@ -1,0 +1,87 @@
+import type { Logger } from "@usage/runtime";
+import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
+
+/** The topics of SPEC §2. Every one is keyed by `org_id`. */
+export const TOPICS = {
+  events: "usage.events.v1",
+  priced: "usage.priced.v1",
+  dlq: "usage.dlq.v1",
+  signals: "spend.signals.v1",
+  alerts: "spend.alerts.v1",
+} as const;
+export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];
+
+export interface KafkaOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+}
+
+/** One kafkajs client whose log lines go through pino (kafkajs INFO is routine chatter: debug here). */
+export function createKafka(options: KafkaOptions): Kafka {
+  const log = options.logger.child({ component: "kafkajs" });
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
+    logLevel: KafkaLogLevel.INFO,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...rest } = entry;
+        if (level === KafkaLogLevel.ERROR) log.error(rest, message);
+        else if (level === KafkaLogLevel.WARN) log.warn(rest, message);
+        else log.debug(rest, message);
+      },
+  });
+}
+
+/**
+ * Creates the pipeline's topics when missing (idempotent). Existing topics are left as they are: a partition
+ * count change is an operator decision, not something a service start does.
+ */
+export async function ensureTopics(kafka: Kafka, options: { partitions: number }): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = Object.values(TOPICS).filter((t) => !existing.has(t));
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: options.partitions,
+          replicationFactor: 1,
+          configEntries: [{ name: "retention.ms", value: "-1" }],
+        })),
+      });
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Consumer lag of a group on a topic: high watermark minus committed offset, summed over partitions. */
+export async function groupLag(kafka: Kafka, groupId: string, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [ends, committed] = await Promise.all([
+      admin.fetchTopicOffsets(topic),
+      admin.fetchOffsets({ groupId, topics: [topic] }),
+    ]);
+    const done = new Map(committed[0]?.partitions.map((p) => [p.partition, Number(p.offset)]) ?? []);
+    let lag = 0;
+    for (const end of ends) {
+      const high = Number(end.high);
+      const at = done.get(end.partition) ?? -1;
+      lag += at < 0 ? high - Number(end.low) : Math.max(0, high - at);
+    }
+    return lag;
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,70 @@
+import { type IHeaders, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+
+/**
+ * An idempotent producer (acks=all, one request in flight per broker, so retries never reorder or duplicate),
+ * or, with `transactionalId`, a transactional one for exactly-once read-process-write.
+ */
+export function createProducer(kafka: Kafka, options: { transactionalId?: string } = {}): Producer {
+  return kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    // Murmur2 on the key, as the Java client: an org's events land on the partition any Kafka client would pick.
+    createPartitioner: Partitioners.DefaultPartitioner,
+    // An idempotent producer retries until the broker takes the batch; giving up would lose events.
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
+    ...(options.transactionalId ? { transactionalId: options.transactionalId, transactionTimeout: 60000 } : {}),
+  });
+}
+
+export interface DeadLetter {
+  /** The original message value, unchanged. */
+  value: Buffer | null;
+  key: Buffer | string | null;
+  code: string;
+  message: string;
+  field?: string;
+  eventId?: string;
+  source: { topic: string; partition: number; offset: string };
+}
+
+/**
+ * A `usage.dlq.v1` message: the original bytes as the value, the reason in headers (`dlq.reason` is one of the
+ * reason codes of SPEC §3), keyed like the source message so an org's rejects stay in one partition.
+ */
+export function deadLetterMessage(d: DeadLetter): Message {
+  const headers: IHeaders = {
+    "dlq.reason": d.code,
+    "dlq.message": d.message,
+    "dlq.source.topic": d.source.topic,
+    "dlq.source.partition": String(d.source.partition),
+    "dlq.source.offset": d.source.offset,
+  };
+  if (d.field) headers["dlq.field"] = d.field;
+  if (d.eventId) headers["dlq.event_id"] = d.eventId;
+  return { key: d.key, value: d.value, headers };
+}
+
+export interface ReadDeadLetter {
+  reason: string;
+  message: string;
+  field?: string;
+  eventId?: string;
+  sourceTopic?: string;
+}
+
+/** Reads the reason headers of a `usage.dlq.v1` message. */
+export function readDeadLetter(headers: IHeaders | undefined): ReadDeadLetter {
+  const h = (name: string) => {
+    const v = headers?.[name];
+    if (v === undefined) return undefined;
+    return (Array.isArray(v) ? v[0] : v)?.toString();
+  };
+  return {
+    reason: h("dlq.reason") ?? "",
+    message: h("dlq.message") ?? "",
+    field: h("dlq.field"),
+    eventId: h("dlq.event_id"),
+    sourceTopic: h("dlq.source.topic"),
+  };
+}

@@ -1,0 +1,1 @@
+export { createUsageProducer, type PublishResult, type UsageProducer, type UsageProducerOptions } from "./producer.js";

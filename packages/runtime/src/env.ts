@@ -1,0 +1,91 @@
+import { z } from "zod";
+
+/** Raised for a bad environment variable or CLI argument; entry points print `message` and exit 2. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly exitCode = 2;
+}
+
+/**
+ * Parses the environment against a zod object schema. Every bad variable is named in one line:
+ * `invalid environment: USAGE_API_PORT: expected a port number (1-65535), got "abc"`.
+ * The result is frozen: configuration is read once, at start.
+ */
+export function parseEnv<S extends z.ZodObject<z.ZodRawShape>>(
+  schema: S,
+  env: NodeJS.ProcessEnv = process.env,
+): Readonly<z.infer<S>> {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    // An empty variable is treated as unset, as shells and compose files commonly export VAR= for "no value".
+    input[key] = value === "" ? undefined : value;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? "?");
+      const raw = input[key];
+      const shown = raw === undefined ? "unset" : isSecretName(key) ? "got a value" : `got ${JSON.stringify(raw)}`;
+      return `${key}: ${issue.message} (${shown})`;
+    });
+    throw new ConfigError(`invalid environment: ${problems.join("; ")}`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+function isSecretName(key: string): boolean {
+  return /PASSWORD|SECRET|KEY|TOKEN/.test(key);
+}
+
+/** Common variable shapes. */
+export const envVars = {
+  port: (fallback: number) =>
+    z.coerce
+      .number({ invalid_type_error: "expected a port number (1-65535)" })
+      .int("expected a port number (1-65535)")
+      .min(1, "expected a port number (1-65535)")
+      .max(65535, "expected a port number (1-65535)")
+      .default(fallback),
+  brokers: () =>
+    z
+      .string()
+      .regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, "expected host:port[,host:port...]")
+      .transform((v) => v.split(",")),
+  url: () => z.string().url("expected a URL such as http://127.0.0.1:8123"),
+  logLevel: () =>
+    z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+      errorMap: () => ({ message: "expected one of fatal, error, warn, info, debug, trace, silent" }),
+    }),
+};
+
+/** The variables of SPEC §10, shared by every entry point. */
+export const baseEnvSchema = z.object({
+  KAFKA_BROKERS: envVars.brokers().optional(),
+  CLICKHOUSE_URL: envVars.url().optional(),
+  CLICKHOUSE_USER: z.string().optional(),
+  CLICKHOUSE_PASSWORD: z.string().optional(),
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a database name (letters, digits, _)")
+    .optional(),
+  USAGE_DATA_DIR: z.string().default("./.data"),
+  USAGE_API_PORT: envVars.port(8080),
+  USAGE_API_KEY: z.string().min(16, "expected at least 16 characters").optional(),
+  LOG_LEVEL: envVars.logLevel().default("info"),
+  KAFKA_PARTITIONS: z.coerce
+    .number({ invalid_type_error: "expected a partition count (1-1024)" })
+    .int()
+    .min(1, "expected a partition count (1-1024)")
+    .max(1024, "expected a partition count (1-1024)")
+    .default(4),
+  USAGE_BACKFILL_DAYS: z.coerce
+    .number({ invalid_type_error: "expected a whole number of days (1-366)" })
+    .int("expected a whole number of days (1-366)")
+    .min(1, "expected a whole number of days (1-366)")
+    .max(366, "expected a whole number of days (1-366)")
+    .default(35),
+});
+export type BaseEnv = z.infer<typeof baseEnvSchema>;
+
+export const DEFAULT_KAFKA_BROKERS = ["127.0.0.1:9092"];

@@ -1,0 +1,27 @@
+/** `usagectl run pricing`: the pricing worker alone, for production deployments. */
+import { createKafka, ensureTopics } from "@usage/kafka";
+import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
+import { Registry } from "prom-client";
+import { loadPricingEnv } from "./env.js";
+import { buildPricingWorker } from "./service.js";
+
+export async function runPricing(): Promise<void> {
+  const env = loadPricingEnv();
+  const logger = createLogger({ level: env.LOG_LEVEL, name: "pricing" });
+  const kafka = createKafka({ brokers: env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS, clientId: "usage-pricing", logger });
+  await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+  const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
+  const worker = buildPricingWorker({
+    env,
+    kafka,
+    logger,
+    registry: new Registry(),
+    // Exit non-zero so the supervisor restarts the worker from its last committed offset.
+    onFatal: () => void shutdown.run("fatal consumer error").then(() => process.exit(1)),
+  });
+  shutdown.add("pricing worker", () => worker.stop());
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => void shutdown.run(signal).then(() => process.exit(0)));
+  }
+  await worker.start();
+}

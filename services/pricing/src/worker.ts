@@ -1,0 +1,168 @@
+/**
+ * The pricing worker: usage.events.v1 → usage.priced.v1 (+ usage.dlq.v1), exactly once.
+ *
+ * Order of work for one batch (one partition):
+ *   1. decode, validate and price every message (pure; rejects become DLQ messages with their original bytes);
+ *   2. drop event ids already priced by this worker (recent-ids set) or earlier in the same batch;
+ *   3. in ONE Kafka transaction: send the priced events, send the DLQ messages, send the consumer offset
+ *      (last offset + 1) for the group, commit;
+ *   4. only after the commit, remember the batch's event ids as priced.
+ * A crash before 3 completes aborts the transaction (the transactional id is fenced on restart): nothing of the
+ * batch is visible to read_committed consumers and the offset is not advanced, so the batch is priced again.
+ * A crash after 3 leaves output and offset committed together. Step 4 after 3 means the set never claims an id
+ * whose output was not committed. Downstream reads with isolation read_committed.
+ */
+import type { PricedUsageEvent } from "@usage/events";
+import { pricedUsageEventV1 } from "@usage/events";
+import {
+  type BatchConsumer,
+  type ConsumedBatch,
+  createBatchConsumer,
+  createProducer,
+  deadLetterMessage,
+  type Kafka,
+  type Message,
+  type Producer,
+  TOPICS,
+} from "@usage/kafka";
+import type { Logger } from "@usage/runtime";
+import type { PricingMetrics } from "./metrics.js";
+import { RecentIds } from "./recent-ids.js";
+import type { createPriceStep } from "./step.js";
+
+export interface PricingWorkerDeps {
+  kafka: Kafka;
+  logger: Logger;
+  metrics: PricingMetrics;
+  priceStep: ReturnType<typeof createPriceStep>;
+  groupId: string;
+  /** Stable per worker instance, so a restarted instance fences its predecessor's open transaction. */
+  transactionalId: string;
+  recentIdsCapacity?: number;
+  onFatal?: (err: Error) => void;
+}
+
+export interface PricingWorker {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  isHealthy(): boolean;
+  consumer: BatchConsumer;
+}
+
+export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
+  const log = deps.logger.child({ service: "pricing" });
+  const recent = new RecentIds(deps.recentIdsCapacity ?? 1_000_000);
+  const consumer = createBatchConsumer({
+    kafka: deps.kafka,
+    groupId: deps.groupId,
+    topics: [TOPICS.events],
+    logger: log,
+    commit: "by-handler",
+    onFatal: deps.onFatal,
+  });
+  let producer: Producer | undefined;
+
+  async function handle(batch: ConsumedBatch): Promise<void> {
+    const started = performance.now();
+    const priced: Message[] = [];
+    const dead: Message[] = [];
+    const pricedIds: string[] = [];
+    const inBatch = new Set<string>();
+    const rejectedBy = new Map<string, number>();
+    let duplicates = 0;
+
+    for (const message of batch.messages) {
+      const outcome = deps.priceStep(message);
+      if (outcome.kind === "rejected") {
+        const r = outcome.rejection;
+        rejectedBy.set(r.code, (rejectedBy.get(r.code) ?? 0) + 1);
+        log.debug({ event_id: r.event_id, code: r.code, offset: message.offset }, r.message);
+        dead.push(
+          deadLetterMessage({
+            key: message.key,
+            value: message.value,
+            code: r.code,
+            message: r.message,
+            field: r.field,
+            eventId: r.event_id,
+            source: { topic: batch.topic, partition: batch.partition, offset: message.offset },
+          }),
+        );
+        continue;
+      }
+      const id = outcome.event.event_id;
+      if (recent.has(id) || inBatch.has(id)) {
+        duplicates++;
+        continue;
+      }
+      inBatch.add(id);
+      pricedIds.push(id);
+      priced.push(toMessage(outcome.event));
+    }
+
+    if (!batch.isRunning()) return;
+    const tx = await producer!.transaction();
+    try {
+      // Several requests per transaction keep every record batch under the broker's message.max.bytes.
+      for (const chunk of chunks(priced, SEND_CHUNK)) await tx.send({ topic: TOPICS.priced, messages: chunk });
+      for (const chunk of chunks(dead, SEND_CHUNK)) await tx.send({ topic: TOPICS.dlq, messages: chunk });
+      await tx.sendOffsets({
+        consumerGroupId: deps.groupId,
+        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }],
+      });
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch((abortErr: unknown) => log.warn({ err: abortErr }, "transaction abort failed"));
+      throw err;
+    }
+    for (const id of pricedIds) recent.add(id);
+
+    const m = deps.metrics;
+    m.eventsIn.inc(batch.messages.length);
+    m.priced.inc(priced.length);
+    for (const [reason, n] of rejectedBy) m.rejected.inc({ reason }, n);
+    if (duplicates > 0) m.duplicates.inc({ stage: "pricing" }, duplicates);
+    m.lag.set(
+      { group: deps.groupId, topic: batch.topic, partition: String(batch.partition) },
+      Number(BigInt(batch.highWatermark) - BigInt(batch.nextOffset)),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    m.batchSeconds.set(seconds);
+    log.info(
+      {
+        partition: batch.partition,
+        in: batch.messages.length,
+        priced: priced.length,
+        rejected: dead.length,
+        duplicates,
+        ms: Math.round(seconds * 1000),
+      },
+      "batch priced",
+    );
+  }
+
+  return {
+    consumer,
+    async start() {
+      producer = createProducer(deps.kafka, { transactionalId: deps.transactionalId });
+      await producer.connect();
+      await consumer.start(handle);
+      log.info({ group: deps.groupId }, "pricing worker started");
+    },
+    async stop() {
+      await consumer.stop();
+      await producer?.disconnect();
+    },
+    isHealthy: () => consumer.isHealthy(),
+  };
+}
+
+const SEND_CHUNK = 2000;
+
+function* chunks<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+function toMessage(event: PricedUsageEvent): Message {
+  return { key: event.org_id, value: pricedUsageEventV1.encode(event) };
+}

@@ -1,0 +1,156 @@
+/** Helpers for integration tests: the real broker from global setup, topic resets, reading topics, the CLI. */
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type ClickHouse, createClickHouse } from "@usage/clickhouse";
+import { createKafka, ensureTopics, type Kafka, type KafkaMessage, TOPICS } from "@usage/kafka";
+import { createLogger } from "@usage/runtime";
+import { inject } from "vitest";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const USAGECTL = join(REPO_ROOT, "packages/cli/dist/bin.js");
+
+export function testBrokers(): string[] {
+  return inject("kafkaBrokers");
+}
+
+export const quietLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? "warn", name: "test" });
+
+export function testKafka(clientId = "test"): Kafka {
+  return createKafka({ brokers: testBrokers(), clientId, logger: quietLogger });
+}
+
+/** A ClickHouse of this test file's own: a fresh database on the server, or a fresh embedded data dir. */
+export async function testClickHouse(name: string): Promise<ClickHouse> {
+  const url = inject("clickhouseUrl");
+  const database = `test_${name.replace(/\W/g, "_")}_${process.pid}`;
+  return createClickHouse({ url, database, dataDir: tempDir(`usage-test-${name}-`) });
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Deletes and recreates every pipeline topic, so a test starts from empty topics. */
+export async function resetTopics(kafka: Kafka, partitions = 4): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const ours = Object.values(TOPICS).filter((t) => existing.has(t));
+    if (ours.length > 0) await admin.deleteTopics({ topics: ours, timeout: 30000 });
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      const left = (await admin.listTopics()).filter((t) => ours.includes(t as never));
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  // A just-deleted topic can take a moment to be creatable again.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await ensureTopics(kafka, { partitions });
+      return;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * Reads a topic from the beginning up to its current end (read_committed) with a plain kafkajs consumer in a
+ * throwaway group. Waits until `until(messages)` holds or the timeout passes.
+ */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  options: { until?: (messages: KafkaMessage[]) => boolean; timeoutMs?: number } = {},
+): Promise<KafkaMessage[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const consumer = kafka.consumer({
+    groupId: `test-read-${topic}-${Date.now()}-${Math.random()}`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 200,
+  });
+  const messages: KafkaMessage[] = [];
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const deadline = Date.now() + (options.timeoutMs ?? 60000);
+    await consumer.run({
+      eachBatchAutoResolve: true,
+      eachBatch: async ({ batch }) => {
+        messages.push(...batch.messages);
+      },
+    });
+    for (;;) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const total = ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+      const done = options.until ? options.until(messages) : messages.length >= total;
+      if (done || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // One more moment for in-flight batches when waiting on a count.
+    return messages.slice();
+  } finally {
+    await consumer.disconnect();
+    await admin.disconnect();
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `usagectl` with arguments, an environment and optional stdin; resolves when it exits. */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [USAGECTL, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** Starts `usagectl` as a long-running child (a service); returns it for signals. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [USAGECTL, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    output += d;
+  });
+  return {
+    child,
+    output: () => output,
+    exited: new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))),
+  };
+}
+
+export { TOPICS };

@@ -1,0 +1,32 @@
+import { defineConfig } from "vitest/config";
+
+// Unit tests (`*.test.ts`) are pure and run in parallel; integration tests (`*.integration.test.ts`) share one
+// real Kafka broker (and each its own ClickHouse data dir) and run one file at a time (`--no-file-parallelism` in
+// the test:integration script).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"],
+          exclude: ["**/*.integration.test.ts", "**/node_modules/**", "**/dist/**"],
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: [
+            "packages/*/src/**/*.integration.test.ts",
+            "services/*/src/**/*.integration.test.ts",
+            "test/**/*.integration.test.ts",
+          ],
+          exclude: ["**/node_modules/**", "**/dist/**"],
+          globalSetup: ["test/harness/global-setup.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
