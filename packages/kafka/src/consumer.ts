@@ -64,8 +64,9 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         readUncommitted: false, // read_committed: aborted transactions are never seen downstream
         maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
         maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
-        sessionTimeout: 30000,
-        heartbeatInterval: 3000,
+        // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
+        sessionTimeout: 10000,
+        heartbeatInterval: 1000,
         retry: { retries: 10 },
       });
       consumer.on(consumer.events.GROUP_JOIN, () => {
