@@ -11,7 +11,8 @@ const DISCOUNT_SCALE = 4;
 const HUNDRED_PCT = 100n * 10n ** BigInt(DISCOUNT_SCALE);
 
 function checkScale(scale: number): void {
-  if (!Number.isSafeInteger(scale) || scale < 0) throw new RangeError(`scale must be a non-negative integer, got ${scale}`);
+  if (!Number.isSafeInteger(scale) || scale < 0)
+    throw new RangeError(`scale must be a non-negative integer, got ${scale}`);
 }
 
 /** Formats `n / 10^scale` as a canonical decimal string, e.g. `formatScaled(125n, 6)` → `"0.000125"`. */

@@ -57,6 +57,16 @@ const DATED_SUFFIX = /-\d{8}$/;
 // Starts with a letter or digit so a key can never be `__proto__` or similar.
 const MODEL_ID = /^[a-z0-9][a-z0-9._-]*$/;
 
+const UTC_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?Z$/;
+const UTC_TIMESTAMP_MESSAGE = "expected an RFC 3339 UTC timestamp such as 2025-11-01T00:00:00Z";
+
+function isUtcTimestamp(s: string): boolean {
+  if (!UTC_TIMESTAMP.test(s)) return false;
+  const ms = Date.parse(s);
+  // Date.parse rolls 2025-02-30 over to March; a real date survives the round trip unchanged.
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 19) === s.slice(0, 19);
+}
+
 const rate = z.string({ invalid_type_error: "expected a non-negative decimal string" }).superRefine((s, ctx) => {
   const match = PLAIN_DECIMAL.exec(s);
   if (!match) {
@@ -80,9 +90,8 @@ const rateCardVersion = z
   .object({
     version: z.string({ invalid_type_error: "expected a string" }).min(1, "expected a non-empty string"),
     effective_from: z
-      .string({ invalid_type_error: "expected an RFC 3339 UTC timestamp" })
-      .datetime({ message: "expected an RFC 3339 UTC timestamp such as 2025-11-01T00:00:00Z" })
-      .refine((s) => !Number.isNaN(Date.parse(s)), "not a valid date"),
+      .string({ invalid_type_error: UTC_TIMESTAMP_MESSAGE })
+      .refine(isUtcTimestamp, UTC_TIMESTAMP_MESSAGE),
     models: z.record(modelId, modelRates),
   })
   .strict();
