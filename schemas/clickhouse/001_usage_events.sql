@@ -1,7 +1,8 @@
 -- usage_events: one row per priced usage event (SPEC §6), the ground truth every rollup and invoice derives from.
 --
 -- Exactness: the aggregator writes an event only after checking its event_id against this table (the check and
--- the insert happen for one org partition owner at a time), so each event_id is written once. ReplacingMergeTree on
+-- the insert happen for one org partition owner at a time), so each event_id is written once. is_late: the event
+-- arrived after the month of occurred_at had closed (it counts in its own month, never toward current caps). ReplacingMergeTree on
 -- (org_id, event_id) is a second line of defence: should a copy ever be written twice, a read with FINAL (or a
 -- GROUP BY event_id) still counts it once, whether or not the background merge has run. Finance reads use FINAL.
 --
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS usage_events
     net_cost            Decimal(38, 18) COMMENT 'gross_cost less discount_pct',
     priced_at           DateTime64(3, 'UTC') COMMENT 'when the priced event reached usage.priced.v1',
     recorded_at         DateTime64(3, 'UTC') DEFAULT now64(3),
-    is_late             Bool COMMENT 'arrived after the month of occurred_at had closed'
+    batch_id            String COMMENT 'the aggregator batch that wrote the row; spend_daily rows carry the same id',
+    is_late             Bool
 )
 ENGINE = ReplacingMergeTree(recorded_at)
 PARTITION BY toYYYYMM(occurred_at)
