@@ -3,7 +3,11 @@
  * ClickHouse unless CLICKHOUSE_URL is set, migrations, topics, and every service. Stopping runs in order:
  * services (stop intake, drain) → ClickHouse → the broker this process started.
  */
+
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { type Aggregator, type AggregatorEnv, createAggregator, createAggregatorMetrics } from "@usage/aggregator";
+import { buildApi } from "@usage/api";
 import { type ClickHouse, createClickHouse, migrate } from "@usage/clickhouse";
 import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBroker } from "@usage/kafka";
 import { buildPricingWorker, type PricingEnv, type PricingWorker } from "@usage/pricing-service";
@@ -16,13 +20,19 @@ export interface Pipeline {
   clickhouse: ClickHouse;
   registry: Registry;
   pricing: PricingWorker;
+  aggregator: Aggregator;
+  apiUrl: string;
+  apiKey: string;
   shutdown: Shutdown;
 }
 
+export type PipelineEnv = PricingEnv & AggregatorEnv;
+
 export async function startPipeline(deps: {
-  env: PricingEnv;
+  env: PipelineEnv;
   logger: Logger;
   progress: (line: string) => void;
+  now?: () => number;
 }): Promise<Pipeline> {
   const { env, logger, progress } = deps;
   const shutdown = createShutdown({ timeoutMs: 9_000, log: (m) => logger.info(m) });
@@ -61,8 +71,37 @@ export async function startPipeline(deps: {
     steps.unshift({ name: "pricing worker", step: () => pricing.stop() });
     progress("pricing worker consuming usage.events.v1");
 
+    const aggregator = createAggregator({
+      kafka,
+      clickhouse: clickhouse.client,
+      logger,
+      metrics: createAggregatorMetrics(registry),
+      groupId: env.USAGE_AGGREGATOR_GROUP,
+      backfillDays: env.USAGE_BACKFILL_DAYS,
+      now: deps.now,
+    });
+    await aggregator.start();
+    steps.unshift({ name: "aggregator", step: () => aggregator.stop() });
+    progress("aggregator consuming usage.priced.v1, writing ClickHouse, evaluating caps");
+
+    const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
+    const api = buildApi({
+      control: aggregator,
+      clickhouse: clickhouse.client,
+      registry,
+      logger,
+      operatorKey: apiKey,
+      now: deps.now,
+      isHealthy: () => pricing.isHealthy() && aggregator.isHealthy(),
+    });
+    const apiUrl = await api.listen({ host: env.USAGE_API_HOST, port: env.USAGE_API_PORT });
+    steps.unshift({ name: "api", step: () => api.close() });
+    progress(
+      `API listening on ${apiUrl}${env.USAGE_API_KEY ? "" : ` — operator key (generated; set USAGE_API_KEY to choose one): ${apiKey}`}`,
+    );
+
     for (const s of steps) shutdown.add(s.name, s.step);
-    return { kafka, brokers, clickhouse, registry, pricing, shutdown };
+    return { kafka, brokers, clickhouse, registry, pricing, aggregator, apiUrl, apiKey, shutdown };
   } catch (err) {
     // Undo what was started, newest first, so a failed start leaves no broker behind.
     for (const s of steps) await s.step().catch(() => undefined);

@@ -1,6 +1,7 @@
 import { ConfigError } from "@usage/runtime";
 import { Command, CommanderError } from "commander";
 import { registerGenerate } from "./commands/generate.js";
+import { registerPolicy } from "./commands/policy.js";
 import { registerPrice } from "./commands/price.js";
 import { registerProduce } from "./commands/produce.js";
 import { registerRun } from "./commands/run.js";
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerProduce(program);
   registerPrice(program);
   registerGenerate(program);
+  registerPolicy(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -71,6 +71,7 @@ export const baseEnvSchema = z.object({
     .optional(),
   USAGE_DATA_DIR: z.string().default("./.data"),
   USAGE_API_PORT: envVars.port(8080),
+  USAGE_API_HOST: z.string().min(1).default("127.0.0.1"),
   USAGE_API_KEY: z.string().min(16, "expected at least 16 characters").optional(),
   LOG_LEVEL: envVars.logLevel().default("info"),
   KAFKA_PARTITIONS: z.coerce

@@ -1,12 +1,15 @@
 import { runPricing } from "@usage/pricing-service";
 import { type Command, InvalidArgumentError } from "commander";
+import { runAggregator } from "../aggregator-process.js";
 
-const SERVICES = { pricing: runPricing } as const;
+const SERVICES = { pricing: runPricing, aggregator: runAggregator } as const;
 
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("run one service, for production deployments")
+    .description(
+      "run one service, for production deployments (aggregator also serves the HTTP API: caps and allowance are its state)",
+    )
     .argument("<service>", `one of: ${Object.keys(SERVICES).join(", ")}`, (value: string) => {
       if (!(value in SERVICES)) {
         throw new InvalidArgumentError(

@@ -1,8 +1,9 @@
+import { aggregatorEnvSchema } from "@usage/aggregator";
 import { decode, type PricedUsageEvent, pricedUsageEventV1 } from "@usage/events";
 import { createBatchConsumer, TOPICS } from "@usage/kafka";
-import { loadPricingEnv } from "@usage/pricing-service";
+import { pricingEnvSchema } from "@usage/pricing-service";
 import { createUsageProducer } from "@usage/producer";
-import { createLogger } from "@usage/runtime";
+import { createLogger, parseEnv } from "@usage/runtime";
 import { generateEvents } from "@usage/workload";
 import type { Command } from "commander";
 import { Decimal } from "decimal.js";
@@ -17,7 +18,7 @@ export function registerStart(program: Command): void {
     .option("--rate <n>", "demo events per second", intOption(1, 1_000_000), 2000)
     .option("--seed <n>", "demo workload seed", intOption(0, 2 ** 32 - 1), 1)
     .action(async (opts: { demo?: boolean; rate: number; seed: number }) => {
-      const env = loadPricingEnv();
+      const env = parseEnv(pricingEnvSchema.merge(aggregatorEnvSchema));
       const logger = createLogger({
         level: env.LOG_LEVEL === "info" && opts.demo ? "warn" : env.LOG_LEVEL,
         name: "usagectl",

@@ -1,0 +1,33 @@
+/** cap_signals (schemas/clickhouse/003): every change of cap status or threshold reached. */
+import type { ClickHouseClient } from "@clickhouse/client";
+
+export interface CapSignalRow {
+  signal_id: string;
+  org_id: string;
+  entity_type: "org" | "user";
+  entity_id: string;
+  period: string;
+  kind: "threshold" | "blocked" | "unblocked";
+  threshold: string | null;
+  limit_value: string;
+  spend: string;
+  status: "ok" | "warning" | "blocked";
+  policy_version: number;
+  cause_event_id: string;
+  created_at: string;
+}
+
+export async function insertCapSignals(client: ClickHouseClient, rows: CapSignalRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({ table: "cap_signals", values: rows, format: "JSONEachRow" });
+}
+
+/** Every signal of a period, oldest first, each once. */
+export async function capSignalsOfPeriod(client: ClickHouseClient, period: string): Promise<CapSignalRow[]> {
+  const rs = await client.query({
+    query: `SELECT * FROM cap_signals FINAL WHERE period = {period:String} ORDER BY created_at, signal_id`,
+    query_params: { period },
+    format: "JSONEachRow",
+  });
+  return (await rs.json<CapSignalRow>()).map((r) => ({ ...r, policy_version: Number(r.policy_version) }));
+}

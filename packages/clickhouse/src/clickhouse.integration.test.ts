@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testClickHouse } from "../../../test/harness/index.js";
+import type { ClickHouse } from "./client.js";
+import { migrate, readMigrations } from "./migrations.js";
+import { orgSpend, rebuildRollup } from "./spend-daily.js";
+import { batchesMissingRollup, existingEventIds, insertUsageEvents, type UsageEventRow } from "./usage-events.js";
+
+let ch: ClickHouse;
+beforeAll(async () => {
+  ch = await testClickHouse("clickhouse_pkg");
+});
+afterAll(async () => {
+  await ch.close();
+});
+
+function row(id: string, batch: string, gross: string): UsageEventRow {
+  return {
+    event_id: id,
+    org_id: "org_1",
+    user_id: "u1",
+    user_email: "",
+    account_uuid: "",
+    request_id: "",
+    region: "eu-west-1",
+    seat_tier: "premium",
+    product: "chat",
+    model: "claude-opus-4-5-20251101",
+    model_base: "claude-opus-4-5",
+    occurred_at: "2026-11-20 10:00:00.000",
+    input_tokens: 1,
+    output_tokens: 2,
+    cache_write_tokens: 3,
+    cache_read_tokens: 4,
+    prompt_tokens: 8,
+    long_context: false,
+    rate_card_version: "v1",
+    input_cost: gross,
+    output_cost: "0",
+    cache_write_cost: "0",
+    cache_read_cost: "0",
+    gross_cost: gross,
+    discount_pct: "0",
+    net_cost: gross,
+    priced_at: "2026-11-20 10:00:01.000",
+    batch_id: batch,
+    is_late: false,
+  };
+}
+
+describe("ClickHouse package", () => {
+  it("applies every numbered migration once and records it", async () => {
+    const first = await migrate(ch.client);
+    expect(first).toEqual(readMigrations().map((m) => m.name));
+    expect(await migrate(ch.client)).toEqual([]);
+    const rs = await ch.client.query({ query: "SELECT count() AS n FROM schema_migrations", format: "JSONEachRow" });
+    expect(await rs.json()).toEqual([{ n: String(first.length) }]);
+  });
+
+  it("keeps money exact to 18 decimal places, finds recorded ids and rebuilds a missing rollup", async () => {
+    await insertUsageEvents(ch.client, [
+      row("e1", "b1", "0.000000000000000001"),
+      row("e2", "b1", "12345678901234567890.123456789012345678"),
+    ]);
+    expect([...(await existingEventIds(ch.client, ["org_1"], ["e1", "e3"]))]).toEqual(["e1"]);
+    expect(await batchesMissingRollup(ch.client)).toEqual(["b1"]);
+    await rebuildRollup(ch.client, "b1");
+    expect(await batchesMissingRollup(ch.client)).toEqual([]);
+    const spend = await orgSpend(ch.client, { orgId: "org_1", from: "2026-11-01", to: "2026-11-30" });
+    expect(spend).toEqual([
+      {
+        key: "total",
+        spend: "12345678901234567890.123456789012345679",
+        gross_spend: "12345678901234567890.123456789012345679",
+        requests: "2",
+        input_tokens: "2",
+        output_tokens: "4",
+        cache_write_tokens: "6",
+        cache_read_tokens: "8",
+      },
+    ]);
+  });
+});

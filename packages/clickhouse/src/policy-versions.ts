@@ -1,0 +1,43 @@
+/** policy_versions (schemas/clickhouse/003): every accepted policy, the newest in force. */
+import type { ClickHouseClient } from "@clickhouse/client";
+
+export interface PolicyVersionRow {
+  org_id: string;
+  version: number;
+  policy: string;
+  created_at: string;
+  created_by: string;
+}
+
+export async function insertPolicyVersion(
+  client: ClickHouseClient,
+  row: { org_id: string; version: number; policy: string; created_by: string },
+): Promise<void> {
+  await client.insert({ table: "policy_versions", values: [row], format: "JSONEachRow" });
+}
+
+/** The newest policy of every org (or of one org). */
+export async function latestPolicies(client: ClickHouseClient, orgId?: string): Promise<PolicyVersionRow[]> {
+  const rs = await client.query({
+    query: `SELECT org_id, max(version) AS latest, argMax(policy, version) AS current_policy,
+                   argMax(created_at, version) AS set_at, argMax(created_by, version) AS set_by
+            FROM policy_versions ${orgId === undefined ? "" : "WHERE org_id = {org:String}"}
+            GROUP BY org_id`,
+    query_params: orgId === undefined ? {} : { org: orgId },
+    format: "JSONEachRow",
+  });
+  const rows = await rs.json<{
+    org_id: string;
+    latest: string;
+    current_policy: string;
+    set_at: string;
+    set_by: string;
+  }>();
+  return rows.map((r) => ({
+    org_id: r.org_id,
+    version: Number(r.latest),
+    policy: r.current_policy,
+    created_at: r.set_at,
+    created_by: r.set_by,
+  }));
+}

@@ -1,0 +1,98 @@
+/** spend_daily (schemas/clickhouse/002): the daily rollup; every read sums, so totals are exact before merges. */
+import type { ClickHouseClient } from "@clickhouse/client";
+
+export interface SpendDailyRow {
+  org_id: string;
+  day: string;
+  user_id: string;
+  seat_tier: string;
+  product: string;
+  model: string;
+  region: string;
+  long_context: boolean;
+  batch_id: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_write_tokens: number;
+  cache_read_tokens: number;
+  gross_cost: string;
+  net_cost: string;
+}
+
+export async function insertSpendDaily(client: ClickHouseClient, rows: SpendDailyRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({ table: "spend_daily", values: rows, format: "JSONEachRow" });
+}
+
+/** Rebuilds one batch's rollup from its usage_events rows (start-up repair after a crash between the two inserts). */
+export async function rebuildRollup(client: ClickHouseClient, batchId: string): Promise<void> {
+  await client.command({
+    query: `INSERT INTO spend_daily
+            SELECT org_id, toDate(occurred_at, 'UTC') AS day, user_id, seat_tier, product, model_base AS model, region,
+                   long_context, batch_id, count() AS requests, sum(input_tokens), sum(output_tokens),
+                   sum(cache_write_tokens), sum(cache_read_tokens), sum(gross_cost), sum(net_cost)
+            FROM usage_events WHERE batch_id = {batch:String}
+            GROUP BY org_id, day, user_id, seat_tier, product, model, region, long_context, batch_id`,
+    query_params: { batch: batchId },
+  });
+}
+
+export interface UserPeriodSpend {
+  org_id: string;
+  user_id: string;
+  gross: string;
+  net: string;
+}
+
+/** Every user's spend between two days inclusive (YYYY-MM-DD): what the aggregator's running totals start from. */
+export async function userSpendBetween(client: ClickHouseClient, from: string, to: string): Promise<UserPeriodSpend[]> {
+  const rs = await client.query({
+    query: `SELECT org_id, user_id, sum(gross_cost) AS gross, sum(net_cost) AS net FROM spend_daily
+            WHERE day >= {from:Date} AND day <= {to:Date} GROUP BY org_id, user_id`,
+    query_params: { from, to },
+    format: "JSONEachRow",
+  });
+  return rs.json();
+}
+
+export const SPEND_GROUPS = {
+  user: "user_id",
+  model: "model",
+  product: "product",
+  seat_tier: "seat_tier",
+} as const;
+export type SpendGroup = keyof typeof SPEND_GROUPS;
+
+export interface SpendRow {
+  key: string;
+  spend: string;
+  gross_spend: string;
+  requests: string;
+  input_tokens: string;
+  output_tokens: string;
+  cache_write_tokens: string;
+  cache_read_tokens: string;
+}
+
+/**
+ * An org's spend between two days inclusive, grouped by one dimension (or one row keyed "total"). `spend` is net
+ * (what the org pays); `gross_spend` is list price. The grouping column comes from a fixed map, never from input.
+ */
+export async function orgSpend(
+  client: ClickHouseClient,
+  params: { orgId: string; from: string; to: string; groupBy?: SpendGroup },
+): Promise<SpendRow[]> {
+  const key = params.groupBy ? SPEND_GROUPS[params.groupBy] : "'total'";
+  const rs = await client.query({
+    query: `SELECT toString(${key}) AS key, sum(net_cost) AS spend, sum(gross_cost) AS gross_spend,
+                   sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                   sum(cache_write_tokens) AS cache_write_tokens, sum(cache_read_tokens) AS cache_read_tokens
+            FROM spend_daily
+            WHERE org_id = {org:String} AND day >= {from:Date} AND day <= {to:Date}
+            GROUP BY key ORDER BY spend DESC, key ASC`,
+    query_params: { org: params.orgId, from: params.from, to: params.to },
+    format: "JSONEachRow",
+  });
+  return rs.json();
+}

@@ -1,0 +1,171 @@
+/**
+ * Cap status, thresholds and the caps report (SPEC §5, §7, §8). Pure functions over decimal strings; every amount
+ * returned is a canonical decimal string.
+ */
+import type { SeatTier } from "@usage/events";
+import { type Dec, formatDec, limitToDec, toDec } from "./decimal.js";
+import { effectiveUserLimit, ownValue } from "./limits.js";
+import type { Policy } from "./policy.js";
+
+export type Status = "ok" | "warning" | "blocked";
+
+export interface UserCap {
+  /** The effective limit: a canonical decimal string, `"unlimited"`, or `null` (no per-user limit). */
+  limit: string | "unlimited" | null;
+  /** `individual`, `group:<name>`, `seat_tier:<tier>` or `none`. */
+  source: string;
+  spend: string;
+  /** See {@link remainingFor}. */
+  remaining: string | null;
+  /** The user's own status against its own effective limit (the org ceiling shows in `blocked_by`). */
+  status: Status;
+  /** `"user"` when the user's own limit is reached, else `"org"` when the org ceiling is, else `null`. */
+  blocked_by: "user" | "org" | null;
+}
+
+export interface CapsReport {
+  org: { limit: string | "unlimited" | null; spend: string; status: Status };
+  /** Sorted by user id. */
+  users: Record<string, UserCap>;
+}
+
+export interface SpendSnapshot {
+  org_total: string;
+  users: Record<string, string>;
+}
+
+/** The answer to "may this user make a request now?" (`GET …/users/{user}/allowance`). */
+export interface Allowance {
+  allowed: boolean;
+  limit: string | "unlimited" | null;
+  spend: string;
+  remaining: string | null;
+  blocked_by: "user" | "org" | null;
+}
+
+/** A finite limit as a decimal, or undefined for `null` / `"unlimited"`. */
+function finiteLimit(limit: string | "unlimited" | null | undefined): Dec | undefined {
+  if (limit === null || limit === undefined || limit === "unlimited") return undefined;
+  return limitToDec(limit);
+}
+
+function parseThresholds(thresholds: readonly string[]): { text: string; value: Dec }[] {
+  return thresholds.map((t) => {
+    const value = toDec(t, "threshold");
+    return { text: formatDec(value), value };
+  });
+}
+
+/**
+ * Status of an entity (org or user): `blocked` when spend ≥ limit (a limit of 0 blocks at once, whatever the
+ * spend), else `warning` when spend ≥ the lowest threshold × limit, else `ok`. No limit or `"unlimited"` is `ok`.
+ */
+export function entityStatus(spend: string, limit: string | "unlimited" | null, thresholds: string[]): Status {
+  const cap = finiteLimit(limit);
+  if (cap === undefined) return "ok";
+  const spent = toDec(spend, "spend");
+  if (cap.isZero() || spent.gte(cap)) return "blocked";
+  let lowest: Dec | undefined;
+  for (const t of parseThresholds(thresholds)) if (lowest === undefined || t.value.lt(lowest)) lowest = t.value;
+  return lowest !== undefined && spent.gte(lowest.times(cap)) ? "warning" : "ok";
+}
+
+/**
+ * The highest threshold `t` with spend ≥ t × limit (canonical text), so a jump from 40 % to 95 % reports `"0.9"`
+ * only (SPEC §7). `null` when none is reached or there is no finite limit; a limit of 0 reaches every threshold.
+ */
+export function highestThresholdReached(
+  spend: string,
+  limit: string | "unlimited" | null,
+  thresholds: string[],
+): string | null {
+  const cap = finiteLimit(limit);
+  if (cap === undefined) return null;
+  const spent = toDec(spend, "spend");
+  let best: { text: string; value: Dec } | undefined;
+  for (const t of parseThresholds(thresholds)) {
+    if ((cap.isZero() || spent.gte(t.value.times(cap))) && (best === undefined || t.value.gt(best.value))) best = t;
+  }
+  return best === undefined ? null : best.text;
+}
+
+/**
+ * What the user can still spend before being blocked: the smaller of (own limit − own spend) and
+ * (org limit − org total), over whichever of the two limits is finite, clamped at "0". `null` when neither a
+ * finite own limit nor a finite org limit applies (nothing caps the user).
+ */
+function remainingFor(
+  ownLimit: Dec | undefined,
+  ownSpend: Dec,
+  orgLimit: Dec | undefined,
+  orgTotal: Dec,
+): string | null {
+  let remaining: Dec | undefined;
+  if (ownLimit !== undefined) remaining = ownLimit.minus(ownSpend);
+  if (orgLimit !== undefined) {
+    const orgRemaining = orgLimit.minus(orgTotal);
+    if (remaining === undefined || orgRemaining.lt(remaining)) remaining = orgRemaining;
+  }
+  if (remaining === undefined) return null;
+  return remaining.isNegative() ? "0" : formatDec(remaining);
+}
+
+/** One user's cap: effective limit, own status, remaining and who blocks them. */
+export function userCap(
+  policy: Policy,
+  userId: string,
+  userSpend: string,
+  orgTotal: string,
+  seatTier?: SeatTier,
+): UserCap {
+  const effective = effectiveUserLimit(policy, userId, seatTier);
+  const orgLimit = policy.org_limit ?? null;
+  const spent = toDec(userSpend, "spend");
+  const total = toDec(orgTotal, "org_total");
+  const status = entityStatus(userSpend, effective.limit, policy.thresholds);
+  const orgStatus = entityStatus(orgTotal, orgLimit, policy.thresholds);
+  return {
+    limit: effective.limit,
+    source: effective.source,
+    spend: formatDec(spent),
+    remaining: remainingFor(finiteLimit(effective.limit), spent, finiteLimit(orgLimit), total),
+    status,
+    blocked_by: status === "blocked" ? "user" : orgStatus === "blocked" ? "org" : null,
+  };
+}
+
+/**
+ * The caps of every user named in the policy (the `users` map and every group's members) or in the spend, sorted
+ * by user id, plus the org's. A user without spend has spent "0". `seatTiers` holds each user's tier on their latest
+ * event; a `seat_tier` in the policy takes precedence.
+ */
+export function evaluateCaps(policy: Policy, spend: SpendSnapshot, seatTiers?: Record<string, SeatTier>): CapsReport {
+  const ids = new Set<string>(Object.keys(policy.users));
+  for (const group of Object.values(policy.groups)) for (const member of group.members) ids.add(member);
+  for (const id of Object.keys(spend.users)) ids.add(id);
+  const sorted = [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+  const orgLimit = policy.org_limit ?? null;
+  const orgTotal = formatDec(toDec(spend.org_total, "org_total"));
+  return {
+    org: { limit: orgLimit, spend: orgTotal, status: entityStatus(orgTotal, orgLimit, policy.thresholds) },
+    // Object.fromEntries defines own properties, so any user id (even "__proto__") is a plain key.
+    users: Object.fromEntries(
+      sorted.map((id) => [
+        id,
+        userCap(policy, id, ownValue(spend.users, id) ?? "0", orgTotal, ownValue(seatTiers, id)),
+      ]),
+    ),
+  };
+}
+
+/** The pre-request check: allowed exactly when nothing blocks the user. */
+export function allowanceFor(cap: UserCap): Allowance {
+  return {
+    allowed: cap.blocked_by === null,
+    limit: cap.limit,
+    spend: cap.spend,
+    remaining: cap.remaining,
+    blocked_by: cap.blocked_by,
+  };
+}

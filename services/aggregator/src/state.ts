@@ -1,0 +1,203 @@
+/**
+ * The aggregator's running state: each org's current policy, every user's spend per period (net, what the org
+ * pays; caps are measured against it), each user's latest seat tier, and what has been signalled per entity and
+ * period. It is rebuilt from ClickHouse at start, so it always equals what ClickHouse holds plus what the
+ * aggregator has written since.
+ */
+import type { SeatTier } from "@usage/events";
+import { periodOf } from "@usage/periods";
+import {
+  type Allowance,
+  allowanceFor,
+  type CapsReport,
+  defaultPolicy,
+  entityStatus,
+  evaluateCaps,
+  highestThresholdReached,
+  type Policy,
+  type UserCap,
+  userCap,
+} from "@usage/policy";
+import { Decimal } from "decimal.js";
+import { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";
+
+export interface PeriodSpend {
+  org: Decimal;
+  users: Map<string, Decimal>;
+}
+
+export interface OrgState {
+  orgId: string;
+  policy: Policy;
+  policyVersion: number;
+  periods: Map<string, PeriodSpend>;
+  seatTiers: Map<string, { tier: SeatTier; at: number }>;
+  /** period → entity key (`org` or `user:<id>`) → mark */
+  marks: Map<string, Map<string, Mark>>;
+}
+
+export interface EntityTransition extends Transition {
+  orgId: string;
+  entity: { type: "org" | "user"; id: string };
+  period: string;
+  limit: string | "unlimited" | null;
+  spend: string;
+  policyVersion: number;
+}
+
+export class SpendState {
+  private readonly orgs = new Map<string, OrgState>();
+
+  constructor(private readonly now: () => number) {}
+
+  org(orgId: string): OrgState {
+    let s = this.orgs.get(orgId);
+    if (!s) {
+      s = {
+        orgId,
+        policy: defaultPolicy(orgId),
+        policyVersion: 0,
+        periods: new Map(),
+        seatTiers: new Map(),
+        marks: new Map(),
+      };
+      this.orgs.set(orgId, s);
+    }
+    return s;
+  }
+
+  orgIds(): string[] {
+    return [...this.orgs.keys()];
+  }
+
+  currentPeriod(): string {
+    return periodOf(this.now());
+  }
+
+  addSpend(orgId: string, userId: string, period: string, net: Decimal.Value): void {
+    const org = this.org(orgId);
+    let p = org.periods.get(period);
+    if (!p) {
+      p = { org: new Decimal(0), users: new Map() };
+      org.periods.set(period, p);
+    }
+    p.org = p.org.plus(net);
+    p.users.set(userId, (p.users.get(userId) ?? new Decimal(0)).plus(net));
+  }
+
+  noteSeatTier(orgId: string, userId: string, tier: SeatTier, at: number): void {
+    const tiers = this.org(orgId).seatTiers;
+    const known = tiers.get(userId);
+    if (!known || known.at <= at) tiers.set(userId, { tier, at });
+  }
+
+  setPolicy(orgId: string, policy: Policy, version: number): void {
+    const org = this.org(orgId);
+    org.policy = policy;
+    org.policyVersion = version;
+  }
+
+  setMark(orgId: string, period: string, entityKey: string, mark: Mark): void {
+    const marks = this.org(orgId).marks;
+    let m = marks.get(period);
+    if (!m) {
+      m = new Map();
+      marks.set(period, m);
+    }
+    m.set(entityKey, mark);
+  }
+
+  /** Drops periods before the current one: late events never count toward current caps. */
+  prune(): void {
+    const current = this.currentPeriod();
+    for (const org of this.orgs.values()) {
+      for (const p of org.periods.keys()) if (p < current) org.periods.delete(p);
+      for (const p of org.marks.keys()) if (p < current) org.marks.delete(p);
+    }
+  }
+
+  private periodSpend(org: OrgState, period: string): PeriodSpend {
+    return org.periods.get(period) ?? { org: new Decimal(0), users: new Map() };
+  }
+
+  private tierOf(org: OrgState, userId: string): SeatTier | undefined {
+    return org.seatTiers.get(userId)?.tier;
+  }
+
+  caps(orgId: string): CapsReport {
+    const org = this.org(orgId);
+    const spend = this.periodSpend(org, this.currentPeriod());
+    const users: Record<string, string> = {};
+    for (const [u, v] of spend.users) users[u] = v.toFixed();
+    const tiers: Record<string, SeatTier> = {};
+    for (const [u, t] of org.seatTiers) tiers[u] = t.tier;
+    return evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers);
+  }
+
+  userCap(orgId: string, userId: string): UserCap {
+    const org = this.org(orgId);
+    const spend = this.periodSpend(org, this.currentPeriod());
+    return userCap(
+      org.policy,
+      userId,
+      (spend.users.get(userId) ?? new Decimal(0)).toFixed(),
+      spend.org.toFixed(),
+      this.tierOf(org, userId),
+    );
+  }
+
+  allowance(orgId: string, userId: string): Allowance {
+    return allowanceFor(this.userCap(orgId, userId));
+  }
+
+  /**
+   * Re-evaluates the org and the given users (all known users when omitted) in the current period and returns the
+   * signals to emit, updating the marks as if they were emitted: the caller writes them before anything else.
+   */
+  evaluate(orgId: string, userIds?: Iterable<string>): EntityTransition[] {
+    const org = this.org(orgId);
+    const period = this.currentPeriod();
+    const spend = this.periodSpend(org, period);
+    const out: EntityTransition[] = [];
+    const thresholds = org.policy.thresholds;
+
+    const orgLimit = org.policy.org_limit ?? null;
+    const orgSpend = spend.org.toFixed();
+    this.step(org, period, "org", { type: "org", id: orgId }, orgLimit, orgSpend, thresholds, out);
+
+    const users = userIds ? new Set(userIds) : this.knownUsers(org, period);
+    for (const userId of users) {
+      const cap = this.userCap(orgId, userId);
+      this.step(org, period, `user:${userId}`, { type: "user", id: userId }, cap.limit, cap.spend, thresholds, out);
+    }
+    return out;
+  }
+
+  private knownUsers(org: OrgState, period: string): Set<string> {
+    const users = new Set<string>(this.periodSpend(org, period).users.keys());
+    for (const u of Object.keys(org.policy.users)) users.add(u);
+    for (const g of Object.values(org.policy.groups)) for (const u of g.members) users.add(u);
+    for (const u of org.marks.get(period)?.keys() ?? []) if (u.startsWith("user:")) users.add(u.slice(5));
+    return users;
+  }
+
+  private step(
+    org: OrgState,
+    period: string,
+    key: string,
+    entity: { type: "org" | "user"; id: string },
+    limit: string | "unlimited" | null,
+    spend: string,
+    thresholds: string[],
+    out: EntityTransition[],
+  ): void {
+    const previous = org.marks.get(period)?.get(key) ?? NO_MARK;
+    const now = {
+      threshold: highestThresholdReached(spend, limit, thresholds),
+      status: entityStatus(spend, limit, thresholds),
+    };
+    const t = transition(previous, now);
+    this.setMark(org.orgId, period, key, t ? t.next : quietMark(previous, now));
+    if (t) out.push({ ...t, orgId: org.orgId, entity, period, limit, spend, policyVersion: org.policyVersion });
+  }
+}

@@ -1,0 +1,1 @@
+export { type Api, type ApiDeps, ApiError, buildApi } from "./server.js";

@@ -1,0 +1,177 @@
+/**
+ * The admin and analytics HTTP API (SPEC §8). Every route but /healthz and /metrics needs
+ * `Authorization: Bearer <key>`; errors are `{ "error": { "code", "message" } }`.
+ *
+ * Caps, allowance and policy reads are answered from the aggregator's in-memory state (fresh and fast: a surface
+ * asks before every request); spend is read from ClickHouse's spend_daily rollup.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { SpendControl } from "@usage/aggregator";
+import {
+  type ClickHouseClient,
+  insertPolicyVersion,
+  latestPolicies,
+  orgSpend,
+  SPEND_GROUPS,
+  type SpendGroup,
+} from "@usage/clickhouse";
+import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
+import { parsePolicy } from "@usage/policy";
+import { addMoney } from "@usage/pricing";
+import type { Logger } from "@usage/runtime";
+import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import type { Registry } from "prom-client";
+
+export interface ApiDeps {
+  control: SpendControl;
+  clickhouse: ClickHouseClient;
+  registry: Registry;
+  logger: Logger;
+  /** The operator key: reaches every org. */
+  operatorKey: string;
+  now?: () => number;
+  isHealthy?: () => boolean;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ORG_ID = /^[^\s/]{1,128}$/;
+
+export function buildApi(deps: ApiDeps) {
+  const now = deps.now ?? Date.now;
+  // Per-request lines would be one log line per allowance check: requests log at warn and above only.
+  const app = Fastify({ loggerInstance: deps.logger.child({ service: "api" }, { level: "warn" }), bodyLimit: 1 << 20 });
+  const operatorKey = Buffer.from(deps.operatorKey);
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
+    if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+    if (err.statusCode && err.statusCode < 500) {
+      return sendError(
+        reply,
+        err.statusCode,
+        err.statusCode === 400 ? "bad_request" : (err.code ?? "bad_request").toLowerCase(),
+        err.message,
+      );
+    }
+    request.log.error({ err, url: request.url }, "request failed");
+    return sendError(reply, 500, "internal", "internal error");
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, 404, "not_found", `no route ${request.method} ${request.url.split("?")[0]}`),
+  );
+
+  app.get("/healthz", async (_request, reply) => {
+    const healthy = deps.control.isReady() && (deps.isHealthy?.() ?? true);
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "starting" });
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    return reply.header("content-type", deps.registry.contentType).send(await deps.registry.metrics());
+  });
+
+  const authorize = (request: FastifyRequest): { orgId: string } => {
+    const header = request.headers.authorization ?? "";
+    const m = /^Bearer (\S+)$/.exec(header);
+    if (!m) throw new ApiError(401, "unauthorized", "missing bearer key: send Authorization: Bearer <key>");
+    const key = Buffer.from(m[1]!);
+    if (!(key.length === operatorKey.length && timingSafeEqual(key, operatorKey))) {
+      throw new ApiError(401, "unauthorized", "unknown API key");
+    }
+    const orgId = (request.params as { org?: string }).org ?? "";
+    if (!ORG_ID.test(orgId))
+      throw new ApiError(400, "invalid_org", "org id must be 1 to 128 characters without spaces or '/'");
+    return { orgId };
+  };
+
+  app.put("/v1/orgs/:org/policy", async (request, reply) => {
+    const { orgId } = authorize(request);
+    const parsed = parsePolicy(request.body, orgId);
+    if (!parsed.ok) {
+      const first = parsed.errors[0];
+      return reply.code(400).send({
+        error: {
+          code: "invalid_policy",
+          message: `${first?.path || "policy"}: ${first?.message}`,
+          details: parsed.errors,
+        },
+      });
+    }
+    const stored = await latestPolicies(deps.clickhouse, orgId);
+    const version = Math.max(stored[0]?.version ?? 0, deps.control.policy(orgId).version) + 1;
+    await insertPolicyVersion(deps.clickhouse, {
+      org_id: orgId,
+      version,
+      policy: JSON.stringify(parsed.policy),
+      created_by: "operator",
+    });
+    await deps.control.applyPolicy(orgId, parsed.policy, version);
+    return reply.send({ ...parsed.policy, version });
+  });
+
+  app.get("/v1/orgs/:org/policy", async (request) => {
+    const { orgId } = authorize(request);
+    const { policy, version } = deps.control.policy(orgId);
+    return { ...policy, version };
+  });
+
+  app.get("/v1/orgs/:org/caps", async (request) => {
+    const { orgId } = authorize(request);
+    return deps.control.caps(orgId);
+  });
+
+  app.get("/v1/orgs/:org/users/:user/allowance", async (request) => {
+    const { orgId } = authorize(request);
+    const userId = (request.params as { user: string }).user;
+    if (!ORG_ID.test(userId))
+      throw new ApiError(400, "invalid_user", "user id must be 1 to 128 characters without spaces or '/'");
+    return deps.control.allowance(orgId, userId);
+  });
+
+  app.get("/v1/orgs/:org/spend", async (request) => {
+    const { orgId } = authorize(request);
+    const q = request.query as Record<string, string | undefined>;
+    const window = (q.window ?? "mtd") as Window;
+    if (!WINDOWS.includes(window)) throw new ApiError(400, "invalid_window", "window must be one of mtd, qtd, ytd");
+    const at = q.at === undefined ? now() : parseDay(q.at);
+    if (at === undefined) throw new ApiError(400, "invalid_at", "at must be a date YYYY-MM-DD");
+    const groupBy = q.group_by as SpendGroup | undefined;
+    if (groupBy !== undefined && !(groupBy in SPEND_GROUPS)) {
+      throw new ApiError(400, "invalid_group_by", `group_by must be one of ${Object.keys(SPEND_GROUPS).join(", ")}`);
+    }
+    const range = windowAsOf(window, at);
+    const rows = await orgSpend(deps.clickhouse, { orgId, from: range.from, to: range.to, groupBy });
+    const total = rows.reduce((sum, r) => addMoney(sum, r.spend), "0");
+    return {
+      org_id: orgId,
+      window,
+      from: range.from,
+      to: range.to,
+      total,
+      rows: rows.map((r) => ({
+        key: r.key,
+        spend: r.spend,
+        gross_spend: r.gross_spend,
+        requests: Number(r.requests),
+        input_tokens: Number(r.input_tokens),
+        output_tokens: Number(r.output_tokens),
+        cache_write_tokens: Number(r.cache_write_tokens),
+        cache_read_tokens: Number(r.cache_read_tokens),
+      })),
+    };
+  });
+
+  return app;
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
+export type Api = ReturnType<typeof buildApi>;
