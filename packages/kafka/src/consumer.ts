@@ -66,6 +66,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
         // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
         sessionTimeout: 10000,
+        // A rebalance waits this long for members to rejoin; a killed member never does.
+        rebalanceTimeout: 15000,
         heartbeatInterval: 1000,
         retry: { retries: 10 },
       });

@@ -54,10 +54,9 @@ describe("pricing worker", () => {
     const second = spawnCli(["run", "pricing"], env);
     let priced: PricedUsageEvent[] = [];
     try {
-      const messages = await readTopic(kafka, TOPICS.priced, { until: (ms) => ms.length >= COUNT, timeoutMs: 120_000 });
-      // Give a would-be duplicate time to show up before counting.
-      await new Promise((r) => setTimeout(r, 2000));
-      const all = messages.length >= COUNT ? await readTopic(kafka, TOPICS.priced) : messages;
+      await readTopic(kafka, TOPICS.priced, { until: (ms) => ms.length >= COUNT, timeoutMs: 120_000 });
+      // Read everything again once the topic has been quiet, so a would-be duplicate shows up.
+      const all = await readTopic(kafka, TOPICS.priced, { idleMs: 3000 });
       priced = all.map((m) => {
         const d = decode(m.value, pricedUsageEventV1);
         if (!d.ok) throw new Error(d.message);
