@@ -10,6 +10,7 @@ import { type Aggregator, type AggregatorEnv, createAggregator, createAggregator
 import { buildApi } from "@usage/api";
 import { type ClickHouse, createClickHouse, migrate } from "@usage/clickhouse";
 import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBroker } from "@usage/kafka";
+import { buildNotifier, type NotifierEnv } from "@usage/notifier";
 import { buildPricingWorker, type PricingEnv, type PricingWorker } from "@usage/pricing-service";
 import { createShutdown, type Logger, type Shutdown } from "@usage/runtime";
 import { Registry } from "prom-client";
@@ -26,7 +27,7 @@ export interface Pipeline {
   shutdown: Shutdown;
 }
 
-export type PipelineEnv = PricingEnv & AggregatorEnv;
+export type PipelineEnv = PricingEnv & AggregatorEnv & NotifierEnv;
 
 export async function startPipeline(deps: {
   env: PipelineEnv;
@@ -84,6 +85,11 @@ export async function startPipeline(deps: {
     steps.unshift({ name: "aggregator", step: () => aggregator.stop() });
     progress("aggregator consuming usage.priced.v1, writing ClickHouse, evaluating caps");
 
+    const notifier = buildNotifier({ env, kafka, clickhouse: clickhouse.client, logger, registry, now: deps.now });
+    await notifier.start();
+    steps.unshift({ name: "notifier", step: () => notifier.stop() });
+    progress("notifier consuming spend.signals.v1, publishing spend.alerts.v1, delivering webhooks");
+
     const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
     const api = buildApi({
       control: aggregator,
@@ -92,7 +98,7 @@ export async function startPipeline(deps: {
       logger,
       operatorKey: apiKey,
       now: deps.now,
-      isHealthy: () => pricing.isHealthy() && aggregator.isHealthy(),
+      isHealthy: () => pricing.isHealthy() && aggregator.isHealthy() && notifier.isHealthy(),
     });
     const apiUrl = await api.listen({ host: env.USAGE_API_HOST, port: env.USAGE_API_PORT });
     steps.unshift({ name: "api", step: () => api.close() });

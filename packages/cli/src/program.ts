@@ -1,9 +1,12 @@
 import { ConfigError } from "@usage/runtime";
 import { Command, CommanderError } from "commander";
+import { ApiCallError } from "./api-client.js";
 import { registerGenerate } from "./commands/generate.js";
+import { registerKeys } from "./commands/keys.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPrice } from "./commands/price.js";
 import { registerProduce } from "./commands/produce.js";
+import { registerReports } from "./commands/reports.js";
 import { registerRun } from "./commands/run.js";
 import { registerStart } from "./commands/start.js";
 
@@ -21,7 +24,9 @@ export function buildProgram(): Command {
   registerProduce(program);
   registerPrice(program);
   registerGenerate(program);
+  registerKeys(program);
   registerPolicy(program);
+  registerReports(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }
@@ -35,6 +40,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Help and version exit 0; every usage error exits 2 (commander already printed its one line).
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof ApiCallError) {
+      process.stderr.write(`usagectl: ${err.message}\n`);
+      return 1;
     }
     if (err instanceof ConfigError) {
       process.stderr.write(`usagectl: ${err.message}\n`);

@@ -1,3 +1,36 @@
+export {
+  ALERT_STATES,
+  type AlertIdentity,
+  type AlertRow,
+  type AlertState,
+  alertIdentities,
+  alertIdentitiesSince,
+  alertStateCounts,
+  alertsByIds,
+  alertsOfPeriod,
+  chDateTime,
+  dueAlerts,
+  insertAlerts,
+  parseChDateTime,
+} from "./alerts.js";
+export {
+  dailyTrends,
+  type ExportRow,
+  exportRows,
+  type LateEventRow,
+  type ReconciliationData,
+  type ReconciliationUserRow,
+  reconciliation,
+  type SourceTotals,
+  TOP_USERS_BY,
+  type TopUserRow,
+  type TopUsersBy,
+  TREND_GROUPS,
+  type TrendGroup,
+  type TrendRow,
+  topUsers,
+} from "./analytics.js";
+export { type ApiKeyRow, findApiKey, insertApiKey } from "./api-keys.js";
 export { type CapSignalRow, capSignalsOfPeriod, insertCapSignals } from "./cap-signals.js";
 export {
   type ClickHouse,
@@ -26,3 +59,4 @@ export {
   latestSeatTiers,
   type UsageEventRow,
 } from "./usage-events.js";
+export { upsertWebhook, type WebhookRow, webhooksOf } from "./webhooks.js";

@@ -6,7 +6,7 @@ import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testClickHouse } from "../../../test/harness/index.js";
-import { type Api, buildApi } from "./server.js";
+import { type Api, buildApi, routesOf } from "./server.js";
 
 const KEY = "operator-key-for-tests-0123";
 let ch: ClickHouse;
@@ -128,6 +128,42 @@ describe("HTTP API", () => {
       total: "0",
       rows: [],
     });
+  });
+
+  it("isolates tenants: an org key reaches its own org on every /v1/orgs route and gets 403 on any other", async () => {
+    const created = await app.inject({ method: "POST", url: "/v1/keys", headers: auth, payload: { org_id: "org_1" } });
+    expect(created.statusCode).toBe(201);
+    const { key } = created.json() as { key: string };
+    expect(key).toMatch(/^uk_[0-9a-f]{16}_/);
+    const orgKey = { authorization: `Bearer ${key}` };
+    const orgRoutes = routesOf(app).filter((r) => r.url.startsWith("/v1/orgs/:org"));
+    expect(orgRoutes.length).toBeGreaterThanOrEqual(5);
+    for (const route of orgRoutes) {
+      const url = (org: string) => route.url.replace(":org", org).replace(":user", "u1");
+      const other = await app.inject({
+        method: route.method as "GET",
+        url: url("org_2"),
+        headers: orgKey,
+        payload: route.method === "PUT" ? {} : undefined,
+      });
+      expect(other.statusCode, `${route.method} ${route.url} on another org`).toBe(403);
+      expect(other.json().error.code).toBe("forbidden");
+      const own = await app.inject({
+        method: route.method as "GET",
+        url: url("org_1"),
+        headers: orgKey,
+        payload: route.method === "PUT" ? {} : undefined,
+      });
+      expect([401, 403], `${route.method} ${route.url} on its own org`).not.toContain(own.statusCode);
+    }
+    // Only the operator creates keys; a forged or revoked-looking key is unknown.
+    expect(
+      (await app.inject({ method: "POST", url: "/v1/keys", headers: orgKey, payload: { org_id: "org_2" } })).statusCode,
+    ).toBe(403);
+    const forged = `${key.slice(0, -4)}AAAA`;
+    expect(
+      (await app.inject({ url: "/v1/orgs/org_1/caps", headers: { authorization: `Bearer ${forged}` } })).statusCode,
+    ).toBe(401);
   });
 
   it("answers unknown routes with a JSON 404", async () => {

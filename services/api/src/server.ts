@@ -5,7 +5,6 @@
  * Caps, allowance and policy reads are answered from the aggregator's in-memory state (fresh and fast: a surface
  * asks before every request); spend is read from ClickHouse's spend_daily rollup.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { SpendControl } from "@usage/aggregator";
 import {
   type ClickHouseClient,
@@ -21,6 +20,8 @@ import { addMoney } from "@usage/pricing";
 import type { Logger } from "@usage/runtime";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
+import { registerAlertRoutes } from "./alert-routes.js";
+import { createAuthenticator, type Principal } from "./auth.js";
 
 export interface ApiDeps {
   control: SpendControl;
@@ -44,12 +45,17 @@ export class ApiError extends Error {
 }
 
 const ORG_ID = /^[^\s/]{1,128}$/;
+const routeLists = new WeakMap<object, { method: string; url: string }[]>();
+
+/** Every route an API instance serves (tenant-isolation tests walk them all). */
+export function routesOf(app: object): { method: string; url: string }[] {
+  return [...(routeLists.get(app) ?? [])];
+}
 
 export function buildApi(deps: ApiDeps) {
   const now = deps.now ?? Date.now;
   // Per-request lines would be one log line per allowance check: requests log at warn and above only.
   const app = Fastify({ loggerInstance: deps.logger.child({ service: "api" }, { level: "warn" }), bodyLimit: 1 << 20 });
-  const operatorKey = Buffer.from(deps.operatorKey);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
@@ -77,22 +83,55 @@ export function buildApi(deps: ApiDeps) {
     return reply.header("content-type", deps.registry.contentType).send(await deps.registry.metrics());
   });
 
-  const authorize = (request: FastifyRequest): { orgId: string } => {
-    const header = request.headers.authorization ?? "";
-    const m = /^Bearer (\S+)$/.exec(header);
+  const routes: { method: string; url: string }[] = [];
+  routeLists.set(app, routes);
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) if (method !== "HEAD") routes.push({ method, url: route.url });
+  });
+
+  const auth = createAuthenticator({ clickhouse: deps.clickhouse, operatorKey: deps.operatorKey });
+  const principals = new WeakMap<FastifyRequest, Principal>();
+
+  // Every /v1 route needs a key; the key is resolved once per request, before the route runs.
+  app.addHook("onRequest", async (request) => {
+    if (!request.url.startsWith("/v1/")) return;
+    const m = /^Bearer (\S+)$/.exec(request.headers.authorization ?? "");
     if (!m) throw new ApiError(401, "unauthorized", "missing bearer key: send Authorization: Bearer <key>");
-    const key = Buffer.from(m[1]!);
-    if (!(key.length === operatorKey.length && timingSafeEqual(key, operatorKey))) {
-      throw new ApiError(401, "unauthorized", "unknown API key");
-    }
+    const principal = await auth.authenticate(m[1]!);
+    if (!principal) throw new ApiError(401, "unauthorized", "unknown API key");
+    principals.set(request, principal);
+  });
+
+  /** The org of a /v1/orgs/{org} route, once the caller's key is allowed to reach it. */
+  const authorize = (request: FastifyRequest): { orgId: string; principal: Principal } => {
+    const principal = principals.get(request);
+    if (!principal) throw new ApiError(401, "unauthorized", "missing bearer key: send Authorization: Bearer <key>");
     const orgId = (request.params as { org?: string }).org ?? "";
     if (!ORG_ID.test(orgId))
       throw new ApiError(400, "invalid_org", "org id must be 1 to 128 characters without spaces or '/'");
-    return { orgId };
+    if (principal.kind === "org" && principal.orgId !== orgId) {
+      throw new ApiError(403, "forbidden", `this key belongs to org ${principal.orgId} and cannot reach org ${orgId}`);
+    }
+    return { orgId, principal };
   };
 
+  app.post("/v1/keys", async (request, reply) => {
+    const principal = principals.get(request);
+    if (principal?.kind !== "operator")
+      throw new ApiError(403, "forbidden", "only the operator key can create API keys");
+    const orgId = (request.body as { org_id?: unknown } | undefined)?.org_id;
+    if (typeof orgId !== "string" || !ORG_ID.test(orgId)) {
+      throw new ApiError(
+        400,
+        "invalid_org",
+        'body must be { "org_id": "…" } with 1 to 128 characters, no spaces or \'/\'',
+      );
+    }
+    return reply.code(201).send(await auth.createOrgKey(orgId));
+  });
+
   app.put("/v1/orgs/:org/policy", async (request, reply) => {
-    const { orgId } = authorize(request);
+    const { orgId, principal } = authorize(request);
     const parsed = parsePolicy(request.body, orgId);
     if (!parsed.ok) {
       const first = parsed.errors[0];
@@ -110,7 +149,7 @@ export function buildApi(deps: ApiDeps) {
       org_id: orgId,
       version,
       policy: JSON.stringify(parsed.policy),
-      created_by: "operator",
+      created_by: principal.kind === "operator" ? "operator" : `key:${principal.keyId}`,
     });
     await deps.control.applyPolicy(orgId, parsed.policy, version);
     return reply.send({ ...parsed.policy, version });
@@ -167,6 +206,8 @@ export function buildApi(deps: ApiDeps) {
       })),
     };
   });
+
+  registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
 
   return app;
 }

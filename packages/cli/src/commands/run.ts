@@ -1,8 +1,9 @@
+import { runNotifier } from "@usage/notifier";
 import { runPricing } from "@usage/pricing-service";
 import { type Command, InvalidArgumentError } from "commander";
 import { runAggregator } from "../aggregator-process.js";
 
-const SERVICES = { pricing: runPricing, aggregator: runAggregator } as const;
+const SERVICES = { pricing: runPricing, aggregator: runAggregator, notifier: runNotifier } as const;
 
 export function registerRun(program: Command): void {
   program

@@ -1,6 +1,7 @@
 import { aggregatorEnvSchema } from "@usage/aggregator";
 import { decode, type PricedUsageEvent, pricedUsageEventV1 } from "@usage/events";
 import { createBatchConsumer, TOPICS } from "@usage/kafka";
+import { notifierEnvSchema } from "@usage/notifier";
 import { pricingEnvSchema } from "@usage/pricing-service";
 import { createUsageProducer } from "@usage/producer";
 import { createLogger, parseEnv } from "@usage/runtime";
@@ -18,7 +19,7 @@ export function registerStart(program: Command): void {
     .option("--rate <n>", "demo events per second", intOption(1, 1_000_000), 2000)
     .option("--seed <n>", "demo workload seed", intOption(0, 2 ** 32 - 1), 1)
     .action(async (opts: { demo?: boolean; rate: number; seed: number }) => {
-      const env = parseEnv(pricingEnvSchema.merge(aggregatorEnvSchema));
+      const env = parseEnv(pricingEnvSchema.merge(aggregatorEnvSchema).merge(notifierEnvSchema));
       const logger = createLogger({
         level: env.LOG_LEVEL === "info" && opts.demo ? "warn" : env.LOG_LEVEL,
         name: "usagectl",

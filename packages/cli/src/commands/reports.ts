@@ -1,0 +1,332 @@
+/**
+ * `usagectl report`, `usagectl export`, `usagectl reconcile`: the HTTP API's spend, CSV and reconciliation for a
+ * terminal (SPEC §9). They call the API at USAGE_API_URL (default http://127.0.0.1:$USAGE_API_PORT) with the key in
+ * USAGE_API_KEY. Bad options or environment: one line, exit 2. An answer other than 2xx, or no answer: one line
+ * with the API's error message, exit 1.
+ */
+import { writeFileSync } from "node:fs";
+import { ConfigError, envVars, parseEnv } from "@usage/runtime";
+import type { Command } from "commander";
+import { z } from "zod";
+
+const apiEnvSchema = z.object({
+  USAGE_API_URL: envVars.url().optional(),
+  USAGE_API_PORT: envVars.port(8080),
+  USAGE_API_KEY: z
+    .string({ required_error: "required: the operator or org API key to call the API with" })
+    .min(16, "expected at least 16 characters"),
+});
+
+const org = z.string().regex(/^[^\s/]{1,128}$/, "expected an org id of 1 to 128 characters without spaces or '/'");
+const day = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, "expected a date YYYY-MM-DD")
+  .refine(
+    (d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d),
+    {
+      message: "expected a real date YYYY-MM-DD",
+    },
+  );
+const oneOf = <T extends [string, ...string[]]>(values: T) =>
+  z.enum(values, { errorMap: () => ({ message: `expected one of ${values.join(", ")}` }) });
+
+const reportOptions = z.object({
+  org,
+  window: oneOf(["mtd", "qtd", "ytd"]).default("mtd"),
+  groupBy: oneOf(["user", "model", "product", "seat_tier"]).optional(),
+  at: day.optional(),
+  json: z.boolean().default(false),
+});
+
+const exportOptions = z
+  .object({
+    org,
+    range: oneOf(["mtd", "last_month", "last_90_days"]).optional(),
+    from: day.optional(),
+    to: day.optional(),
+    out: z.string().min(1).optional(),
+  })
+  .superRefine((o, ctx) => {
+    if (o.range !== undefined && (o.from !== undefined || o.to !== undefined)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["range"], message: "give either --range or --from/--to" });
+    } else if (o.to !== undefined && o.from === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["from"], message: "required with --to" });
+    }
+  });
+
+const reconcileOptions = z.object({
+  org,
+  period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, "expected a month YYYY-MM"),
+  json: z.boolean().default(false),
+});
+
+export function registerReports(program: Command): void {
+  program
+    .command("report")
+    .description("the org's spend for a window from the HTTP API, as a table (net = after discount, gross = list)")
+    .requiredOption("--org <org>", "org id")
+    .option("--window <window>", "mtd, qtd or ytd", "mtd")
+    .option("--group-by <dimension>", "user, model, product or seat_tier (default: one total row)")
+    .option("--at <day>", "the window as of this UTC day YYYY-MM-DD (default today)")
+    .option("--json", "print the API's JSON as is")
+    .action(async (raw: unknown) => {
+      const opts = validate(reportOptions, raw);
+      const api = apiFromEnv();
+      const query = new URLSearchParams({ window: opts.window });
+      if (opts.groupBy) query.set("group_by", opts.groupBy);
+      if (opts.at) query.set("at", opts.at);
+      const res = await call(api, `/v1/orgs/${encodeURIComponent(opts.org)}/spend?${query}`);
+      if (!res) return;
+      if (opts.json) return void process.stdout.write(`${res.text.trimEnd()}\n`);
+      process.stdout.write(renderSpend(JSON.parse(res.text) as SpendReport, opts.groupBy));
+    });
+
+  program
+    .command("export")
+    .description("the spend report CSV from the HTTP API, as is (one row per user × product × model)")
+    .requiredOption("--org <org>", "org id")
+    .option("--range <range>", "mtd, last_month or last_90_days (default mtd)")
+    .option("--from <day>", "custom range start, YYYY-MM-DD (UTC, at most 90 days back)")
+    .option("--to <day>", "custom range end, YYYY-MM-DD (UTC, included; default today)")
+    .option("--out <file>", "write the CSV to this file instead of stdout")
+    .action(async (raw: unknown) => {
+      const opts = validate(exportOptions, raw);
+      const api = apiFromEnv();
+      const query = new URLSearchParams();
+      if (opts.range) query.set("range", opts.range);
+      if (opts.from) query.set("from", opts.from);
+      if (opts.to) query.set("to", opts.to);
+      const res = await call(api, `/v1/orgs/${encodeURIComponent(opts.org)}/export.csv?${query}`);
+      if (!res) return;
+      if (opts.out === undefined) return void process.stdout.write(res.text);
+      try {
+        writeFileSync(opts.out, res.text);
+      } catch (err) {
+        return fail(`cannot write ${opts.out}: ${(err as Error).message}`);
+      }
+      const rows = res.text.split("\r\n").filter((l) => l.length > 0).length - 1;
+      process.stderr.write(`wrote ${opts.out} (${Math.max(rows, 0)} rows)\n`);
+    });
+
+  program
+    .command("reconcile")
+    .description(
+      "a month's raw vs rollup vs invoice totals, differences and late events from the HTTP API; exit 1 when they do not balance",
+    )
+    .requiredOption("--org <org>", "org id")
+    .requiredOption("--period <YYYY-MM>", "the UTC calendar month")
+    .option("--json", "print the API's JSON as is")
+    .action(async (raw: unknown) => {
+      const opts = validate(reconcileOptions, raw);
+      const api = apiFromEnv();
+      const res = await call(
+        api,
+        `/v1/orgs/${encodeURIComponent(opts.org)}/reconciliation?${new URLSearchParams({ period: opts.period })}`,
+      );
+      if (!res) return;
+      const report = JSON.parse(res.text) as Reconciliation;
+      process.stdout.write(opts.json ? `${res.text.trimEnd()}\n` : renderReconciliation(report));
+      if (!report.balanced) {
+        fail(`${report.org_id} ${report.period} does not balance: ${report.differences.length} user(s) differ`);
+      }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Calling the API
+
+interface Api {
+  base: string;
+  key: string;
+}
+
+function apiFromEnv(): Api {
+  const env = parseEnv(apiEnvSchema);
+  const base = (env.USAGE_API_URL ?? `http://127.0.0.1:${env.USAGE_API_PORT}`).replace(/\/+$/, "");
+  return { base, key: env.USAGE_API_KEY };
+}
+
+/** GETs a path; on failure prints one line, sets exit code 1 and answers undefined. */
+async function call(api: Api, path: string): Promise<{ text: string } | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(`${api.base}${path}`, {
+      headers: { authorization: `Bearer ${api.key}` },
+      signal: AbortSignal.timeout(120_000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    fail(`cannot reach the API at ${api.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    return undefined;
+  }
+  const text = await res.text();
+  if (res.ok) return { text };
+  let message = text.trim().split("\n")[0] || res.statusText;
+  let code = "";
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    if (body.error?.message) message = body.error.message;
+    code = body.error?.code ?? "";
+  } catch {
+    // not JSON: the first line of the body stands
+  }
+  fail(`${message} (${code ? `${code}, ` : ""}HTTP ${res.status})`);
+  return undefined;
+}
+
+function fail(line: string): void {
+  process.stderr.write(`usagectl: ${line.replace(/\s*\n\s*/g, " ")}\n`);
+  process.exitCode = 1;
+}
+
+/** Validates commander's parsed options; every problem on one line, as a ConfigError (exit 2). */
+function validate<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "options").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    return `--${name}: ${issue.message}`;
+  });
+  throw new ConfigError(problems.join("; "));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tables
+
+interface SpendReport {
+  org_id: string;
+  window: string;
+  from: string;
+  to: string;
+  total: string;
+  rows: {
+    key: string;
+    spend: string;
+    gross_spend: string;
+    requests: number;
+    input_tokens: number;
+    output_tokens: number;
+    cache_write_tokens: number;
+    cache_read_tokens: number;
+  }[];
+}
+
+interface Figures {
+  requests: number;
+  gross: string;
+  net: string;
+}
+
+interface Reconciliation {
+  org_id: string;
+  period: string;
+  raw: Figures;
+  rollup: Figures;
+  invoice: Figures;
+  differences: { user_id: string; raw: Figures; rollup: Figures; invoice: Figures }[];
+  balanced: boolean;
+  late_totals?: Figures;
+  late_events: {
+    event_id: string;
+    occurred_at: string;
+    arrived_at: string;
+    user_id: string;
+    gross: string;
+    net: string;
+  }[];
+  late_events_truncated?: boolean;
+}
+
+type Align = "left" | "right" | "decimal";
+
+function renderSpend(report: SpendReport, groupBy: string | undefined): string {
+  const head = `${report.org_id} spend, ${report.window} ${report.from} to ${report.to}${groupBy ? `, by ${groupBy}` : ""}`;
+  const rows = report.rows.map((r) => [
+    r.key,
+    r.spend,
+    r.gross_spend,
+    String(r.requests),
+    String(r.input_tokens),
+    String(r.output_tokens),
+    String(r.cache_write_tokens),
+    String(r.cache_read_tokens),
+  ]);
+  const table = renderTable(
+    [groupBy ?? "", "net spend", "gross spend", "requests", "input", "output", "cache write", "cache read"],
+    rows,
+    ["left", "decimal", "decimal", "right", "right", "right", "right", "right"],
+  );
+  return `${head}\n\n${table}\ntotal net spend: ${report.total} USD (net = after the org's discount; gross = list price)\n`;
+}
+
+function renderReconciliation(r: Reconciliation): string {
+  const out: string[] = [`${r.org_id} ${r.period}: ${r.balanced ? "balanced" : "NOT BALANCED"}`, ""];
+  const figureRow = (label: string, f: Figures) => [label, String(f.requests), f.gross, f.net];
+  out.push(
+    renderTable(
+      ["source", "requests", "gross", "net"],
+      [
+        figureRow("raw (usage_events)", r.raw),
+        figureRow("rollup (spend_daily)", r.rollup),
+        figureRow("invoice (invoice_lines)", r.invoice),
+      ],
+      ["left", "right", "decimal", "decimal"],
+    ),
+  );
+  if (r.differences.length === 0) out.push("differences: none");
+  else {
+    out.push(`differences: ${r.differences.length} user(s)`, "");
+    out.push(
+      renderTable(
+        ["user", "source", "requests", "gross", "net"],
+        r.differences.flatMap((d) => [
+          [d.user_id, ...figureRow("raw", d.raw)],
+          ["", ...figureRow("rollup", d.rollup)],
+          ["", ...figureRow("invoice", d.invoice)],
+        ]),
+        ["left", "left", "right", "decimal", "decimal"],
+      ),
+    );
+  }
+  const late = r.late_totals ?? { requests: r.late_events.length, gross: "", net: "" };
+  out.push(
+    "",
+    `late events (arrived after ${r.period} had closed; counted in ${r.period}): ${late.requests}${
+      late.gross ? `, gross ${late.gross}, net ${late.net}` : ""
+    }${r.late_events_truncated ? ` (first ${r.late_events.length} listed)` : ""}`,
+  );
+  if (r.late_events.length > 0) {
+    out.push(
+      "",
+      renderTable(
+        ["event_id", "occurred_at", "arrived_at", "user", "gross", "net"],
+        r.late_events.map((e) => [e.event_id, e.occurred_at, e.arrived_at, e.user_id, e.gross, e.net]),
+        ["left", "left", "left", "left", "decimal", "decimal"],
+      ),
+    );
+  }
+  return `${out.join("\n")}\n`;
+}
+
+/** An aligned text table: decimal columns line up on the point, counts right-aligned, text left-aligned. */
+export function renderTable(headers: string[], rows: string[][], align: Align[]): string {
+  const columns = headers.map((header, c) => {
+    const cells = rows.map((r) => r[c] ?? "");
+    if (align[c] === "decimal") {
+      const parts = cells.map((v) => {
+        const dot = v.indexOf(".");
+        return dot < 0 ? [v, ""] : [v.slice(0, dot), v.slice(dot)];
+      });
+      const whole = Math.max(0, ...parts.map(([w]) => w!.length));
+      const fraction = Math.max(0, ...parts.map(([, f]) => f!.length));
+      const formatted = parts.map(([w, f]) => w!.padStart(whole) + f!.padEnd(fraction));
+      const width = Math.max(header.length, whole + fraction);
+      return { header: header.padStart(width), cells: formatted.map((v) => v.padStart(width)) };
+    }
+    const width = Math.max(header.length, ...cells.map((v) => v.length));
+    const pad = (v: string) => (align[c] === "right" ? v.padStart(width) : v.padEnd(width));
+    return { header: pad(header), cells: cells.map(pad) };
+  });
+  const line = (cells: string[]) => cells.join("  ").trimEnd();
+  return `${[line(columns.map((c) => c.header)), ...rows.map((_, i) => line(columns.map((c) => c.cells[i]!)))].join("\n")}\n`;
+}

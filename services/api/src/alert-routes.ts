@@ -1,0 +1,97 @@
+/**
+ * Alert routes (SPEC §7, §8): an org's webhook, and its alerts with their delivery state.
+ *
+ *   PUT /v1/orgs/:org/webhook  { url, secret } → { url, updated_at }   (the secret is stored, never returned or logged)
+ *   GET /v1/orgs/:org/alerts?period=YYYY-MM  → { alerts: [ { ...payload, delivery: { state, attempts, … } } ] }
+ *
+ * Errors are `{ error: { code, message } }`; authorization is the caller's `authorize` (it throws for a bad key).
+ */
+import { alertsOfPeriod, type ClickHouseClient, chDateTime, parseChDateTime, upsertWebhook } from "@usage/clickhouse";
+import { periodOf, periodRange } from "@usage/periods";
+import { webhookUrlProblem } from "@usage/webhooks";
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from "fastify";
+
+export interface AlertRouteDeps {
+  clickhouse: ClickHouseClient;
+  /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
+  authorize: (request: FastifyRequest) => { orgId: string };
+  now?: () => number;
+}
+
+/** Secrets shorter than this are refused: the HMAC is only as strong as the secret. */
+export const MIN_SECRET_LENGTH = 16;
+const MAX_SECRET_LENGTH = 1024;
+
+/** Registers the routes on any fastify instance, whatever its logger type (buildApi's uses pino's). */
+export function registerAlertRoutes<L extends FastifyBaseLogger>(
+  app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, L>,
+  deps: AlertRouteDeps,
+): void {
+  const now = deps.now ?? Date.now;
+
+  app.put("/v1/orgs/:org/webhook", async (request, reply) => {
+    const { orgId } = deps.authorize(request);
+    const body = request.body as { url?: unknown; secret?: unknown } | null | undefined;
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      return sendError(reply, 400, "bad_request", "body must be a JSON object { url, secret }");
+    }
+    const checked = webhookUrlProblem(body.url);
+    if (!checked.ok) return sendError(reply, 400, "invalid_webhook_url", checked.message);
+    const secret = body.secret;
+    if (typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH || secret.length > MAX_SECRET_LENGTH) {
+      return sendError(
+        reply,
+        400,
+        "invalid_webhook_secret",
+        `secret must be a string of ${MIN_SECRET_LENGTH} to ${MAX_SECRET_LENGTH} characters`,
+      );
+    }
+    const url = body.url as string;
+    const updatedAt = chDateTime(now());
+    try {
+      await upsertWebhook(deps.clickhouse, { org_id: orgId, url, secret, updated_at: updatedAt });
+    } catch (err) {
+      // A storage error may quote the row it failed on; only its code reaches the logs.
+      throw new Error(`storing the webhook failed (ClickHouse ${(err as { code?: string }).code ?? "error"})`);
+    }
+    return reply.send({ url, updated_at: isoOf(updatedAt) });
+  });
+
+  app.get("/v1/orgs/:org/alerts", async (request, reply) => {
+    const { orgId } = deps.authorize(request);
+    const q = request.query as Record<string, string | undefined>;
+    const period = q.period ?? periodOf(now());
+    if (periodRange(period) === undefined) {
+      return sendError(reply, 400, "invalid_period", "period must be a month YYYY-MM");
+    }
+    const rows = await alertsOfPeriod(deps.clickhouse, orgId, period);
+    return reply.send({
+      alerts: rows.map((r) => ({
+        ...(JSON.parse(r.payload) as Record<string, unknown>),
+        delivery: {
+          state: r.state,
+          attempts: r.attempts,
+          last_error: r.last_error === "" ? null : r.last_error,
+          delivered_at: r.delivered_at === null ? null : isoOf(r.delivered_at),
+          next_attempt_at: r.state === "pending" || r.state === "retrying" ? isoOf(r.next_attempt_at) : null,
+        },
+      })),
+    });
+  });
+}
+
+function isoOf(chTime: string): string {
+  return new Date(parseChDateTime(chTime)).toISOString();
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}

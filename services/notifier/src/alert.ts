@@ -1,0 +1,104 @@
+/** Alerts (SPEC §7): identity, payload and the stored row of the alert a cap signal gives rise to. Pure. */
+import { createHash } from "node:crypto";
+import { type AlertRow, chDateTime } from "@usage/clickhouse";
+import { Decimal } from "decimal.js";
+import type { CapSignal } from "./signal.js";
+
+/** The JSON published on spend.alerts.v1 (keyed by org_id) and POSTed, signed, to the org's webhook. */
+export interface AlertPayload {
+  alert_id: string;
+  org_id: string;
+  entity: { type: "org" | "user"; id: string };
+  period: string;
+  kind: "threshold" | "blocked" | "unblocked";
+  threshold: string | null;
+  limit: string | null;
+  spend: string;
+  status: "ok" | "warning" | "blocked";
+  created_at: string;
+  cause_event_id: string | null;
+}
+
+/** Where the signal that created an alert was read: the redelivery check of notifier.ts relies on it. */
+export interface SignalSource {
+  group: string;
+  partition: number;
+  offset: string;
+}
+
+/**
+ * The alert id is derived from what the alert is, never from when it was made or from the signal's id: a
+ * threshold alert once per (org, entity, period, threshold); a blocked or unblocked alert once per (org, entity,
+ * period, policy version). "0.90" and "0.9" are the same threshold. Restarts and replays re-derive the same id.
+ */
+export function alertId(
+  s: Pick<CapSignal, "org_id" | "entity" | "period" | "kind" | "threshold" | "policy_version">,
+): string {
+  const parts = [
+    "alert.v1",
+    s.org_id,
+    s.entity.type,
+    s.entity.id,
+    s.period,
+    s.kind,
+    s.kind === "threshold" ? canonicalDecimal(s.threshold ?? "") : String(s.policy_version),
+  ];
+  return createHash("sha256").update(parts.join("\u0000")).digest("hex").slice(0, 32);
+}
+
+export function canonicalDecimal(text: string): string {
+  return text === "" ? "" : new Decimal(text).toFixed();
+}
+
+/** `org` or `user:<id>`: the entity within an org and period that a threshold mark belongs to. */
+export function entityKey(entity: { type: string; id: string }): string {
+  return entity.type === "org" ? "org" : `user:${entity.id}`;
+}
+
+export function toPayload(s: CapSignal, createdAtMs: number): AlertPayload {
+  return {
+    alert_id: alertId(s),
+    org_id: s.org_id,
+    entity: { type: s.entity.type, id: s.entity.id },
+    period: s.period,
+    kind: s.kind,
+    threshold: s.threshold === null ? null : canonicalDecimal(s.threshold),
+    limit: s.limit,
+    spend: s.spend,
+    status: s.status,
+    created_at: new Date(createdAtMs).toISOString(),
+    cause_event_id: s.cause_event_id,
+  };
+}
+
+/** The first row of a new alert: pending, due at once. */
+export function newAlertRow(s: CapSignal, source: SignalSource, nowMs: number): AlertRow {
+  const payload = toPayload(s, nowMs);
+  const at = chDateTime(nowMs);
+  return {
+    alert_id: payload.alert_id,
+    org_id: s.org_id,
+    period: s.period,
+    entity_type: s.entity.type,
+    entity_id: s.entity.id,
+    kind: s.kind,
+    threshold: payload.threshold,
+    limit_value: s.limit ?? "",
+    spend: s.spend,
+    status: s.status,
+    policy_version: s.policy_version,
+    cause_event_id: s.cause_event_id ?? "",
+    signal_id: s.signal_id,
+    created_at: at,
+    payload: JSON.stringify(payload),
+    source_group: source.group,
+    source_partition: source.partition,
+    source_offset: source.offset,
+    state: "pending",
+    attempts: 0,
+    last_error: "",
+    next_attempt_at: at,
+    delivered_at: null,
+    updated_at: at,
+  };
+}

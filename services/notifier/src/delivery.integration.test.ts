@@ -1,0 +1,257 @@
+/**
+ * The delivery loop against a real ClickHouse (embedded) and real HTTP receivers: signed POSTs, delivered on 2xx,
+ * retried with backoff, dead-lettered after the last attempt (and kept), no_webhook when the org has none.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import {
+  type AlertRow,
+  alertStateCounts,
+  alertsOfPeriod,
+  type ClickHouse,
+  chDateTime,
+  insertAlerts,
+  migrate,
+  upsertWebhook,
+} from "@usage/clickhouse";
+import { createLogger } from "@usage/runtime";
+import { ALERT_ID_HEADER, SIGNATURE_HEADER, verifySignature } from "@usage/webhooks";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testClickHouse } from "../../../test/harness/index.js";
+import { newAlertRow } from "./alert.js";
+import { createDeliveryLoop } from "./delivery.js";
+import { createNotifierMetrics } from "./metrics.js";
+import type { CapSignal } from "./signal.js";
+
+const SECRET = "delivery-test-secret-0123456789";
+const PERIOD = "2026-11";
+
+interface Received {
+  alertId: string | undefined;
+  verified: boolean;
+  body: string;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let body = "";
+    req.setEncoding("utf8").on("data", (d: string) => {
+      body += d;
+    });
+    req.on("end", () => resolve(body));
+  });
+}
+
+/** A webhook receiver answering `status()`; it verifies signatures as of `nowMs()` (the test's clock). */
+async function receiver(
+  status: () => number | "hang",
+  nowMs: () => number = Date.now,
+): Promise<{ url: string; got: Received[]; server: Server }> {
+  const got: Received[] = [];
+  const server = createServer(async (req, res) => {
+    const body = await readBody(req);
+    const header = req.headers[SIGNATURE_HEADER.toLowerCase()];
+    got.push({
+      alertId: req.headers[ALERT_ID_HEADER.toLowerCase()] as string | undefined,
+      verified: verifySignature({
+        header: header as string,
+        rawBody: body,
+        secret: SECRET,
+        now: Math.floor(nowMs() / 1000),
+      }).ok,
+      body,
+    });
+    const s = status();
+    if (s === "hang") return; // never answers
+    res.writeHead(s).end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, got, server };
+}
+
+function signal(org: string, user: string): CapSignal {
+  return {
+    signal_id: `sig-${org}-${user}`,
+    org_id: org,
+    entity: { type: "user", id: user },
+    period: PERIOD,
+    kind: "threshold",
+    threshold: "0.5",
+    limit: "10",
+    spend: "5.25",
+    status: "warning",
+    previous_status: "ok",
+    policy_version: 1,
+    cause_event_id: null,
+    created_at: "2026-11-20T10:00:00.000Z",
+  };
+}
+
+let ch: ClickHouse;
+const servers: Server[] = [];
+beforeAll(async () => {
+  ch = await testClickHouse("notifier_delivery");
+  await migrate(ch.client);
+});
+afterAll(async () => {
+  for (const s of servers) s.closeAllConnections();
+  for (const s of servers) s.close();
+  await ch.close();
+});
+
+describe("delivery loop", () => {
+  it("delivers, retries, dead-letters and records no_webhook, from the alerts table", async () => {
+    let clock = Date.parse("2026-11-20T10:00:00.000Z");
+    const ok = await receiver(
+      () => 204,
+      () => clock,
+    );
+    const failing = await receiver(
+      () => 500,
+      () => clock,
+    );
+    const hanging = await receiver(
+      () => "hang",
+      () => clock,
+    );
+    servers.push(ok.server, failing.server, hanging.server);
+    const at = () => chDateTime(clock);
+    await upsertWebhook(ch.client, { org_id: "o_ok", url: "http://127.0.0.1:1/old", secret: "x", updated_at: at() });
+    clock += 1;
+    await upsertWebhook(ch.client, { org_id: "o_ok", url: ok.url, secret: SECRET, updated_at: at() });
+    await upsertWebhook(ch.client, { org_id: "o_fail", url: failing.url, secret: SECRET, updated_at: at() });
+    await upsertWebhook(ch.client, { org_id: "o_hang", url: hanging.url, secret: SECRET, updated_at: at() });
+    await upsertWebhook(ch.client, { org_id: "o_bad", url: "http://10.1.2.3/hook", secret: SECRET, updated_at: at() });
+    const rows: AlertRow[] = ["o_ok", "o_fail", "o_hang", "o_bad", "o_none"].map((org, i) =>
+      newAlertRow(signal(org, "u1"), { group: "g", partition: 0, offset: String(i) }, clock),
+    );
+    await insertAlerts(ch.client, rows);
+    const byOrg = Object.fromEntries(rows.map((r) => [r.org_id, r]));
+
+    const registry = new Registry();
+    const metrics = createNotifierMetrics(registry);
+    const loop = createDeliveryLoop({
+      clickhouse: ch.client,
+      logger: createLogger({ level: "silent" }),
+      metrics,
+      retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 },
+      timeoutMs: 300,
+      pollMs: 50,
+      now: () => clock,
+      random: () => 0.999, // the ceiling: 1 s, then 2 s
+    });
+
+    expect(await loop.runOnce()).toBe(5);
+    const state = async (org: string) => (await alertsOfPeriod(ch.client, org, PERIOD))[0]!;
+    expect(await state("o_ok")).toMatchObject({ state: "delivered", attempts: 1, delivered_at: at() });
+    expect(await state("o_none")).toMatchObject({ state: "no_webhook", attempts: 0 });
+    expect(await state("o_bad")).toMatchObject({ state: "dead", last_error: /webhook url refused/ });
+    expect(await state("o_fail")).toMatchObject({
+      state: "retrying",
+      attempts: 1,
+      last_error: "HTTP 500",
+      next_attempt_at: chDateTime(clock + 999),
+    });
+    expect(await state("o_hang")).toMatchObject({ state: "retrying", attempts: 1, last_error: /timed out/ });
+
+    // The receiver saw the stored payload, byte for byte, signed with the org's current secret.
+    expect(ok.got).toHaveLength(1);
+    expect(ok.got[0]).toEqual({ alertId: byOrg.o_ok!.alert_id, verified: true, body: byOrg.o_ok!.payload });
+    expect(failing.got.every((g) => g.verified && g.alertId === byOrg.o_fail!.alert_id)).toBe(true);
+
+    // Not due yet: nothing is attempted.
+    clock += 500;
+    expect(await loop.runOnce()).toBe(0);
+    clock += 600;
+    expect(await loop.runOnce()).toBe(2);
+    expect(await state("o_fail")).toMatchObject({ state: "retrying", attempts: 2 });
+    clock += 2000;
+    expect(await loop.runOnce()).toBe(2);
+    expect(await state("o_fail")).toMatchObject({ state: "dead", attempts: 3, last_error: "HTTP 500" });
+    expect(await state("o_hang")).toMatchObject({ state: "dead", attempts: 3 });
+    expect(failing.got).toHaveLength(3);
+
+    // Terminal states stay put, and every alert is still there.
+    clock += 60_000;
+    expect(await loop.runOnce()).toBe(0);
+    expect(ok.got).toHaveLength(1);
+    const counts = await alertStateCounts(ch.client);
+    expect(counts).toEqual({ delivered: 1, dead: 3, no_webhook: 1 });
+    const text = await registry.metrics();
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="delivered"\} 1/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="retry"\} 4/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="dead"\} 3/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="no_webhook"\} 1/);
+  });
+
+  it("keeps the newest version on top when the clock does not move", async () => {
+    // Earlier than the first test's clock, so its alerts are not due here.
+    const clock = Date.parse("2026-11-10T00:00:00.000Z");
+    let status = 503;
+    const flaky = await receiver(
+      () => status,
+      () => clock,
+    );
+    servers.push(flaky.server);
+    await upsertWebhook(ch.client, {
+      org_id: "o_flaky",
+      url: flaky.url,
+      secret: SECRET,
+      updated_at: chDateTime(clock),
+    });
+    await insertAlerts(ch.client, [
+      newAlertRow(signal("o_flaky", "u9"), { group: "g", partition: 0, offset: "9" }, clock),
+    ]);
+    const loop = createDeliveryLoop({
+      clickhouse: ch.client,
+      logger: createLogger({ level: "silent" }),
+      metrics: createNotifierMetrics(new Registry()),
+      retry: { baseMs: 1000, maxMs: 1000, maxAttempts: 10 },
+      timeoutMs: 1000,
+      pollMs: 50,
+      now: () => clock,
+      random: () => 0, // due again at once, at the same millisecond
+    });
+    for (let i = 1; i <= 4; i++) {
+      expect(await loop.runOnce()).toBe(1);
+      expect((await alertsOfPeriod(ch.client, "o_flaky", PERIOD))[0]).toMatchObject({ state: "retrying", attempts: i });
+    }
+    status = 200;
+    expect(await loop.runOnce()).toBe(1);
+    const [row] = await alertsOfPeriod(ch.client, "o_flaky", PERIOD);
+    expect(row).toMatchObject({ state: "delivered", attempts: 5, last_error: "HTTP 503" });
+    expect(flaky.got).toHaveLength(5);
+  });
+
+  it("runs on its own once started, and a kick delivers at once", async () => {
+    const ok = await receiver(() => 200);
+    servers.push(ok.server);
+    await upsertWebhook(ch.client, {
+      org_id: "o_loop",
+      url: ok.url,
+      secret: SECRET,
+      updated_at: chDateTime(Date.now()),
+    });
+    const loop = createDeliveryLoop({
+      clickhouse: ch.client,
+      logger: createLogger({ level: "silent" }),
+      metrics: createNotifierMetrics(new Registry()),
+      retry: { baseMs: 10, maxMs: 10, maxAttempts: 3 },
+      timeoutMs: 1000,
+      pollMs: 60_000,
+    });
+    loop.start();
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // the first tick has run and found nothing
+      await insertAlerts(ch.client, [
+        newAlertRow(signal("o_loop", "u1"), { group: "g", partition: 0, offset: "1" }, Date.now()),
+      ]);
+      loop.kick();
+      const deadline = Date.now() + 10_000;
+      while (ok.got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ok.got).toHaveLength(1);
+    } finally {
+      await loop.stop();
+    }
+  });
+});

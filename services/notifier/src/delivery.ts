@@ -1,0 +1,220 @@
+/**
+ * Webhook delivery runs from the alerts table, not from the consumer, so a delivery survives any restart: whatever
+ * is pending or retrying in the table is what gets delivered.
+ *
+ * One tick (ticks never overlap; a new alert kicks one at once, else every pollMs):
+ *   1. read the alerts due now: state pending or retrying, next_attempt_at reached (FINAL: the newest version);
+ *   2. read the webhooks of their orgs;
+ *   3. POST each alert's stored payload, signed afresh (bounded concurrency, per-request timeout, no redirects);
+ *   4. write one new row version per alert (one insert): delivered (2xx), retrying (with the next attempt time:
+ *      exponential backoff, full jitter), dead (the last attempt failed; kept and visible, never dropped), or
+ *      no_webhook (the org has none; the alert is still on spend.alerts.v1);
+ *   5. count outcomes.
+ * A crash between 3 and 4 repeats those POSTs after the restart: delivery is at-least-once and receivers
+ * deduplicate on alert_id (X-Usage-Alert-Id, and in the body). Row versions of an alert get strictly increasing
+ * updated_at, so FINAL always picks the latest.
+ *
+ * One delivery loop per ClickHouse database: two notifiers on one database would both pick the same due alerts.
+ */
+import {
+  type AlertRow,
+  type ClickHouseClient,
+  chDateTime,
+  dueAlerts,
+  insertAlerts,
+  parseChDateTime,
+  type WebhookRow,
+  webhooksOf,
+} from "@usage/clickhouse";
+import type { Logger } from "@usage/runtime";
+import { ALERT_ID_HEADER, SIGNATURE_HEADER, signPayload, webhookUrlProblem } from "@usage/webhooks";
+import { afterAttempt, type RetryPolicy } from "./backoff.js";
+import type { NotifierMetrics } from "./metrics.js";
+
+export interface DeliveryDeps {
+  clickhouse: ClickHouseClient;
+  logger: Logger;
+  metrics: NotifierMetrics;
+  retry: RetryPolicy;
+  /** Per POST, connection included. */
+  timeoutMs: number;
+  pollMs: number;
+  /** Alerts attempted per tick at most. */
+  batchLimit?: number;
+  /** POSTs in flight at once. */
+  concurrency?: number;
+  now?: () => number;
+  random?: () => number;
+  fetch?: typeof fetch;
+}
+
+export interface DeliveryLoop {
+  start(): void;
+  /** Stops polling and waits for the tick in progress. */
+  stop(): Promise<void>;
+  /** Runs a tick soon (new alerts were just written). */
+  kick(): void;
+  /** One tick; returns how many alerts were attempted. */
+  runOnce(): Promise<number>;
+}
+
+const MAX_ERROR_LENGTH = 500;
+
+export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
+  const log = deps.logger.child({ component: "delivery" });
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const post = deps.fetch ?? globalThis.fetch;
+  const limit = deps.batchLimit ?? 500;
+  const concurrency = deps.concurrency ?? 16;
+  let stopped = true;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+  let again = false;
+
+  function schedule(delayMs: number): void {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void tick(), delayMs);
+  }
+
+  async function tick(): Promise<void> {
+    if (running) {
+      again = true;
+      return;
+    }
+    let attempted = 0;
+    running = runOnce();
+    try {
+      attempted = await running;
+    } catch (err) {
+      log.warn({ err }, "delivery tick failed; retrying at the next poll");
+    } finally {
+      running = undefined;
+    }
+    const more = again || attempted >= limit;
+    again = false;
+    schedule(more ? 0 : deps.pollMs);
+  }
+
+  async function runOnce(): Promise<number> {
+    const due = await dueAlerts(deps.clickhouse, now(), limit);
+    deps.metrics.due.set(due.length);
+    if (due.length === 0) return 0;
+    const hooks = await webhooksOf(deps.clickhouse, [...new Set(due.map((a) => a.org_id))]);
+    const versions: AlertRow[] = [];
+    await forEachLimited(due, concurrency, async (alert) => {
+      versions.push(await attempt(alert, hooks.get(alert.org_id)));
+    });
+    await insertAlerts(deps.clickhouse, versions);
+    const counts = { delivered: 0, retry: 0, dead: 0, no_webhook: 0 };
+    const failures: { alert_id: string; org_id: string; attempt: number; error: string }[] = [];
+    for (const v of versions) {
+      const outcome = v.state === "retrying" ? "retry" : (v.state as "delivered" | "dead" | "no_webhook");
+      counts[outcome]++;
+      deps.metrics.deliveries.inc({ outcome });
+      if (v.state === "retrying" || v.state === "dead") {
+        failures.push({ alert_id: v.alert_id, org_id: v.org_id, attempt: v.attempts, error: v.last_error });
+      }
+      if (v.state === "dead") {
+        log.error(
+          { alert_id: v.alert_id, org_id: v.org_id, attempts: v.attempts, last_error: v.last_error },
+          "webhook delivery gave up: alert dead-lettered (state dead)",
+        );
+      }
+    }
+    if (failures.length > 0) {
+      log.warn({ failures: failures.slice(0, 20), more: Math.max(0, failures.length - 20) }, "webhook attempts failed");
+    }
+    log.info(counts, "webhook deliveries");
+    return due.length;
+  }
+
+  async function attempt(alert: AlertRow, hook: WebhookRow | undefined): Promise<AlertRow> {
+    const t = now();
+    const updated_at = chDateTime(Math.max(t, parseChDateTime(alert.updated_at) + 1));
+    if (!hook || hook.url === "") return { ...alert, state: "no_webhook", updated_at };
+    const attempts = alert.attempts + 1;
+    const checked = webhookUrlProblem(hook.url);
+    if (!checked.ok) {
+      // A URL the rules no longer allow will not become deliverable by retrying.
+      return { ...alert, state: "dead", attempts, last_error: `webhook url refused: ${checked.message}`, updated_at };
+    }
+    const error = await send(alert, hook);
+    const outcome = afterAttempt(deps.retry, attempts, error === undefined, random);
+    if (outcome.state === "delivered") {
+      return { ...alert, state: "delivered", attempts, delivered_at: chDateTime(now()), updated_at };
+    }
+    if (outcome.state === "dead") return { ...alert, state: "dead", attempts, last_error: error!, updated_at };
+    return {
+      ...alert,
+      state: "retrying",
+      attempts,
+      last_error: error!,
+      next_attempt_at: chDateTime(now() + outcome.delayMs),
+      updated_at,
+    };
+  }
+
+  /** POSTs the payload; undefined on a 2xx answer, else what went wrong (no secret, no URL: it may hold a token). */
+  async function send(alert: AlertRow, hook: WebhookRow): Promise<string | undefined> {
+    const signature = signPayload(hook.secret, alert.payload, Math.floor(now() / 1000));
+    try {
+      const res = await post(hook.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "usage-notifier/1",
+          [SIGNATURE_HEADER]: signature,
+          [ALERT_ID_HEADER]: alert.alert_id,
+        },
+        body: alert.payload,
+        redirect: "manual",
+        signal: AbortSignal.timeout(deps.timeoutMs),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      if (res.status >= 200 && res.status < 300) return undefined;
+      return `HTTP ${res.status}`;
+    } catch (err) {
+      return describeError(err, deps.timeoutMs);
+    }
+  }
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      schedule(0);
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running?.catch(() => undefined);
+    },
+    kick() {
+      if (stopped) return;
+      if (running) again = true;
+      else schedule(0);
+    },
+    runOnce,
+  };
+}
+
+function describeError(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return `timed out after ${timeoutMs} ms`;
+  const cause = e?.cause;
+  const text = cause?.code ? `${cause.code}${cause.message ? `: ${cause.message}` : ""}` : (e?.message ?? String(err));
+  return text.slice(0, MAX_ERROR_LENGTH);
+}
+
+async function forEachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

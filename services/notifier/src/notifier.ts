@@ -1,0 +1,264 @@
+/**
+ * The notifier: spend.signals.v1 → alerts (ClickHouse) → spend.alerts.v1, and signed webhooks from the alerts table.
+ *
+ * Order of work for one batch (one partition of spend.signals.v1; every signal of an org is on one partition):
+ *   1. decode and validate the signals (an unreadable one is logged with its offset and skipped, never retried);
+ *   2. derive each signal's alert id (alert.ts); look the ids up in memory (the alerts of recent periods, loaded
+ *      at start and kept since) and, when any is not there, in the alerts table (every alert of the batch's orgs and
+ *      periods), so no alert is created without the table having been asked;
+ *   3. decide per signal, in offset order: its alert exists → skip (duplicate), except when that alert was created
+ *      by this very message in this consumer group, which means a redelivery after a crash between steps 4 and 6 →
+ *      publish it again; a threshold at or below one already alerted for the entity in the period → skip (passed,
+ *      SPEC §7); else a new alert, state pending, due at once;
+ *   4. insert the new alerts into alerts;
+ *   5. publish the new (and re-published) alerts to spend.alerts.v1, keyed by org_id, acked by all replicas;
+ *   6. the consumer commits the offset when the handler returns; the delivery loop is kicked.
+ * The alert row written in 4 is the dedup record: no id is claimed before its alert is stored, and memory learns of
+ * an alert only after its insert. A crash before 4 redelivers the batch, which creates the same alerts (same ids).
+ * A crash between 4 and 6 redelivers it too: its alerts are found, created by these very messages, and published
+ * again (same alert ids; consumers of spend.alerts.v1 deduplicate on alert_id, as webhook receivers do). A new
+ * consumer group replaying the topic from offset 0 finds every alert, created by another group's messages: nothing
+ * is created, published or delivered again.
+ *
+ * Webhook delivery never runs here: see delivery.ts.
+ */
+import {
+  type AlertIdentity,
+  type AlertRow,
+  alertIdentities,
+  alertIdentitiesSince,
+  alertsByIds,
+  type ClickHouseClient,
+  insertAlerts,
+} from "@usage/clickhouse";
+import {
+  type BatchConsumer,
+  type ConsumedBatch,
+  createBatchConsumer,
+  createProducer,
+  type Kafka,
+  type Message,
+  type Producer,
+  TOPICS,
+} from "@usage/kafka";
+import { monthStart, periodOf } from "@usage/periods";
+import type { Logger } from "@usage/runtime";
+import { Decimal } from "decimal.js";
+import { alertId, entityKey, newAlertRow } from "./alert.js";
+import type { RetryPolicy } from "./backoff.js";
+import { createDeliveryLoop, type DeliveryLoop } from "./delivery.js";
+import type { NotifierMetrics } from "./metrics.js";
+import { type CapSignal, decodeSignal } from "./signal.js";
+
+export interface NotifierDeps {
+  kafka: Kafka;
+  clickhouse: ClickHouseClient;
+  logger: Logger;
+  metrics: NotifierMetrics;
+  groupId: string;
+  retry: RetryPolicy;
+  deliveryTimeoutMs: number;
+  pollMs: number;
+  now?: () => number;
+  random?: () => number;
+  fetch?: typeof fetch;
+  onFatal?: (err: Error) => void;
+}
+
+export interface Notifier {
+  start(): Promise<void>;
+  /** Stops intake, waits for the batch and the delivery tick in progress, then the producer. May run twice. */
+  stop(): Promise<void>;
+  isHealthy(): boolean;
+  consumer: BatchConsumer;
+  delivery: DeliveryLoop;
+}
+
+/** Per org and period: each known alert's source (`group/partition/offset`) and the highest threshold per entity. */
+interface Known {
+  sources: Map<string, string>;
+  marks: Map<string, string>;
+}
+
+const pairKey = (orgId: string, period: string) => `${orgId}\u0000${period}`;
+
+export function createNotifier(deps: NotifierDeps): Notifier {
+  const log = deps.logger.child({ service: "notifier" });
+  const now = deps.now ?? Date.now;
+  const known = new Map<string, Known>();
+  let producer: Producer | undefined;
+  let started = false;
+  let stopping: Promise<void> | undefined;
+
+  const consumer = createBatchConsumer({
+    kafka: deps.kafka,
+    groupId: deps.groupId,
+    topics: [TOPICS.signals],
+    logger: log,
+    commit: "after-batch",
+    onFatal: deps.onFatal,
+  });
+  const delivery = createDeliveryLoop({
+    clickhouse: deps.clickhouse,
+    logger: log,
+    metrics: deps.metrics,
+    retry: deps.retry,
+    timeoutMs: deps.deliveryTimeoutMs,
+    pollMs: deps.pollMs,
+    now,
+    random: deps.random,
+    fetch: deps.fetch,
+  });
+
+  function remember(
+    a: Pick<AlertIdentity, "alert_id" | "org_id" | "period" | "entity_type" | "entity_id" | "threshold">,
+    source: string,
+  ) {
+    const key = pairKey(a.org_id, a.period);
+    let k = known.get(key);
+    if (!k) {
+      k = { sources: new Map(), marks: new Map() };
+      known.set(key, k);
+    }
+    k.sources.set(a.alert_id, source);
+    if (a.threshold !== null) {
+      const entity = entityKey({ type: a.entity_type, id: a.entity_id });
+      const mark = k.marks.get(entity);
+      if (mark === undefined || new Decimal(a.threshold).gt(mark)) k.marks.set(entity, a.threshold);
+    }
+  }
+  const sourceOf = (a: Pick<AlertIdentity, "source_group" | "source_partition" | "source_offset">) =>
+    `${a.source_group}/${a.source_partition}/${a.source_offset}`;
+
+  async function handle(batch: ConsumedBatch): Promise<void> {
+    const signals: { signal: CapSignal; offset: string; id: string }[] = [];
+    let invalid = 0;
+    for (const m of batch.messages) {
+      const d = decodeSignal(m.value);
+      if (!d.ok) {
+        invalid++;
+        log.error(
+          { partition: batch.partition, offset: m.offset, signal_id: d.signalId, reason: d.message },
+          "unreadable cap signal skipped",
+        );
+        continue;
+      }
+      signals.push({ signal: d.signal, offset: m.offset, id: alertId(d.signal) });
+    }
+    deps.metrics.skipped.inc({ reason: "invalid" }, invalid);
+
+    // Step 2: the table is asked whenever memory does not already know every alert of the batch.
+    const pairs = new Map(signals.map((s) => [pairKey(s.signal.org_id, s.signal.period), s.signal]));
+    const unknown = signals.some((s) => !known.get(pairKey(s.signal.org_id, s.signal.period))?.sources.has(s.id));
+    if (unknown) {
+      const orgIds = [...new Set([...pairs.values()].map((s) => s.org_id))];
+      const periods = [...new Set([...pairs.values()].map((s) => s.period))];
+      for (const a of await alertIdentities(deps.clickhouse, orgIds, periods)) remember(a, sourceOf(a));
+    }
+
+    // Step 3, against a working copy: memory learns of new alerts only once they are stored.
+    const fresh: AlertRow[] = [];
+    const freshSource = new Map<string, string>();
+    const freshMarks = new Map<string, string>();
+    const republish = new Set<string>();
+    let duplicates = 0;
+    let passed = 0;
+    for (const { signal, offset, id } of signals) {
+      const source = `${deps.groupId}/${batch.partition}/${offset}`;
+      const k = known.get(pairKey(signal.org_id, signal.period));
+      const existing = k?.sources.get(id) ?? freshSource.get(id);
+      if (existing !== undefined) {
+        if (existing === source) republish.add(id);
+        else duplicates++;
+        continue;
+      }
+      const markKey = `${pairKey(signal.org_id, signal.period)}\u0000${entityKey(signal.entity)}`;
+      const mark = freshMarks.get(markKey) ?? k?.marks.get(entityKey(signal.entity));
+      if (signal.kind === "threshold" && mark !== undefined && new Decimal(mark).gte(signal.threshold!)) {
+        passed++;
+        log.debug(
+          { signal_id: signal.signal_id, alert_id: id, threshold: signal.threshold, alerted: mark },
+          "threshold already passed in this period",
+        );
+        continue;
+      }
+      const row = newAlertRow(signal, { group: deps.groupId, partition: batch.partition, offset }, now());
+      fresh.push(row);
+      freshSource.set(id, source);
+      if (row.threshold !== null && (mark === undefined || new Decimal(row.threshold).gt(mark))) {
+        freshMarks.set(markKey, row.threshold);
+      }
+    }
+
+    // Step 4.
+    await insertAlerts(deps.clickhouse, fresh);
+    for (const row of fresh) remember(row, freshSource.get(row.alert_id)!);
+
+    // Step 5.
+    const messages: Message[] = fresh.map(alertMessage);
+    if (republish.size > 0) {
+      const ids = [...republish];
+      const rows = await alertsByIds(deps.clickhouse, [...new Set(signals.map((s) => s.signal.org_id))], ids);
+      log.warn({ partition: batch.partition, alert_ids: ids }, "publishing alerts again after an interrupted batch");
+      messages.push(...rows.map(alertMessage));
+    }
+    if (messages.length > 0) {
+      await producer!.send({ topic: TOPICS.alerts, messages, acks: -1 });
+    }
+
+    for (const row of fresh) deps.metrics.created.inc({ kind: row.kind });
+    deps.metrics.skipped.inc({ reason: "duplicate" }, duplicates);
+    deps.metrics.skipped.inc({ reason: "passed" }, passed);
+    deps.metrics.published.inc(messages.length);
+    deps.metrics.lag.set(
+      { partition: String(batch.partition) },
+      Number(BigInt(batch.highWatermark) - BigInt(batch.nextOffset)),
+    );
+    if (fresh.length > 0) delivery.kick();
+    log.info(
+      {
+        partition: batch.partition,
+        signals: batch.messages.length,
+        created: fresh.length,
+        duplicates,
+        passed,
+        invalid,
+        republished: republish.size,
+        alert_ids: fresh.map((r) => r.alert_id),
+      },
+      "cap signals processed",
+    );
+  }
+
+  return {
+    consumer,
+    delivery,
+    async start() {
+      producer = createProducer(deps.kafka);
+      await producer.connect();
+      // The alerts of this period and the last are kept in memory; older ones are asked of the table when a replay
+      // brings their signals back.
+      const from = periodOf(monthStart(now()) - 1);
+      const loaded = await alertIdentitiesSince(deps.clickhouse, from);
+      for (const a of loaded) remember(a, sourceOf(a));
+      delivery.start();
+      await consumer.start(handle);
+      started = true;
+      log.info({ group: deps.groupId, alerts_loaded: loaded.length, since: from }, "notifier started");
+    },
+    stop() {
+      stopping ??= (async () => {
+        await consumer.stop();
+        await delivery.stop();
+        await producer?.disconnect();
+        started = false;
+      })();
+      return stopping;
+    },
+    isHealthy: () => started && consumer.isHealthy(),
+  };
+}
+
+function alertMessage(row: AlertRow): Message {
+  return { key: row.org_id, value: row.payload, headers: { alert_id: row.alert_id } };
+}

@@ -1,0 +1,45 @@
+import type { CapSignal as AggregatorSignal } from "@usage/aggregator";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import { type CapSignal, decodeSignal } from "./signal.js";
+
+const signal: CapSignal = {
+  signal_id: "0123456789abcdef0123456789abcdef",
+  org_id: "org_1",
+  entity: { type: "org", id: "org_1" },
+  period: "2026-11",
+  kind: "threshold",
+  threshold: "0.9",
+  limit: "5000",
+  spend: "4600.123456789012345678",
+  status: "warning",
+  previous_status: "ok",
+  policy_version: 2,
+  cause_event_id: null,
+  created_at: "2026-11-20T10:00:00.000Z",
+};
+
+const encode = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+describe("decodeSignal", () => {
+  it("reads what the aggregator publishes", () => {
+    expectTypeOf<AggregatorSignal>().toMatchTypeOf<CapSignal>();
+    expect(decodeSignal(encode(signal))).toEqual({ ok: true, signal });
+  });
+
+  it("refuses what it cannot store or act on, naming the field and the signal", () => {
+    const bad = (patch: Record<string, unknown>) => decodeSignal(encode({ ...signal, ...patch }));
+    expect(decodeSignal(null)).toMatchObject({ ok: false });
+    expect(decodeSignal(Buffer.from("{nope"))).toMatchObject({ ok: false, message: "not JSON" });
+    expect(bad({ threshold: null })).toMatchObject({ ok: false, message: /threshold/, signalId: signal.signal_id });
+    expect(bad({ period: "2026-13" })).toMatchObject({ ok: false, message: /period/ });
+    expect(bad({ spend: "1e3" })).toMatchObject({ ok: false, message: /spend/ });
+    expect(bad({ kind: "exploded" })).toMatchObject({ ok: false, message: /kind/ });
+    expect(bad({ org_id: "" })).toMatchObject({ ok: false, message: /org_id/ });
+    expect(bad({ entity: { type: "team", id: "t" } })).toMatchObject({ ok: false, message: /entity/ });
+  });
+
+  it("accepts blocked and unblocked signals with or without a threshold", () => {
+    expect(decodeSignal(encode({ ...signal, kind: "blocked", threshold: "1", status: "blocked" })).ok).toBe(true);
+    expect(decodeSignal(encode({ ...signal, kind: "unblocked", threshold: null, status: "ok" })).ok).toBe(true);
+  });
+});

@@ -1,0 +1,54 @@
+/**
+ * The spend.signals.v1 message the notifier reads: the aggregator's `CapSignal` (services/aggregator/src/signals.ts),
+ * JSON, keyed by org_id. Validated here because a consumer does not trust its input: an unreadable message is
+ * logged (with its partition and offset) and skipped, never allowed to stop the partition.
+ */
+import { z } from "zod";
+
+// Money and thresholds fit the ClickHouse columns they are stored in (Decimal(38, 18), Decimal(9, 6)).
+const SPEND = /^\d{1,20}(\.\d{1,18})?$/;
+const THRESHOLD = /^\d{1,3}(\.\d{1,6})?$/;
+const STATUS = z.enum(["ok", "warning", "blocked"]);
+
+export const capSignalSchema = z
+  .object({
+    signal_id: z.string().min(1).max(128),
+    org_id: z.string().min(1).max(128),
+    entity: z.object({ type: z.enum(["org", "user"]), id: z.string().min(1).max(128) }),
+    period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, "expected YYYY-MM"),
+    kind: z.enum(["threshold", "blocked", "unblocked"]),
+    threshold: z.string().regex(THRESHOLD, "expected a decimal threshold").nullable(),
+    limit: z.string().max(64).nullable(),
+    spend: z.string().regex(SPEND, "expected a decimal amount"),
+    status: STATUS,
+    previous_status: STATUS,
+    policy_version: z.number().int().nonnegative(),
+    cause_event_id: z.string().max(128).nullable(),
+    created_at: z.string().datetime({ offset: true }),
+  })
+  .refine((s) => s.kind !== "threshold" || s.threshold !== null, {
+    path: ["threshold"],
+    message: "a threshold signal names its threshold",
+  });
+export type CapSignal = z.infer<typeof capSignalSchema>;
+
+export type DecodedSignal = { ok: true; signal: CapSignal } | { ok: false; message: string; signalId?: string };
+
+export function decodeSignal(value: Buffer | null): DecodedSignal {
+  if (value === null) return { ok: false, message: "empty message" };
+  let json: unknown;
+  try {
+    json = JSON.parse(value.toString("utf8"));
+  } catch {
+    return { ok: false, message: "not JSON" };
+  }
+  const parsed = capSignalSchema.safeParse(json);
+  if (parsed.success) return { ok: true, signal: parsed.data };
+  const first = parsed.error.issues[0];
+  const signalId = (json as { signal_id?: unknown } | null)?.signal_id;
+  return {
+    ok: false,
+    message: `${first?.path.join(".") || "signal"}: ${first?.message}`,
+    signalId: typeof signalId === "string" ? signalId.slice(0, 128) : undefined,
+  };
+}

@@ -1,0 +1,256 @@
+/**
+ * The journey every release must support (DEVELOPERS.md): `usagectl start` on a fresh data dir; an admin sets a
+ * policy and a webhook; surfaces publish events, some twice, some late from last month; within seconds spend, caps
+ * and allowance show exact figures and signed alerts reach the webhook once each. Everything stops and starts
+ * again with every event replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
+ */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { type UsageEvent, validateUsageEvent } from "@usage/events";
+import { createPricer, loadRateCard, netCost } from "@usage/pricing";
+import { verifySignature } from "@usage/webhooks";
+import { generateEventArray } from "@usage/workload";
+import { Decimal } from "decimal.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka } from "./harness/index.js";
+
+const KEY = "journey-operator-key-0123456789";
+const SECRET = "journey-webhook-secret-0123456789";
+const COUNT = 20_000;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createNetServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not there yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** A webhook receiver that verifies every signature and records each alert id with how often it came. */
+function startReceiver(): Promise<{
+  server: Server;
+  url: string;
+  received: Map<string, number>;
+  badSignatures: number;
+}> {
+  const state = { received: new Map<string, number>(), badSignatures: 0 };
+  const server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const rawBody = Buffer.concat(chunks).toString("utf8");
+      const check = verifySignature({
+        header: String(req.headers["x-usage-signature"] ?? ""),
+        rawBody,
+        secret: SECRET,
+      });
+      if (!check.ok) {
+        state.badSignatures++;
+        res.writeHead(401).end();
+        return;
+      }
+      const id = (JSON.parse(rawBody) as { alert_id: string }).alert_id;
+      state.received.set(id, (state.received.get(id) ?? 0) + 1);
+      res.writeHead(204).end();
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      resolve({
+        server,
+        url: `http://127.0.0.1:${port}/hooks/usage`,
+        received: state.received,
+        get badSignatures() {
+          return state.badSignatures;
+        },
+      });
+    });
+  });
+}
+
+const POLICY = {
+  discount_pct: "10",
+  thresholds: ["0.5", "0.75", "0.9", "1"],
+  org_limit: "100000",
+  seat_tier_limits: { chat: "2", chat_code: "20", standard: "10", premium: "60" },
+  groups: { platform: { limit: "30", members: ["u_1_1", "u_1_2"] } },
+  users: { u_1_3: { limit: "1" }, u_1_4: { limit: "unlimited" } },
+};
+
+describe("the operator journey", () => {
+  const kafka = testKafka("journey-test");
+  beforeAll(async () => {
+    await resetTopics(kafka);
+  });
+
+  it("start, set policy and webhook, publish, read exact figures and alerts, restart with a full replay: nothing moves", async () => {
+    const now = Date.now();
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const dataDir = tempDir("usage-journey-");
+    const receiver = await startReceiver();
+    const api = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
+      const res = await fetch(`${base}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
+      return body as T;
+    };
+    const envFor = (run: string) => ({
+      KAFKA_BROKERS: testBrokers().join(","),
+      LOG_LEVEL: "warn",
+      USAGE_DATA_DIR: dataDir,
+      USAGE_API_PORT: String(port),
+      USAGE_API_KEY: KEY,
+      USAGE_PRICING_GROUP: `journey-pricing-${run}`,
+      USAGE_AGGREGATOR_GROUP: `journey-aggregator-${run}`,
+      USAGE_NOTIFIER_GROUP: `journey-notifier-${run}`,
+      USAGE_INSTANCE_ID: `journey-${run}`,
+    });
+
+    // 1. Start on a fresh data dir; the admin sets a policy and a webhook.
+    let pipeline = spawnCli(["start"], envFor("first"));
+    await until("the API", async () => (await fetch(`${base}/healthz`)).ok);
+    await api("/v1/orgs/org_1/policy", { method: "PUT", body: JSON.stringify(POLICY) });
+    await api("/v1/orgs/org_1/webhook", { method: "PUT", body: JSON.stringify({ url: receiver.url, secret: SECRET }) });
+
+    // 2. Surfaces publish: generated duplicates and late events, and the first 500 lines sent a second time.
+    const events = generateEventArray({
+      seed: 424242,
+      count: COUNT,
+      now,
+      duplicateRate: 0.05,
+      lateRate: 0.02,
+      orgs: 2,
+      usersPerOrg: 12,
+    });
+    const lines = events.map((e) => JSON.stringify(e));
+    const produced = await runCli(["produce"], {
+      env: envFor("first"),
+      input: [...lines, ...lines.slice(0, 500)].join("\n"),
+    });
+    expect(produced.code).toBe(0);
+
+    // Independent recomputation of every figure from the generated events.
+    const price = createPricer(loadRateCard());
+    const distinct = new Map<string, UsageEvent>(events.map((e) => [e.event_id, e]));
+    const perUser = new Map<string, Decimal>();
+    let lateCount = 0;
+    for (const e of distinct.values()) {
+      const v = validateUsageEvent(e, { now });
+      if (!v.ok) throw new Error(v.rejection.message);
+      const p = price(v.value);
+      if (!p.ok) throw new Error(p.rejection.message);
+      const net = e.org_id === "org_1" ? netCost(p.value.total_cost, POLICY.discount_pct) : p.value.total_cost;
+      const key = `${e.org_id}/${e.user_id}`;
+      perUser.set(key, (perUser.get(key) ?? new Decimal(0)).plus(net));
+      if (e.occurred_at.slice(0, 7) < new Date(now).toISOString().slice(0, 7)) lateCount++;
+    }
+    expect(lateCount).toBeGreaterThan(0);
+    const ytdOf = (org: string) =>
+      [...perUser].filter(([k]) => k.startsWith(`${org}/`)).reduce((t, [, v]) => t.plus(v), new Decimal(0));
+
+    type Spend = { total: string; rows: { key: string; spend: string }[] };
+    await until(
+      "exact YTD totals",
+      async () => {
+        const [a, b] = await Promise.all([
+          api<Spend>("/v1/orgs/org_1/spend?window=ytd"),
+          api<Spend>("/v1/orgs/org_2/spend?window=ytd"),
+        ]);
+        return new Decimal(a.total).eq(ytdOf("org_1")) && new Decimal(b.total).eq(ytdOf("org_2"));
+      },
+      90_000,
+    );
+    for (const org of ["org_1", "org_2"]) {
+      const byUser = await api<Spend>(`/v1/orgs/${org}/spend?window=ytd&group_by=user`);
+      for (const row of byUser.rows)
+        expect(new Decimal(row.spend).eq(perUser.get(`${org}/${row.key}`)!), `${org}/${row.key}`).toBe(true);
+    }
+
+    // 3. Signed alerts reach the webhook, once each, and the API lists them as delivered.
+    type Alerts = { alerts: { alert_id: string; delivery: { state: string } }[] };
+    await until(
+      "every alert delivered",
+      async () => {
+        const { alerts } = await api<Alerts>("/v1/orgs/org_1/alerts");
+        return alerts.length > 0 && alerts.every((a) => a.delivery.state === "delivered");
+      },
+      60_000,
+    );
+    const alertsBefore = (await api<Alerts>("/v1/orgs/org_1/alerts")).alerts.map((a) => a.alert_id).sort();
+    expect([...receiver.received.keys()].sort()).toEqual(alertsBefore);
+    expect([...receiver.received.values()].every((n) => n === 1)).toBe(true);
+    expect(receiver.badSignatures).toBe(0);
+    expect(await api("/v1/orgs/org_1/users/u_1_3/allowance")).toMatchObject({
+      allowed: false,
+      limit: "1",
+      blocked_by: "user",
+    });
+
+    const snapshot = async () => ({
+      spend: await Promise.all(
+        ["org_1", "org_2"].flatMap((org) =>
+          ["mtd", "qtd", "ytd"].flatMap((w) =>
+            ["user", "model", "product", "seat_tier"].map((g) =>
+              api(`/v1/orgs/${org}/spend?window=${w}&group_by=${g}`),
+            ),
+          ),
+        ),
+      ),
+      caps: await api("/v1/orgs/org_1/caps"),
+      allowance: await api("/v1/orgs/org_1/users/u_1_1/allowance"),
+      alerts: alertsBefore,
+    });
+    const before = await snapshot();
+
+    // 4. Stop everything; start again with new consumer groups, so every topic is replayed from offset 0.
+    const stopAt = Date.now();
+    pipeline.child.kill("SIGTERM");
+    expect(await pipeline.exited).toBe(0);
+    expect(Date.now() - stopAt).toBeLessThan(10_000);
+    pipeline = spawnCli(["start"], envFor("replay"));
+    try {
+      await until("the restarted API", async () => (await fetch(`${base}/healthz`)).ok);
+      const metric = async (name: string) => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+      };
+      await until(
+        "the replay to reach the aggregator",
+        async () => (await metric("usage_aggregator_duplicates_total")) >= distinct.size,
+        120_000,
+      );
+      await new Promise((r) => setTimeout(r, 3000)); // time for any (wrong) alert to be created and sent
+
+      const after = await snapshot();
+      expect(after.spend).toEqual(before.spend);
+      expect(after.caps).toEqual(before.caps);
+      expect(after.allowance).toEqual(before.allowance);
+      expect((await api<Alerts>("/v1/orgs/org_1/alerts")).alerts.map((a) => a.alert_id).sort()).toEqual(alertsBefore);
+      expect([...receiver.received.keys()].sort()).toEqual(alertsBefore);
+      expect([...receiver.received.values()].every((n) => n === 1)).toBe(true);
+    } finally {
+      pipeline.child.kill("SIGTERM");
+      await pipeline.exited;
+      receiver.server.close();
+    }
+  });
+});
