@@ -84,6 +84,45 @@ async function startDemo(deps: {
     }
   });
 
+  // A demo policy, so thresholds are crossed and alerts appear while the workload runs (set through the API, as
+  // an admin would; an org that already has a policy keeps it).
+  for (const org of ["org_1", "org_2", "org_3"]) {
+    if (pipeline.aggregator.policy(org).version > 0) continue;
+    await fetch(`${pipeline.apiUrl}/v1/orgs/${org}/policy`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${pipeline.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        org_limit: "25000",
+        seat_tier_limits: { chat: "5", chat_code: "25", standard: "15", premium: "60" },
+      }),
+    });
+  }
+  // Alerts as they happen, from spend.alerts.v1.
+  const alerts = createBatchConsumer({
+    kafka: pipeline.kafka,
+    groupId: `usagectl-demo-alerts-${process.pid}-${Date.now()}`,
+    topics: [TOPICS.alerts],
+    logger: deps.logger,
+    commit: "after-batch",
+    fromBeginning: false,
+  });
+  await alerts.start(async (batch) => {
+    for (const m of batch.messages) {
+      const a = JSON.parse(m.value?.toString() ?? "{}") as {
+        org_id: string;
+        entity: { type: string; id: string };
+        kind?: string;
+        threshold: string | null;
+        spend: string;
+        limit: string | null;
+      };
+      const what = a.kind === "threshold" ? `reached ${a.threshold}` : (a.kind ?? "");
+      process.stderr.write(
+        `${process.stderr.isTTY ? "\r\x1b[2K" : ""}alert: ${a.org_id} ${a.entity.type} ${a.entity.id} ${what} (spend $${a.spend} of $${a.limit ?? "∞"})\n`,
+      );
+    }
+  });
+
   let running = true;
   const feeder = (async () => {
     const events = generateEvents({
@@ -133,6 +172,7 @@ async function startDemo(deps: {
     await feeder.catch(() => undefined);
     await producer.close().catch(() => undefined);
     await tail.stop();
+    await alerts.stop();
   });
   say(`demo: feeding ${rate} events/s (seed ${deps.seed}, 2% duplicates)`);
 }
