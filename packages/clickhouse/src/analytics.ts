@@ -149,25 +149,34 @@ export interface ExportRow {
 /**
  * The spend report (SPEC §8): one row per user × product × base model of the events that occurred in
  * [fromMs, toMs), from usage_events FINAL. user_email and account_uuid are the user's latest non-empty values in the
- * range, so a user is never split over two rows.
+ * range (by occurred_at, then event_id), the same on each of the user's rows, as in invoice_lines.
  */
 export async function exportRows(
   client: ClickHouseClient,
   params: { orgId: string; fromMs: number; toMs: number },
 ): Promise<ExportRow[]> {
   const rs = await client.query({
-    query: `SELECT argMaxIf(user_email, (occurred_at, event_id), user_email != '') AS row_user_email,
+    query: `SELECT argMax(line_email, line_email_at) OVER (PARTITION BY user_id) AS row_user_email,
                    user_id,
-                   argMaxIf(account_uuid, (occurred_at, event_id), account_uuid != '') AS row_account_uuid,
-                   product, model_base,
-                   count() AS request_count, sum(prompt_tokens) AS row_prompt_tokens,
-                   sum(output_tokens) AS completion_tokens,
-                   sum(net_cost) AS net_spend_usd, sum(gross_cost) AS gross_spend_usd
-            FROM usage_events FINAL
-            WHERE org_id = {org:String}
-              AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
-              AND occurred_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
-            GROUP BY user_id, product, model_base
+                   argMax(line_account, line_account_at) OVER (PARTITION BY user_id) AS row_account_uuid,
+                   product, model_base, request_count, row_prompt_tokens, completion_tokens, net_spend_usd,
+                   gross_spend_usd
+            FROM
+            (
+                SELECT user_id, product, model_base,
+                       argMaxIf(user_email, (occurred_at, event_id), user_email != '') AS line_email,
+                       maxIf((occurred_at, event_id), user_email != '') AS line_email_at,
+                       argMaxIf(account_uuid, (occurred_at, event_id), account_uuid != '') AS line_account,
+                       maxIf((occurred_at, event_id), account_uuid != '') AS line_account_at,
+                       count() AS request_count, sum(prompt_tokens) AS row_prompt_tokens,
+                       sum(output_tokens) AS completion_tokens,
+                       sum(net_cost) AS net_spend_usd, sum(gross_cost) AS gross_spend_usd
+                FROM usage_events FINAL
+                WHERE org_id = {org:String}
+                  AND occurred_at >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+                  AND occurred_at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+                GROUP BY user_id, product, model_base
+            )
             ORDER BY user_id ASC, product ASC, model_base ASC`,
     query_params: { org: params.orgId, from: params.fromMs, to: params.toMs },
     format: "JSONEachRow",

@@ -43,21 +43,44 @@ export function createKafka(options: KafkaOptions): Kafka {
  * count change is an operator decision, not something a service start does.
  */
 export async function ensureTopics(kafka: Kafka, options: { partitions: number }): Promise<void> {
+  await createTopics(
+    kafka,
+    Object.values(TOPICS).map((topic) => ({ topic, partitions: options.partitions })),
+  );
+}
+
+/**
+ * Creates the topics that are missing and waits until every partition has a leader. kafkajs' own
+ * `waitForLeaders` can reject outside the caller's promise on a just-created topic, so the wait is done here.
+ */
+export async function createTopics(kafka: Kafka, topics: { topic: string; partitions: number }[]): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const missing = Object.values(TOPICS).filter((t) => !existing.has(t));
+    const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length > 0) {
       await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((topic) => ({
+        waitForLeaders: false,
+        topics: missing.map(({ topic, partitions }) => ({
           topic,
-          numPartitions: options.partitions,
+          numPartitions: partitions,
           replicationFactor: 1,
           configEntries: [{ name: "retention.ms", value: "-1" }],
         })),
       });
+    }
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const { topics: meta } = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+        if (meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+      if (Date.now() > deadline)
+        throw new Error(`topics have no leader after 30 s: ${topics.map((t) => t.topic).join(", ")}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     await admin.disconnect();

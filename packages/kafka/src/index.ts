@@ -1,5 +1,13 @@
 export type { Kafka, KafkaMessage, Message, Producer } from "kafkajs";
-export { createKafka, ensureTopics, groupLag, type KafkaOptions, TOPICS, type TopicName } from "./client.js";
+export {
+  createKafka,
+  createTopics,
+  ensureTopics,
+  groupLag,
+  type KafkaOptions,
+  TOPICS,
+  type TopicName,
+} from "./client.js";
 export {
   type BatchConsumer,
   type BatchConsumerOptions,

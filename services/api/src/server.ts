@@ -21,7 +21,9 @@ import type { Logger } from "@usage/runtime";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
 import { registerAlertRoutes } from "./alert-routes.js";
+import { registerAnalyticsRoutes } from "./analytics-routes.js";
 import { createAuthenticator, type Principal } from "./auth.js";
+import { registerDashboard } from "./dashboard.js";
 
 export interface ApiDeps {
   control: SpendControl;
@@ -208,6 +210,8 @@ export function buildApi(deps: ApiDeps) {
   });
 
   registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerDashboard(app);
 
   return app;
 }

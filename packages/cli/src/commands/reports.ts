@@ -260,9 +260,10 @@ function renderSpend(report: SpendReport, groupBy: string | undefined): string {
 }
 
 function renderReconciliation(r: Reconciliation): string {
-  const out: string[] = [`${r.org_id} ${r.period}: ${r.balanced ? "balanced" : "NOT BALANCED"}`, ""];
+  // Sections separated by one blank line.
+  const sections: string[] = [`${r.org_id} ${r.period}: ${r.balanced ? "balanced" : "NOT BALANCED"}`];
   const figureRow = (label: string, f: Figures) => [label, String(f.requests), f.gross, f.net];
-  out.push(
+  sections.push(
     renderTable(
       ["source", "requests", "gross", "net"],
       [
@@ -273,10 +274,10 @@ function renderReconciliation(r: Reconciliation): string {
       ["left", "right", "decimal", "decimal"],
     ),
   );
-  if (r.differences.length === 0) out.push("differences: none");
+  if (r.differences.length === 0) sections.push("differences: none");
   else {
-    out.push(`differences: ${r.differences.length} user(s)`, "");
-    out.push(
+    sections.push(
+      `differences: ${r.differences.length} user(s)`,
       renderTable(
         ["user", "source", "requests", "gross", "net"],
         r.differences.flatMap((d) => [
@@ -289,15 +290,13 @@ function renderReconciliation(r: Reconciliation): string {
     );
   }
   const late = r.late_totals ?? { requests: r.late_events.length, gross: "", net: "" };
-  out.push(
-    "",
+  sections.push(
     `late events (arrived after ${r.period} had closed; counted in ${r.period}): ${late.requests}${
       late.gross ? `, gross ${late.gross}, net ${late.net}` : ""
     }${r.late_events_truncated ? ` (first ${r.late_events.length} listed)` : ""}`,
   );
   if (r.late_events.length > 0) {
-    out.push(
-      "",
+    sections.push(
       renderTable(
         ["event_id", "occurred_at", "arrived_at", "user", "gross", "net"],
         r.late_events.map((e) => [e.event_id, e.occurred_at, e.arrived_at, e.user_id, e.gross, e.net]),
@@ -305,7 +304,7 @@ function renderReconciliation(r: Reconciliation): string {
       ),
     );
   }
-  return `${out.join("\n")}\n`;
+  return `${sections.map((s) => s.trimEnd()).join("\n\n")}\n`;
 }
 
 /** An aligned text table: decimal columns line up on the point, counts right-aligned, text left-aligned. */
