@@ -213,6 +213,16 @@ describe("aggregator", () => {
         "/v1/orgs/org_1/users/u_1_5/allowance",
       );
       expect(allowance).toMatchObject({ allowed: false, blocked_by: "user" });
+
+      // `usagectl run api` serves the same answers from ClickHouse alone (here once the aggregator has stopped: the
+      // embedded engine's data dir belongs to one process at a time).
+      const ytd = await api<unknown>(base, "/v1/orgs/org_1/spend?window=ytd&group_by=user");
+      aggregator.child.kill("SIGTERM");
+      await aggregator.exited;
+      aggregator = spawnCli(["run", "api"], env);
+      await waitFor("the API-only process", async () => (await fetch(`${base}/healthz`)).ok, 60_000);
+      expect(await api<unknown>(base, "/v1/orgs/org_1/caps")).toEqual(caps);
+      expect(await api<unknown>(base, "/v1/orgs/org_1/spend?window=ytd&group_by=user")).toEqual(ytd);
     } finally {
       pricing.child.kill("SIGTERM");
       aggregator.child.kill("SIGTERM");

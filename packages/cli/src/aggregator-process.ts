@@ -1,27 +1,26 @@
 /**
  * `usagectl run aggregator`: the aggregator and the HTTP API in one process. The API answers caps and allowance
  * from the aggregator's in-memory state, so the two are deployed together; scale out by partitions.
+ * `usagectl run api`: the HTTP API alone, over a view of the same state rebuilt from ClickHouse every second
+ * (for API replicas apart from the aggregators; allowance is then up to a second staler).
  */
 import { randomBytes } from "node:crypto";
-import { createAggregator, createAggregatorMetrics, loadAggregatorEnv } from "@usage/aggregator";
+import {
+  type AggregatorEnv,
+  createAggregator,
+  createAggregatorMetrics,
+  createSpendView,
+  loadAggregatorEnv,
+  type SpendControl,
+} from "@usage/aggregator";
 import { buildApi } from "@usage/api";
-import { createClickHouse, migrate } from "@usage/clickhouse";
+import { type ClickHouse, createClickHouse, migrate } from "@usage/clickhouse";
 import { createKafka, ensureTopics } from "@usage/kafka";
-import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
+import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS, type Logger, type Shutdown } from "@usage/runtime";
 import { Registry } from "prom-client";
 
 export async function runAggregator(): Promise<void> {
-  const env = loadAggregatorEnv();
-  const logger = createLogger({ level: env.LOG_LEVEL, name: "aggregator" });
-  const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
-  const clickhouse = await createClickHouse({
-    url: env.CLICKHOUSE_URL,
-    user: env.CLICKHOUSE_USER,
-    password: env.CLICKHOUSE_PASSWORD,
-    database: env.CLICKHOUSE_DATABASE,
-    dataDir: env.USAGE_DATA_DIR,
-  });
-  await migrate(clickhouse.client);
+  const { env, logger, shutdown, clickhouse } = await prepare("aggregator");
   const kafka = createKafka({
     brokers: env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS,
     clientId: "usage-aggregator",
@@ -38,17 +37,60 @@ export async function runAggregator(): Promise<void> {
     backfillDays: env.USAGE_BACKFILL_DAYS,
     onFatal: () => void shutdown.run("fatal consumer error").then(() => process.exit(1)),
   });
-  const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
-  const api = buildApi({ control: aggregator, clickhouse: clickhouse.client, registry, logger, operatorKey: apiKey });
-  shutdown.add("api", () => api.close());
-  shutdown.add("aggregator", () => aggregator.stop());
+  shutdown.addFirst("aggregator", () => aggregator.stop());
+  await aggregator.start();
+  await serve({ env, logger, shutdown, clickhouse, control: aggregator, registry });
+}
+
+export async function runApi(): Promise<void> {
+  const { env, logger, shutdown, clickhouse } = await prepare("api");
+  const view = createSpendView({ clickhouse: clickhouse.client, logger, backfillDays: env.USAGE_BACKFILL_DAYS });
+  shutdown.addFirst("spend view", () => view.stop());
+  await view.start();
+  await serve({ env, logger, shutdown, clickhouse, control: view, registry: new Registry() });
+}
+
+/** Configuration, logger, ClickHouse (migrated) and the shutdown sequence, which closes ClickHouse last. */
+async function prepare(name: string) {
+  const env = loadAggregatorEnv();
+  const logger = createLogger({ level: env.LOG_LEVEL, name });
+  const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
+  const clickhouse = await createClickHouse({
+    url: env.CLICKHOUSE_URL,
+    user: env.CLICKHOUSE_USER,
+    password: env.CLICKHOUSE_PASSWORD,
+    database: env.CLICKHOUSE_DATABASE,
+    dataDir: env.USAGE_DATA_DIR,
+  });
   shutdown.add("clickhouse", () => clickhouse.close());
+  await migrate(clickhouse.client);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => void shutdown.run(signal).then(() => process.exit(0)));
   }
-  await aggregator.start();
+  return { env, logger, shutdown, clickhouse };
+}
+
+async function serve(deps: {
+  env: AggregatorEnv;
+  logger: Logger;
+  shutdown: Shutdown;
+  clickhouse: ClickHouse;
+  control: SpendControl;
+  registry: Registry;
+}): Promise<void> {
+  const { env } = deps;
+  const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
+  const api = buildApi({
+    control: deps.control,
+    clickhouse: deps.clickhouse.client,
+    registry: deps.registry,
+    logger: deps.logger,
+    operatorKey: apiKey,
+  });
+  // Intake stops first: the API before whatever feeds it.
+  deps.shutdown.addFirst("api", () => api.close());
   const url = await api.listen({ host: env.USAGE_API_HOST, port: env.USAGE_API_PORT });
-  logger.info({ url, generatedKey: env.USAGE_API_KEY ? undefined : "printed on stderr" }, "API listening");
+  deps.logger.info({ url }, "API listening");
   if (!env.USAGE_API_KEY)
     process.stderr.write(`operator API key (generated; set USAGE_API_KEY to choose one): ${apiKey}\n`);
 }

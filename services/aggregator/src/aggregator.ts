@@ -112,39 +112,11 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
 
   /** Rebuilds the state from ClickHouse, repairs missing rollups, and emits any signal not yet recorded. */
   async function load(): Promise<void> {
-    const ch = deps.clickhouse;
-    for (const batchId of await batchesMissingRollup(ch)) {
+    for (const batchId of await batchesMissingRollup(deps.clickhouse)) {
       log.warn({ batch_id: batchId }, "rebuilding the rollup of a batch interrupted between its two inserts");
-      await rebuildRollup(ch, batchId);
+      await rebuildRollup(deps.clickhouse, batchId);
     }
-    const fresh = new SpendState(now);
-    for (const row of await latestPolicies(ch)) {
-      const parsed = parsePolicy(JSON.parse(row.policy), row.org_id);
-      if (parsed.ok) fresh.setPolicy(row.org_id, parsed.policy, row.version);
-      else
-        log.error(
-          { org_id: row.org_id, version: row.version, errors: parsed.errors },
-          "stored policy no longer validates",
-        );
-    }
-    const t = now();
-    // The current month, and the next one: an event may be up to 5 minutes ahead at a month's end.
-    for (const from of [monthStart(t), nextMonthStart(t)]) {
-      for (const s of await userSpendBetween(ch, dayOf(from), dayOf(nextMonthStart(from) - 1))) {
-        fresh.addSpend(s.org_id, s.user_id, periodOf(from), s.net);
-      }
-    }
-    for (const r of await latestSeatTiers(ch, t - deps.backfillDays * 86_400_000)) {
-      if ((SEAT_TIERS as readonly string[]).includes(r.seat_tier))
-        fresh.noteSeatTier(r.org_id, r.user_id, r.seat_tier as SeatTier, 0);
-    }
-    for (const row of await capSignalsOfPeriod(ch, fresh.currentPeriod())) {
-      const key = row.entity_type === "org" ? "org" : `user:${row.entity_id}`;
-      const mark = fresh.org(row.org_id).marks.get(row.period)?.get(key);
-      const threshold = maxOf(mark?.threshold ?? null, row.threshold === null ? null : String(row.threshold));
-      fresh.setMark(row.org_id, row.period, key, { threshold, status: row.status });
-    }
-    state = fresh;
+    state = await loadSpendState({ clickhouse: deps.clickhouse, now, backfillDays: deps.backfillDays, logger: log });
     stale = false;
     const missed: EntityTransition[] = [];
     for (const orgId of state.orgIds()) missed.push(...state.evaluate(orgId));
@@ -395,6 +367,47 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     },
     applyPolicy: (orgId, policy, version) => exclusive(() => applyPolicyNow(orgId, policy, version)),
   };
+}
+
+/**
+ * Builds the spend state from ClickHouse: policies from policy_versions, the current (and next) month's spend per
+ * user from spend_daily, seat tiers from the latest events, and what has been signalled from cap_signals.
+ */
+export async function loadSpendState(deps: {
+  clickhouse: ClickHouseClient;
+  now: () => number;
+  backfillDays: number;
+  logger: Logger;
+}): Promise<SpendState> {
+  const ch = deps.clickhouse;
+  const fresh = new SpendState(deps.now);
+  for (const row of await latestPolicies(ch)) {
+    const parsed = parsePolicy(JSON.parse(row.policy), row.org_id);
+    if (parsed.ok) fresh.setPolicy(row.org_id, parsed.policy, row.version);
+    else
+      deps.logger.error(
+        { org_id: row.org_id, version: row.version, errors: parsed.errors },
+        "stored policy no longer validates",
+      );
+  }
+  const t = deps.now();
+  // The current month, and the next one: an event may be up to 5 minutes ahead at a month's end.
+  for (const from of [monthStart(t), nextMonthStart(t)]) {
+    for (const s of await userSpendBetween(ch, dayOf(from), dayOf(nextMonthStart(from) - 1))) {
+      fresh.addSpend(s.org_id, s.user_id, periodOf(from), s.net);
+    }
+  }
+  for (const r of await latestSeatTiers(ch, t - deps.backfillDays * 86_400_000)) {
+    if ((SEAT_TIERS as readonly string[]).includes(r.seat_tier))
+      fresh.noteSeatTier(r.org_id, r.user_id, r.seat_tier as SeatTier, 0);
+  }
+  for (const row of await capSignalsOfPeriod(ch, fresh.currentPeriod())) {
+    const key = row.entity_type === "org" ? "org" : `user:${row.entity_id}`;
+    const mark = fresh.org(row.org_id).marks.get(row.period)?.get(key);
+    const threshold = maxOf(mark?.threshold ?? null, row.threshold === null ? null : String(row.threshold));
+    fresh.setMark(row.org_id, row.period, key, { threshold, status: row.status });
+  }
+  return fresh;
 }
 
 /** `YYYY-MM-DD HH:mm:ss.SSS` (UTC) for ClickHouse DateTime64(3, 'UTC'). */
