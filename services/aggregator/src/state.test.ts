@@ -64,3 +64,28 @@ describe("SpendState", () => {
     expect(state.caps("org_1").org.spend).toBe("0");
   });
 });
+
+describe("threshold crossings against the state", () => {
+  it("signals a threshold reached exactly, not a cent before", () => {
+    const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "100" } } }), 1);
+    state.addSpend("org_1", "u1", "2026-11", "49.999999");
+    expect(state.evaluate("org_1", ["u1"])).toEqual([]);
+    state.addSpend("org_1", "u1", "2026-11", "0.000001");
+    expect(state.evaluate("org_1", ["u1"]).map((t) => [t.kind, t.threshold, t.spend])).toEqual([
+      ["threshold", "0.5", "50"],
+    ]);
+  });
+
+  it("signals the thresholds again in a new month, once each", () => {
+    let now = Date.parse("2026-11-30T12:00:00Z");
+    const state = new SpendState(() => now);
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "100" } } }), 1);
+    state.addSpend("org_1", "u1", "2026-11", "60");
+    expect(state.evaluate("org_1", ["u1"]).map((t) => [t.period, t.threshold])).toEqual([["2026-11", "0.5"]]);
+    now = Date.parse("2026-12-01T00:00:01Z");
+    state.addSpend("org_1", "u1", "2026-12", "55");
+    expect(state.evaluate("org_1", ["u1"]).map((t) => [t.period, t.threshold])).toEqual([["2026-12", "0.5"]]);
+    expect(state.evaluate("org_1", ["u1"])).toEqual([]);
+  });
+});
