@@ -107,6 +107,8 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     topics: [TOPICS.priced],
     logger: log,
     commit: "after-batch",
+    // Each batch costs a dedup query and two inserts (two new parts) whatever its size: fetch generously.
+    maxBytesPerPartition: 4 * 1024 * 1024,
     onFatal: deps.onFatal,
   });
 

@@ -51,13 +51,16 @@ export interface PricingWorker {
 
 export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
   const log = deps.logger.child({ service: "pricing" });
-  const recent = new RecentIds(deps.recentIdsCapacity ?? 1_000_000);
+  // 200,000 ids (~25 MB): enough to catch a surface's retries; older duplicates are the aggregator's to drop.
+  const recent = new RecentIds(deps.recentIdsCapacity ?? 200_000);
   const consumer = createBatchConsumer({
     kafka: deps.kafka,
     groupId: deps.groupId,
     topics: [TOPICS.events],
     logger: log,
     commit: "by-handler",
+    // Bigger fetches mean fewer transactions: each costs several broker round trips whatever its size.
+    maxBytesPerPartition: 4 * 1024 * 1024,
     onFatal: deps.onFatal,
   });
   let producer: Producer | undefined;
