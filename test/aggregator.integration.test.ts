@@ -5,7 +5,6 @@
  * and the caps the API reports equal `usagectl policy evaluate` on that independently computed spend.
  */
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { periodOf, type Window, windowAsOf } from "@usage/periods";
@@ -13,19 +12,10 @@ import { createPricer, loadRateCard, netCost } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
 import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka } from "./harness/index.js";
+import { freePort, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
 
 const COUNT = 100_000;
 const KEY = "test-operator-key-0123456789";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function api<T>(base: string, path: string, init: RequestInit = {}): Promise<T> {
   const res = await fetch(`${base}${path}`, {
@@ -35,19 +25,6 @@ async function api<T>(base: string, path: string, init: RequestInit = {}): Promi
   const body = await res.json();
   if (!res.ok) throw new Error(`${init.method ?? "GET"} ${path}: ${res.status} ${JSON.stringify(body)}`);
   return body as T;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 async function recorded(base: string): Promise<number> {

@@ -10,7 +10,6 @@
  *    and `usagectl report|export|reconcile` then answer figures equal to the recomputation from the generated events.
  */
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import {
   type ClickHouse,
   insertSpendDaily,
@@ -28,7 +27,17 @@ import { Decimal } from "decimal.js";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerAnalyticsRoutes } from "../services/api/src/analytics-routes.js";
-import { resetTopics, runCli, spawnCli, tempDir, testBrokers, testClickHouse, testKafka } from "./harness/index.js";
+import {
+  freePort,
+  resetTopics,
+  runCli,
+  spawnCli,
+  tempDir,
+  testBrokers,
+  testClickHouse,
+  testKafka,
+  waitFor,
+} from "./harness/index.js";
 
 const KEY = "test-analytics-key-0123456789";
 const DAY = 86_400_000;
@@ -628,28 +637,6 @@ describe("analytics routes over ClickHouse", () => {
 
 // ---------------------------------------------------------------------------------------------------------
 // 2. Through the pipeline, against the aggregator's API and `usagectl`.
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe("analytics through the pipeline", () => {
   const kafka = testKafka("analytics-test");

@@ -14,7 +14,6 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { type Window, windowAsOf } from "@usage/periods";
@@ -25,7 +24,17 @@ import Fastify from "fastify";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { loadDashboard, registerDashboard } from "../services/api/src/dashboard.js";
-import { REPO_ROOT, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka } from "./harness/index.js";
+import {
+  freePort,
+  REPO_ROOT,
+  resetTopics,
+  runCli,
+  spawnCli,
+  tempDir,
+  testBrokers,
+  testKafka,
+  waitFor,
+} from "./harness/index.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const HAS_CHROMIUM = existsSync(CHROMIUM);
@@ -77,28 +86,6 @@ interface CapsBody {
       blocked_by: string | null;
     }
   >;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** GET/PUT/POST with a key; `undefined` for a 404 (a route this server does not have), else throws on errors. */

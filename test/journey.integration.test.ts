@@ -5,40 +5,17 @@
  * again with every event replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { createPricer, loadRateCard, netCost } from "@usage/pricing";
 import { verifySignature } from "@usage/webhooks";
 import { generateEventArray } from "@usage/workload";
 import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka } from "./harness/index.js";
+import { freePort, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
 
 const KEY = "journey-operator-key-0123456789";
 const SECRET = "journey-webhook-secret-0123456789";
 const COUNT = 20_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not there yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** A webhook receiver that verifies every signature and records each alert id with how often it came. */
 function startReceiver(): Promise<{
@@ -127,7 +104,7 @@ describe("the operator journey", () => {
 
     // 1. Start on a fresh data dir; the admin sets a policy and a webhook.
     let pipeline = spawnCli(["start"], envFor("first"));
-    await until("the API", async () => (await fetch(`${base}/healthz`)).ok);
+    await waitFor("the API", async () => (await fetch(`${base}/healthz`)).ok);
     await api("/v1/orgs/org_1/policy", { method: "PUT", body: JSON.stringify(POLICY) });
     await api("/v1/orgs/org_1/webhook", { method: "PUT", body: JSON.stringify({ url: receiver.url, secret: SECRET }) });
 
@@ -168,7 +145,7 @@ describe("the operator journey", () => {
       [...perUser].filter(([k]) => k.startsWith(`${org}/`)).reduce((t, [, v]) => t.plus(v), new Decimal(0));
 
     type Spend = { total: string; rows: { key: string; spend: string }[] };
-    await until(
+    await waitFor(
       "exact YTD totals",
       async () => {
         const [a, b] = await Promise.all([
@@ -187,7 +164,7 @@ describe("the operator journey", () => {
 
     // 3. Signed alerts reach the webhook, once each, and the API lists them as delivered.
     type Alerts = { alerts: { alert_id: string; delivery: { state: string } }[] };
-    await until(
+    await waitFor(
       "every alert delivered",
       async () => {
         const { alerts } = await api<Alerts>("/v1/orgs/org_1/alerts");
@@ -228,12 +205,12 @@ describe("the operator journey", () => {
     expect(Date.now() - stopAt).toBeLessThan(10_000);
     pipeline = spawnCli(["start"], envFor("replay"));
     try {
-      await until("the restarted API", async () => (await fetch(`${base}/healthz`)).ok);
+      await waitFor("the restarted API", async () => (await fetch(`${base}/healthz`)).ok);
       const metric = async (name: string) => {
         const text = await (await fetch(`${base}/metrics`)).text();
         return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
       };
-      await until(
+      await waitFor(
         "the replay to reach the aggregator",
         async () => (await metric("usage_aggregator_duplicates_total")) >= distinct.size,
         120_000,

@@ -9,7 +9,6 @@
  */
 import { rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import type { CapSignal } from "@usage/aggregator";
 import { type ClickHouse, createClickHouse, DEFAULT_DATABASE, migrate } from "@usage/clickhouse";
 import { createProducer, groupLag } from "@usage/kafka";
@@ -18,33 +17,21 @@ import { verifySignature } from "@usage/webhooks";
 import Fastify, { type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { registerAlertRoutes } from "../services/api/src/alert-routes.js";
-import { readTopic, resetTopics, spawnCli, TOPICS, tempDir, testBrokers, testKafka } from "./harness/index.js";
+import {
+  freePort,
+  readTopic,
+  resetTopics,
+  spawnCli,
+  TOPICS,
+  tempDir,
+  testBrokers,
+  testKafka,
+  waitFor,
+} from "./harness/index.js";
 
 const SECRET = "notifier-test-secret-6f1c2a9e";
 const DOWN_CLOSED_MS = 15_000;
 const DOWN_503_MS = 15_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createNetServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Sum of a Prometheus counter's samples whose labels contain `labels` (e.g. `outcome="delivered"`). */
 async function metric(base: string, name: string, labels = ""): Promise<number> {

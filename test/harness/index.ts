@@ -1,6 +1,7 @@
 /** Helpers for integration tests: the real broker from global setup, topic resets, reading topics, the CLI. */
 import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -155,3 +156,31 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv) {
 }
 
 export { TOPICS };
+
+/** A TCP port free on 127.0.0.1 right now (for a child's API or a webhook receiver). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createNetServer().listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `check` every 250 ms until it holds; a throwing check counts as "not yet". */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -14,7 +14,7 @@ import {
   type SpendControl,
 } from "@usage/aggregator";
 import { buildApi } from "@usage/api";
-import { type ClickHouse, createClickHouse, migrate } from "@usage/clickhouse";
+import { type ClickHouse, openClickHouse } from "@usage/clickhouse";
 import { createKafka, ensureTopics } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS, type Logger, type Shutdown } from "@usage/runtime";
 import { Registry } from "prom-client";
@@ -55,15 +55,8 @@ async function prepare(name: string) {
   const env = loadAggregatorEnv();
   const logger = createLogger({ level: env.LOG_LEVEL, name });
   const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
-  const clickhouse = await createClickHouse({
-    url: env.CLICKHOUSE_URL,
-    user: env.CLICKHOUSE_USER,
-    password: env.CLICKHOUSE_PASSWORD,
-    database: env.CLICKHOUSE_DATABASE,
-    dataDir: env.USAGE_DATA_DIR,
-  });
+  const clickhouse = await openClickHouse(env);
   shutdown.add("clickhouse", () => clickhouse.close());
-  await migrate(clickhouse.client);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => void shutdown.run(signal).then(() => process.exit(0)));
   }

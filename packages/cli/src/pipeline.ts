@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { type Aggregator, type AggregatorEnv, createAggregator, createAggregatorMetrics } from "@usage/aggregator";
 import { buildApi } from "@usage/api";
-import { type ClickHouse, createClickHouse, migrate } from "@usage/clickhouse";
+import { type ClickHouse, openClickHouse } from "@usage/clickhouse";
 import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBroker } from "@usage/kafka";
 import { buildNotifier, type NotifierEnv } from "@usage/notifier";
 import { buildPricingWorker, type PricingEnv, type PricingWorker } from "@usage/pricing-service";
@@ -50,15 +50,9 @@ export async function startPipeline(deps: {
     }
     if (broker) steps.unshift({ name: "kafka broker", step: broker.stop });
 
-    const clickhouse = await createClickHouse({
-      url: env.CLICKHOUSE_URL,
-      user: env.CLICKHOUSE_USER,
-      password: env.CLICKHOUSE_PASSWORD,
-      database: env.CLICKHOUSE_DATABASE,
-      dataDir: env.USAGE_DATA_DIR,
-    });
+    const clickhouse = await openClickHouse(env);
     steps.unshift({ name: "clickhouse", step: () => clickhouse.close() });
-    const applied = await migrate(clickhouse.client);
+    const applied = clickhouse.applied;
     progress(
       `ClickHouse ${clickhouse.kind === "embedded" ? `embedded at ${join(env.USAGE_DATA_DIR, "clickhouse")}` : `server ${env.CLICKHOUSE_URL}`}` +
         ` ready (database ${clickhouse.database}; ${applied.length} migration(s) applied now)`,

@@ -60,3 +60,4 @@ export {
   type UsageEventRow,
 } from "./usage-events.js";
 export { upsertWebhook, type WebhookRow, webhooksOf } from "./webhooks.js";
+export { openClickHouse } from "./from-env.js";

@@ -1,5 +1,5 @@
 /** `usagectl run notifier`: the notifier alone (signals → alerts → spend.alerts.v1 and webhooks). */
-import { createClickHouse, migrate } from "@usage/clickhouse";
+import { openClickHouse } from "@usage/clickhouse";
 import { createKafka, ensureTopics } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
 import { Registry } from "prom-client";
@@ -11,14 +11,7 @@ export async function runNotifier(): Promise<void> {
   const env = loadNotifierEnv();
   const logger = createLogger({ level: env.LOG_LEVEL, name: "notifier" });
   const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
-  const clickhouse = await createClickHouse({
-    url: env.CLICKHOUSE_URL,
-    user: env.CLICKHOUSE_USER,
-    password: env.CLICKHOUSE_PASSWORD,
-    database: env.CLICKHOUSE_DATABASE,
-    dataDir: env.USAGE_DATA_DIR,
-  });
-  await migrate(clickhouse.client);
+  const clickhouse = await openClickHouse(env);
   const kafka = createKafka({
     brokers: env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS,
     clientId: "usage-notifier",
