@@ -39,6 +39,7 @@ export {
   createClickHouse,
   DEFAULT_DATABASE,
 } from "./client.js";
+export { openClickHouse } from "./from-env.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
 export { insertPolicyVersion, latestPolicies, type PolicyVersionRow } from "./policy-versions.js";
 export {
@@ -60,4 +61,3 @@ export {
   type UsageEventRow,
 } from "./usage-events.js";
 export { upsertWebhook, type WebhookRow, webhooksOf } from "./webhooks.js";
-export { openClickHouse } from "./from-env.js";
