@@ -31,11 +31,31 @@ export function createKafka(options: KafkaOptions): Kafka {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
-        if (level === KafkaLogLevel.ERROR) log.error(rest, message);
+        // kafkajs logs every retried request at ERROR (a coordinator still loading, a transaction still completing,
+        // a leader moving); those are routine and retried, so they stay at debug. What gives up still surfaces:
+        // as an error from the call, or as a consumer crash.
+        if (level === KafkaLogLevel.ERROR && isRetried(entry)) log.debug(rest, message);
+        else if (level === KafkaLogLevel.ERROR) log.error(rest, message);
         else if (level === KafkaLogLevel.WARN) log.warn(rest, message);
         else log.debug(rest, message);
       },
   });
+}
+
+const RETRIED = [
+  "concurrent operation on the same transaction",
+  "coordinator is loading",
+  "coordinator is not available",
+  "not the correct coordinator",
+  "does not host this topic-partition",
+  "no leader for this topic-partition",
+  "leader is not available",
+];
+
+function isRetried(entry: { message: string; retryCount?: number; error?: unknown }): boolean {
+  if (typeof entry.retryCount === "number") return true;
+  const text = `${entry.message} ${typeof entry.error === "string" ? entry.error : ""}`.toLowerCase();
+  return RETRIED.some((m) => text.includes(m));
 }
 
 /**
