@@ -1,10 +1,11 @@
 import { decode, type PricedUsageEvent, type Rejection, usageEventV1, validateUsageEvent } from "@usage/events";
 import type { KafkaMessage } from "@usage/kafka";
+import type { Pricer } from "@usage/pricing";
 
 export type PriceOutcome = { kind: "priced"; event: PricedUsageEvent } | { kind: "rejected"; rejection: Rejection };
 
 export interface PriceStepDeps {
-  price: (event: import("@usage/events").UsageEvent) => import("@usage/events").Validated<PricedUsageEvent>;
+  price: Pricer;
   backfillDays: number;
   /** The processing clock; only used when a record carries no usable timestamp. */
   now: () => number;
