@@ -2,7 +2,8 @@ import { defineConfig } from "vitest/config";
 
 // Unit tests (`*.test.ts`) are pure and run in parallel; integration tests (`*.integration.test.ts`) share one
 // real Kafka broker (and each its own ClickHouse data dir) and run one file at a time (`--no-file-parallelism` in
-// the test:integration script).
+// the test:integration script). Fault tests (`test/faults/**/*.faults.test.ts`, `npm run test:faults`) kill services,
+// stop the broker and fail ClickHouse writes on purpose; they run one file at a time, on demand, not in `npm test`.
 export default defineConfig({
   test: {
     projects: [
@@ -24,6 +25,16 @@ export default defineConfig({
           exclude: ["**/node_modules/**", "**/dist/**"],
           globalSetup: ["test/harness/global-setup.ts"],
           testTimeout: 300_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        test: {
+          name: "faults",
+          include: ["test/faults/**/*.faults.test.ts"],
+          exclude: ["**/node_modules/**", "**/dist/**"],
+          globalSetup: ["test/harness/global-setup.ts"],
+          testTimeout: 420_000,
           hookTimeout: 180_000,
         },
       },

@@ -4,8 +4,9 @@
  * with an org key, and every figure the page shows for the MTD/QTD/YTD tiles, spend by model and the cap statuses
  * equals what the API answers for the same routes (string equality once the thousands separators are removed), and
  * the tile totals equal an independent recomputation from the generated events. Panels for routes this server does
- * not have yet (404) must say "not available"; those it has must match the API too. A screenshot is saved to
- * test/artifacts/dashboard.png.
+ * not have yet (404) must say "not available"; those it has must match the API too. The forecast panel shows what the
+ * forecast route answered the page (its projections move with the clock), with the recomputed MTD total as spend to
+ * date and the caps' limits. A screenshot is saved to test/artifacts/dashboard.png.
  *
  * The page is served by the API child itself when server.ts registers it; until then by a small front server here
  * (the same registerDashboard routes on a fastify instance, with /v1/* piped to the API child).
@@ -15,23 +16,24 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
 import { join } from "node:path";
-import { type UsageEvent, validateUsageEvent } from "@usage/events";
+import type { Forecast } from "@usage/forecast";
 import { type Window, windowAsOf } from "@usage/periods";
-import { createPricer, loadRateCard, netCost } from "@usage/pricing";
+import { netCost } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
 import { Decimal } from "decimal.js";
 import Fastify from "fastify";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { loadDashboard, registerDashboard } from "../services/api/src/dashboard.js";
+import type { OrgForecast } from "../services/api/src/forecast-routes.js";
 import {
   freePort,
+  pipelineEnv,
+  priceDistinct,
   REPO_ROOT,
   resetTopics,
   runCli,
   spawnCli,
-  tempDir,
-  testBrokers,
   testKafka,
   waitFor,
 } from "./harness/index.js";
@@ -200,16 +202,7 @@ describe("dashboard page", () => {
       const events = generateEventArray({ seed: 2718, count: COUNT, now, orgs: 1, usersPerOrg: 12, lateRate: 0.01 });
       const apiPort = await freePort();
       const base = `http://127.0.0.1:${apiPort}`;
-      const env = {
-        KAFKA_BROKERS: testBrokers().join(","),
-        LOG_LEVEL: "warn",
-        USAGE_DATA_DIR: tempDir("usage-dashboard-test-"),
-        USAGE_API_PORT: String(apiPort),
-        USAGE_API_KEY: OPERATOR_KEY,
-        USAGE_PRICING_GROUP: `test-dash-pricing-${now}`,
-        USAGE_AGGREGATOR_GROUP: `test-dash-${now}`,
-        USAGE_INSTANCE_ID: "dashboard-test",
-      };
+      const env = pipelineEnv("dashboard", { port: apiPort, key: OPERATOR_KEY, now });
       const pricing = spawnCli(["run", "pricing"], env);
       const aggregator = spawnCli(["run", "aggregator"], env);
       let front: { base: string; close: () => Promise<void> } | undefined;
@@ -223,20 +216,10 @@ describe("dashboard page", () => {
         mark("produced");
 
         // Independent recomputation of the net totals: price each event offline, apply the discount per event.
-        const price = createPricer(loadRateCard());
-        const distinct = new Map<string, UsageEvent>();
-        for (const e of events) distinct.set(e.event_id, e);
-        const priced: { net: Decimal; at: number }[] = [];
-        for (const e of distinct.values()) {
-          const v = validateUsageEvent(e, { now });
-          if (!v.ok) throw new Error(v.rejection.message);
-          const p = price(v.value);
-          if (!p.ok) throw new Error(p.rejection.message);
-          priced.push({
-            net: new Decimal(netCost(p.value.total_cost, POLICY.discount_pct)),
-            at: Date.parse(e.occurred_at),
-          });
-        }
+        const priced = priceDistinct(events, now).map(({ event, gross }) => ({
+          net: new Decimal(netCost(gross, POLICY.discount_pct)),
+          at: Date.parse(event.occurred_at),
+        }));
         const expectedTotal = (window: Window) => {
           const range = windowAsOf(window, now);
           return priced
@@ -297,6 +280,8 @@ describe("dashboard page", () => {
         expect(await page.locator("body").getAttribute("data-state")).toBe("idle");
         await page.getByTestId("org-input").fill(ORG);
         await page.getByTestId("key-input").fill(key);
+        // The forecast moves with the clock: the page's figures are compared with the answer the page itself got.
+        const forecastAnswer = page.waitForResponse((r) => new URL(r.url()).pathname === `/v1/orgs/${ORG}/forecast`);
         await page.getByTestId("load").click();
         const settled = async () => {
           await page.locator('body[data-state="ready"], body[data-state="error"]').waitFor({ timeout: 30_000 });
@@ -393,6 +378,36 @@ describe("dashboard page", () => {
         if (alerts !== undefined) {
           const rows = page.locator('[data-testid="alerts-table"] tbody tr');
           expect(alerts.alerts.length === 0 ? 0 : await rows.count()).toBe(Math.min(25, alerts.alerts.length));
+        }
+
+        // Forecast: the org's projection and the users projected to reach their cap, as the API answered the page;
+        // its spend to date is the recomputed MTD total, its limits the caps'.
+        const forecast = (await (await forecastAnswer).json()) as OrgForecast;
+        expect(await panelState("forecast")).toBe("ready");
+        expect(new Decimal(forecast.org.spend_to_date).eq(expectedTotal("mtd")), "forecast spend to date").toBe(true);
+        expect(forecast.org.limit).toBe(caps.org.limit);
+        expect(Object.keys(forecast.users)).toEqual(Object.keys(caps.users));
+        for (const [user, f] of Object.entries(forecast.users)) expect(f.limit, user).toBe(caps.users[user]!.limit);
+        const reachText = (f: Forecast) =>
+          f.reaches_limit_on === null ? "—" : f.limit_reached ? `reached ${f.reaches_limit_on}` : f.reaches_limit_on;
+        expect(await shown(page, "forecast-org-projected")).toBe(forecast.org.projected);
+        expect(await shown(page, "forecast-org-limit")).toBe(capText(forecast.org.limit));
+        expect(await shown(page, "forecast-org-spend")).toBe(forecast.org.spend_to_date);
+        expect(await shown(page, "forecast-org-rate")).toBe(forecast.org.daily_rate);
+        expect(await shown(page, "forecast-org-reach")).toBe(reachText(forecast.org));
+        const reaching = Object.entries(forecast.users).filter(([, f]) => f.will_reach_limit);
+        if (reaching.length === 0) {
+          expect(await page.getByTestId("forecast-users-empty").isVisible()).toBe(true);
+        } else {
+          expect(await page.locator('[data-testid="forecast-table"] tbody tr').count()).toBe(reaching.length);
+        }
+        for (const [user, f] of reaching) {
+          const id = `forecast-user-${user}`;
+          expect(await shown(page, `${id}-projected`), `${id} projected`).toBe(f.projected);
+          expect(await shown(page, `${id}-spend`), `${id} spend`).toBe(f.spend_to_date);
+          expect(await shown(page, `${id}-rate`), `${id} rate`).toBe(f.daily_rate);
+          expect(await shown(page, `${id}-limit`), `${id} limit`).toBe(capText(f.limit));
+          expect(await shown(page, `${id}-reach`), `${id} reach`).toBe(reachText(f));
         }
 
         // The key stays in this tab's sessionStorage, never in localStorage; nothing leaves the origin.

@@ -4,61 +4,17 @@
  * and allowance show exact figures and signed alerts reach the webhook once each. Everything stops and starts
  * again with every event replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { createPricer, loadRateCard, netCost } from "@usage/pricing";
-import { verifySignature } from "@usage/webhooks";
 import { generateEventArray } from "@usage/workload";
 import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { freePort, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
+import { startReceiver } from "./harness/receiver.js";
 
 const KEY = "journey-operator-key-0123456789";
 const SECRET = "journey-webhook-secret-0123456789";
 const COUNT = 20_000;
-
-/** A webhook receiver that verifies every signature and records each alert id with how often it came. */
-function startReceiver(): Promise<{
-  server: Server;
-  url: string;
-  received: Map<string, number>;
-  badSignatures: number;
-}> {
-  const state = { received: new Map<string, number>(), badSignatures: 0 };
-  const server = createServer((req: IncomingMessage, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const rawBody = Buffer.concat(chunks).toString("utf8");
-      const check = verifySignature({
-        header: String(req.headers["x-usage-signature"] ?? ""),
-        rawBody,
-        secret: SECRET,
-      });
-      if (!check.ok) {
-        state.badSignatures++;
-        res.writeHead(401).end();
-        return;
-      }
-      const id = (JSON.parse(rawBody) as { alert_id: string }).alert_id;
-      state.received.set(id, (state.received.get(id) ?? 0) + 1);
-      res.writeHead(204).end();
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      resolve({
-        server,
-        url: `http://127.0.0.1:${port}/hooks/usage`,
-        received: state.received,
-        get badSignatures() {
-          return state.badSignatures;
-        },
-      });
-    });
-  });
-}
 
 const POLICY = {
   discount_pct: "10",
@@ -80,7 +36,7 @@ describe("the operator journey", () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const dataDir = tempDir("usage-journey-");
-    const receiver = await startReceiver();
+    const receiver = await startReceiver({ secret: SECRET });
     const api = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
       const res = await fetch(`${base}${path}`, {
         ...init,
@@ -227,7 +183,7 @@ describe("the operator journey", () => {
     } finally {
       pipeline.child.kill("SIGTERM");
       await pipeline.exited;
-      receiver.server.close();
+      await receiver.close();
     }
   });
 });

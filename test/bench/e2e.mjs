@@ -90,6 +90,8 @@ try {
   const stamp = Date.now();
   const env = {
     ...process.env,
+    // The heap cap a deployment would set (Dockerfile, compose): V8 otherwise grows the heap lazily on a big machine.
+    NODE_OPTIONS: process.env.USAGE_BENCH_NODE_OPTIONS ?? "--max-old-space-size=160",
     KAFKA_BROKERS: broker.brokers.join(","),
     USAGE_DATA_DIR: dataDir,
     USAGE_API_PORT: String(PORT),

@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ClickHouse, createClickHouse } from "@usage/clickhouse";
+import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { createKafka, ensureTopics, type Kafka, type KafkaMessage, TOPICS } from "@usage/kafka";
+import { createPricer, loadRateCard } from "@usage/pricing";
 import { createLogger } from "@usage/runtime";
 import { inject } from "vitest";
 
@@ -183,4 +185,38 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * The environment of one test's `usagectl run pricing` and `usagectl run aggregator` children: the test broker, a
+ * fresh data dir, consumer groups of their own and the API on `port` with `key` as the operator key.
+ */
+export function pipelineEnv(name: string, options: { port: number; key: string; now: number }): Record<string, string> {
+  return {
+    KAFKA_BROKERS: testBrokers().join(","),
+    LOG_LEVEL: "warn",
+    USAGE_DATA_DIR: tempDir(`usage-${name}-test-`),
+    USAGE_API_PORT: String(options.port),
+    USAGE_API_KEY: options.key,
+    USAGE_PRICING_GROUP: `test-${name}-pricing-${options.now}`,
+    USAGE_AGGREGATOR_GROUP: `test-${name}-${options.now}`,
+    USAGE_INSTANCE_ID: `${name}-test`,
+  };
+}
+
+/**
+ * The independent side of a recomputation: each distinct event of a generated workload (by event id) priced offline
+ * at the packaged rate card, validated as of `now`. `gross` is the list price; a test applies any discount itself.
+ */
+export function priceDistinct(events: UsageEvent[], now: number): { event: UsageEvent; gross: string }[] {
+  const price = createPricer(loadRateCard());
+  const distinct = new Map<string, UsageEvent>();
+  for (const e of events) distinct.set(e.event_id, e);
+  return [...distinct.values()].map((e) => {
+    const v = validateUsageEvent(e, { now });
+    if (!v.ok) throw new Error(v.rejection.message);
+    const p = price(v.value);
+    if (!p.ok) throw new Error(p.rejection.message);
+    return { event: e, gross: p.value.total_cost };
+  });
 }

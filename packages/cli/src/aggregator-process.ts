@@ -35,6 +35,7 @@ export async function runAggregator(): Promise<void> {
     metrics: createAggregatorMetrics(registry),
     groupId: env.USAGE_AGGREGATOR_GROUP,
     backfillDays: env.USAGE_BACKFILL_DAYS,
+    forecastMs: env.USAGE_FORECAST_INTERVAL_MS,
     onFatal: () => void shutdown.run("fatal consumer error").then(() => process.exit(1)),
   });
   shutdown.addFirst("aggregator", () => aggregator.stop());

@@ -73,6 +73,7 @@ export async function startPipeline(deps: {
       metrics: createAggregatorMetrics(registry),
       groupId: env.USAGE_AGGREGATOR_GROUP,
       backfillDays: env.USAGE_BACKFILL_DAYS,
+      forecastMs: env.USAGE_FORECAST_INTERVAL_MS,
       now: deps.now,
     });
     await aggregator.start();

@@ -1,6 +1,7 @@
 import { ConfigError } from "@usage/runtime";
 import { Command, CommanderError } from "commander";
 import { ApiCallError } from "./api-client.js";
+import { registerCredits } from "./commands/credits.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerPolicy } from "./commands/policy.js";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerPrice(program);
   registerGenerate(program);
   registerKeys(program);
+  registerCredits(program);
   registerPolicy(program);
   registerReports(program);
   for (const command of program.commands) command.exitOverride();

@@ -3,6 +3,7 @@
  * use FINAL (see the migration for why that is exact); reads of an alert's immutable fields may read any version.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
+import type { SignalKind } from "./cap-signals.js";
 
 export const ALERT_STATES = ["pending", "retrying", "delivered", "dead", "no_webhook"] as const;
 export type AlertState = (typeof ALERT_STATES)[number];
@@ -13,7 +14,7 @@ export interface AlertRow {
   period: string;
   entity_type: "org" | "user";
   entity_id: string;
-  kind: "threshold" | "blocked" | "unblocked";
+  kind: SignalKind;
   threshold: string | null;
   limit_value: string;
   spend: string;

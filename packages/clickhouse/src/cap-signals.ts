@@ -7,7 +7,7 @@ export interface CapSignalRow {
   entity_type: "org" | "user";
   entity_id: string;
   period: string;
-  kind: "threshold" | "blocked" | "unblocked";
+  kind: SignalKind;
   threshold: string | null;
   limit_value: string;
   spend: string;
@@ -15,7 +15,24 @@ export interface CapSignalRow {
   policy_version: number;
   cause_event_id: string;
   created_at: string;
+  /** Credit signals: the ledger size (exhausted, restored) or reload number (reload); 0 otherwise. */
+  sequence?: number;
+  /** A reload's amount. */
+  amount?: string | null;
+  /** The credit balance a credit signal reports. */
+  balance?: string | null;
 }
+
+/** Cap signals (threshold, blocked, unblocked), credit signals (credits_*) and forecast signals. */
+export type SignalKind =
+  | "threshold"
+  | "blocked"
+  | "unblocked"
+  | "credits_exhausted"
+  | "credits_restored"
+  | "credits_reload"
+  | "credits_reload_limit"
+  | "forecast";
 
 export async function insertCapSignals(client: ClickHouseClient, rows: CapSignalRow[]): Promise<void> {
   if (rows.length === 0) return;
@@ -29,5 +46,9 @@ export async function capSignalsOfPeriod(client: ClickHouseClient, period: strin
     query_params: { period },
     format: "JSONEachRow",
   });
-  return (await rs.json<CapSignalRow>()).map((r) => ({ ...r, policy_version: Number(r.policy_version) }));
+  return (await rs.json<CapSignalRow>()).map((r) => ({
+    ...r,
+    policy_version: Number(r.policy_version),
+    sequence: Number(r.sequence ?? 0),
+  }));
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type ClickHouseClient, type ClickHouseSettings, createClient } from "@clickhouse/client";
 import { createChdbConnection } from "chdb/connection";
+import { clickHouseFaultsFromEnv } from "./faults.js";
 
 export type { ClickHouseClient } from "@clickhouse/client";
 
@@ -56,7 +57,9 @@ export async function createClickHouse(options: ClickHouseOptions): Promise<Clic
       database,
       clickhouse_settings: SETTINGS,
     });
-    return { client, database, kind: "server", close: () => client.close() };
+    // TEST HOOK (faults.ts): with USAGE_FAULT_CLICKHOUSE_FILE set, writes fail while that file exists; unset, the
+    // client is returned as is.
+    return { client: clickHouseFaultsFromEnv(client), database, kind: "server", close: () => client.close() };
   }
   const path = resolve(join(options.dataDir, "clickhouse"));
   mkdirSync(path, { recursive: true });
@@ -67,7 +70,9 @@ export async function createClickHouse(options: ClickHouseOptions): Promise<Clic
   await client.command({ query: "CREATE DATABASE IF NOT EXISTS {db:Identifier}", query_params: { db: database } });
   // The embedded engine has one session per process; USE makes unqualified table names resolve as on a server.
   await client.command({ query: `USE ${quoteIdentifier(database)}` });
-  return { client, database, kind: "embedded", close: () => client.close() };
+  // TEST HOOK (faults.ts): with USAGE_FAULT_CLICKHOUSE_FILE set, writes fail while that file exists; unset, the
+  // client is returned as is. Wrapped after the session setup above, which a fault file must not prevent.
+  return { client: clickHouseFaultsFromEnv(client), database, kind: "embedded", close: () => client.close() };
 }
 
 function quoteIdentifier(name: string): string {

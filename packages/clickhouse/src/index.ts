@@ -31,7 +31,7 @@ export {
   topUsers,
 } from "./analytics.js";
 export { type ApiKeyRow, findApiKey, insertApiKey } from "./api-keys.js";
-export { type CapSignalRow, capSignalsOfPeriod, insertCapSignals } from "./cap-signals.js";
+export { type CapSignalRow, capSignalsOfPeriod, insertCapSignals, type SignalKind } from "./cap-signals.js";
 export {
   type ClickHouse,
   type ClickHouseClient,
@@ -39,6 +39,31 @@ export {
   createClickHouse,
   DEFAULT_DATABASE,
 } from "./client.js";
+export {
+  type AutoReloadRow,
+  type CreditLedgerRow,
+  type CreditSummary,
+  creditEntry,
+  creditEntryCounts,
+  creditEntryId,
+  creditLedger,
+  creditSummaries,
+  insertAutoReload,
+  insertCreditEntries,
+  latestAutoReloads,
+  latestCreditStatuses,
+  reloadedInPeriod,
+} from "./credits.js";
+export {
+  type ClickHouseFault,
+  clickHouseFaultsFromEnv,
+  currentClickHouseFault,
+  FAULT_CLICKHOUSE_FILE_ENV,
+  INJECTED_READ_FAILURE,
+  INJECTED_WRITE_FAILURE,
+  withClickHouseFaults,
+} from "./faults.js";
+export { type DailyNetSpendRow, dailyNetSpend } from "./forecast.js";
 export { openClickHouse } from "./from-env.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
 export { insertPolicyVersion, latestPolicies, type PolicyVersionRow } from "./policy-versions.js";

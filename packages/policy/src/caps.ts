@@ -19,12 +19,19 @@ export interface UserCap {
   remaining: string | null;
   /** The user's own status against its own effective limit (the org ceiling shows in `blocked_by`). */
   status: Status;
-  /** `"user"` when the user's own limit is reached, else `"org"` when the org ceiling is, else `null`. */
-  blocked_by: "user" | "org" | null;
+  /**
+   * `"user"` when the user's own limit is reached, else `"org"` when the org ceiling is, else `"credits"` when a
+   * prepaid org's balance is at or below zero, else `null`.
+   */
+  blocked_by: BlockedBy;
 }
+
+export type BlockedBy = "user" | "org" | "credits" | null;
 
 export interface CapsReport {
   org: { limit: string | "unlimited" | null; spend: string; status: Status };
+  /** A prepaid org's credits: its balance, and `blocked` at or below zero. Absent for other orgs. */
+  credits?: { balance: string; status: "ok" | "blocked" };
   /** Sorted by user id. */
   users: Record<string, UserCap>;
 }
@@ -40,7 +47,7 @@ export interface Allowance {
   limit: string | "unlimited" | null;
   spend: string;
   remaining: string | null;
-  blocked_by: "user" | "org" | null;
+  blocked_by: BlockedBy;
 }
 
 /** A finite limit as a decimal, or undefined for `null` / `"unlimited"`. */

@@ -1,6 +1,7 @@
 export {
   type Allowance,
   allowanceFor,
+  type BlockedBy,
   type CapsReport,
   entityStatus,
   evaluateCaps,
@@ -10,7 +11,20 @@ export {
   type UserCap,
   userCap,
 } from "./caps.js";
-export { canonicalDecimal, canonicalLimit } from "./decimal.js";
+export {
+  type AutoReload,
+  applyPurchase,
+  armedAfterLoad,
+  balanceOf,
+  type CreditAccount,
+  type CreditAction,
+  emptyAccount,
+  type ParseResult,
+  parseAutoReload,
+  parsePurchase,
+  stepCredits,
+} from "./credits.js";
+export { canonicalDecimal, canonicalLimit, Dec } from "./decimal.js";
 export { type EffectiveLimit, type EffectiveLimitSource, effectiveUserLimit, userSeatTier } from "./limits.js";
 export {
   DEFAULT_THRESHOLDS,

@@ -7,14 +7,15 @@
  *   2. dedup: ask usage_events which of the batch's event ids it already holds, and drop those (counted);
  *   3. write the new events to usage_events, then their rollup rows to spend_daily (both tagged with one batch id);
  *   4. only now add their spend to the in-memory totals, and evaluate caps for the orgs and users touched;
- *   5. write the resulting signals to cap_signals, then publish them to spend.signals.v1;
- *   6. commit the consumer offset.
+ *   5. move prepaid credit accounts (credits.ts) and write any auto-reload to credit_ledger;
+ *   6. write the resulting signals to cap_signals, then publish them to spend.signals.v1;
+ *   7. commit the consumer offset.
  * The dedup record IS the usage_events row written in step 3, so no id is ever claimed before its event is stored
- * (the failure OpenMeter #5118 describes). A crash anywhere before 6 redelivers the batch: step 2 drops what step 3
+ * (the failure OpenMeter #5118 describes). A crash anywhere before 7 redelivers the batch: step 2 drops what step 3
  * already stored, so nothing counts twice. A crash between the two inserts of step 3 leaves a batch without rollup;
  * the start-up repair rebuilds it from usage_events. In-memory state is never trusted after a failure: it is
  * rebuilt from ClickHouse (totals from spend_daily, marks from cap_signals, policies from policy_versions), and a
- * full evaluation re-emits any signal whose step 5 did not complete. Signal ids are deterministic, so a re-emitted
+ * full evaluation re-emits any signal whose step 6 did not complete. Signal ids are deterministic, so a re-emitted
  * signal is the same signal (the notifier deduplicates on it).
  */
 import { randomUUID } from "node:crypto";
@@ -22,14 +23,23 @@ import {
   batchesMissingRollup,
   type CapSignalRow,
   type ClickHouseClient,
+  type CreditLedgerRow,
   capSignalsOfPeriod,
+  creditEntryCounts,
+  creditLedger,
+  creditSummaries,
+  dailyNetSpend,
   existingEventIds,
   insertCapSignals,
+  insertCreditEntries,
   insertSpendDaily,
   insertUsageEvents,
+  latestAutoReloads,
+  latestCreditStatuses,
   latestPolicies,
   latestSeatTiers,
   rebuildRollup,
+  reloadedInPeriod,
   type SpendDailyRow,
   type UsageEventRow,
   userSpendBetween,
@@ -45,10 +55,19 @@ import {
   TOPICS,
 } from "@usage/kafka";
 import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
-import { type Allowance, type CapsReport, type Policy, parsePolicy } from "@usage/policy";
+import {
+  type Allowance,
+  type AutoReload,
+  type CapsReport,
+  type Policy,
+  parseAutoReload,
+  parsePolicy,
+} from "@usage/policy";
 import { addMoney, netCost, resolveModelId } from "@usage/pricing";
 import type { Logger } from "@usage/runtime";
 import { Decimal } from "decimal.js";
+import { accountFromSummary, type CreditView, creditEffects, creditView, missedReloadSignals } from "./credits.js";
+import { forecastSignals } from "./forecasts.js";
 import type { AggregatorMetrics } from "./metrics.js";
 import { type CapSignal, signalMessage, signalRow, toSignal } from "./signals.js";
 import { type EntityTransition, SpendState } from "./state.js";
@@ -63,6 +82,8 @@ export interface AggregatorDeps {
   now?: () => number;
   /** How often policy_versions is polled for changes made by another process. 0 disables polling. */
   policyPollMs?: number;
+  /** How often forecasts run (forecasts.ts). 0 or unset disables them. */
+  forecastMs?: number;
   onFatal?: (err: Error) => void;
   /** Called after each recorded batch (benchmarks and tests measure freshness with it). */
   onRecorded?: (events: PricedUsageEvent[]) => void;
@@ -75,6 +96,12 @@ export interface SpendControl {
   policy(orgId: string): { policy: Policy; version: number };
   /** Applies a policy already stored in policy_versions at `version`, re-evaluating every user of the org. */
   applyPolicy(orgId: string, policy: Policy, version: number): Promise<CapSignal[]>;
+  /** A prepaid org's credit account; undefined for an org without credits. */
+  credits(orgId: string): CreditView | undefined;
+  /** Re-reads an org's credit ledger (after a purchase was stored) and applies it at once. */
+  applyCredits(orgId: string): Promise<CapSignal[]>;
+  /** Applies auto-reload settings already stored in credit_auto_reload at `version`. */
+  applyAutoReload(orgId: string, settings: AutoReload, version: number): Promise<CapSignal[]>;
   isReady(): boolean;
 }
 
@@ -93,6 +120,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   let stale = false;
   let producer: Producer | undefined;
   let poller: NodeJS.Timeout | undefined;
+  let forecaster: NodeJS.Timeout | undefined;
   // Batches, policy changes and reloads mutate one state: they run one at a time.
   let queue: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
@@ -122,11 +150,47 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     stale = false;
     const missed: EntityTransition[] = [];
     for (const orgId of state.orgIds()) missed.push(...state.evaluate(orgId));
-    if (missed.length > 0) log.info({ signals: missed.length }, "emitting signals missed before the last stop");
-    await emit(missed.map((m) => toSignal(m, null, now())));
+    const t = now();
+    const signals = missed.map((m) => toSignal(m, null, t));
+    const entries: CreditLedgerRow[] = [];
+    const period = state.currentPeriod();
+    const recorded = await capSignalsOfPeriod(deps.clickhouse, period);
+    for (const orgId of state.orgIds()) {
+      const org = state.org(orgId);
+      if (!org.credits) continue;
+      if (org.credits.reloadedIn.has(period)) {
+        const ledger = await creditLedger(deps.clickhouse, orgId);
+        signals.push(...missedReloadSignals(org, ledger, recorded, period, t));
+      }
+      const effects = creditEffects(org, state.stepCredits(orgId), period, null, t);
+      entries.push(...effects.entries);
+      signals.push(...effects.signals);
+    }
+    if (signals.length > 0) log.info({ signals: signals.length }, "emitting signals missed before the last stop");
+    await emit(signals, entries);
   }
 
-  async function emit(signals: CapSignal[]): Promise<void> {
+  /** Credit steps of the given orgs: reload entries and signals, `causes` naming the event behind each org's. */
+  function stepCredits(orgIds: Iterable<string>, causes: Map<string, string>, at: number) {
+    const entries: CreditLedgerRow[] = [];
+    const signals: CapSignal[] = [];
+    const period = state.currentPeriod();
+    for (const orgId of orgIds) {
+      const org = state.org(orgId);
+      if (!org.credits) continue;
+      const effects = creditEffects(org, state.stepCredits(orgId), period, causes.get(orgId) ?? null, at);
+      entries.push(...effects.entries);
+      signals.push(...effects.signals);
+    }
+    return { entries, signals };
+  }
+
+  async function emit(signals: CapSignal[], entries: CreditLedgerRow[] = []): Promise<void> {
+    // Reloads first: a signal never announces a reload that is not recorded.
+    if (entries.length > 0) {
+      await insertCreditEntries(deps.clickhouse, entries);
+      log.info({ reloads: entries.map((e) => `${e.org_id} #${e.sequence} +${e.amount}`) }, "auto-reload recorded");
+    }
     if (signals.length === 0) return;
     const rows: CapSignalRow[] = signals.map(signalRow);
     await insertCapSignals(deps.clickhouse, rows);
@@ -266,9 +330,14 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     // Spend counts toward caps only in its own period: a late event's month is closed and no longer in the state.
     const touched = new Map<string, Set<string>>();
     const causes = new Map<string, string>();
+    const lastEventOf = new Map<string, string>();
     for (const [i, { event: e }] of fresh.entries()) {
-      const period = periodOf(Date.parse(e.occurred_at));
-      state.noteSeatTier(e.org_id, e.user_id, e.seat_tier, Date.parse(e.occurred_at));
+      const occurredAt = Date.parse(e.occurred_at);
+      const period = periodOf(occurredAt);
+      state.noteSeatTier(e.org_id, e.user_id, e.seat_tier, occurredAt);
+      // Credits: every event of a prepaid org after its account opened, late or not.
+      state.addCreditSpend(e.org_id, occurredAt, usageRows[i]!.net_cost);
+      lastEventOf.set(e.org_id, e.event_id);
       if (period < current) continue;
       state.addSpend(e.org_id, e.user_id, period, usageRows[i]!.net_cost);
       let users = touched.get(e.org_id);
@@ -288,7 +357,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
         signals.push(toSignal(tr, cause ?? null, t));
       }
     }
-    await emit(signals);
+    const credits = stepCredits(lastEventOf.keys(), lastEventOf, t);
+    signals.push(...credits.signals);
+    await emit(signals, credits.entries);
 
     const m = deps.metrics;
     m.recorded.inc(fresh.length);
@@ -310,6 +381,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     );
   }
 
+  /** Picks up what another process (`usagectl run api`) stored: policies, auto-reload settings, purchases. */
   async function pollPolicies(): Promise<void> {
     const rows = await latestPolicies(deps.clickhouse);
     for (const row of rows) {
@@ -317,6 +389,61 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       const parsed = parsePolicy(JSON.parse(row.policy), row.org_id);
       if (parsed.ok) await applyPolicyNow(row.org_id, parsed.policy, row.version);
     }
+    for (const row of await latestAutoReloads(deps.clickhouse)) {
+      if (row.version <= (state.org(row.org_id).autoReload?.version ?? 0)) continue;
+      const parsed = parseAutoReload(JSON.parse(row.settings));
+      if (parsed.ok) await applyAutoReloadNow(row.org_id, parsed.value, row.version);
+    }
+    for (const [orgId, entries] of await creditEntryCounts(deps.clickhouse)) {
+      if (entries !== (state.org(orgId).credits?.entries ?? 0)) await applyCreditsNow(orgId);
+    }
+  }
+
+  /** Emits the forecast signals due now (forecasts.ts). */
+  async function forecastNow(): Promise<CapSignal[]> {
+    if (stale) await load();
+    const t = now();
+    // Through the month's last day, as the forecast route reads: an event stamped a few minutes ahead counts too.
+    const to = dayOf(nextMonthStart(t) - 1);
+    const rows = await dailyNetSpend(deps.clickhouse, { fromDay: dayOf(monthStart(t)), toDay: to });
+    const signals = forecastSignals(state, rows, t, (orgId) => state.caps(orgId));
+    try {
+      await emit(signals);
+    } catch (err) {
+      stale = true;
+      throw err;
+    }
+    return signals;
+  }
+
+  /** Re-reads the org's account from credit_ledger and usage_events, keeping what was signalled, and steps it. */
+  async function applyCreditsNow(orgId: string): Promise<CapSignal[]> {
+    const org = state.org(orgId);
+    const [summary] = await creditSummaries(deps.clickhouse, orgId);
+    if (!summary) return [];
+    const period = state.currentPeriod();
+    const reloaded = (await reloadedInPeriod(deps.clickhouse, period)).get(orgId);
+    org.credits = accountFromSummary(summary, reloaded, period, org.autoReload?.settings, org.credits);
+    return commitCreditStep(orgId);
+  }
+
+  async function applyAutoReloadNow(orgId: string, settings: AutoReload, version: number): Promise<CapSignal[]> {
+    const org = state.org(orgId);
+    if (version <= (org.autoReload?.version ?? 0)) return [];
+    org.autoReload = { settings, version };
+    log.info({ org_id: orgId, version, ...settings }, "auto-reload settings applied");
+    return commitCreditStep(orgId);
+  }
+
+  async function commitCreditStep(orgId: string): Promise<CapSignal[]> {
+    const { entries, signals } = stepCredits([orgId], new Map(), now());
+    try {
+      await emit(signals, entries);
+    } catch (err) {
+      stale = true;
+      throw err;
+    }
+    return signals;
   }
 
   async function applyPolicyNow(orgId: string, policy: Policy, version: number): Promise<CapSignal[]> {
@@ -348,10 +475,17 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
         }, every);
         poller.unref();
       }
+      if (deps.forecastMs && deps.forecastMs > 0) {
+        forecaster = setInterval(() => {
+          void exclusive(forecastNow).catch((err: unknown) => log.warn({ err }, "forecast failed"));
+        }, deps.forecastMs);
+        forecaster.unref();
+      }
       log.info({ group: deps.groupId, orgs: state.orgIds().length }, "aggregator started");
     },
     async stop() {
       if (poller) clearInterval(poller);
+      if (forecaster) clearInterval(forecaster);
       await consumer.stop();
       await queue;
       await producer?.disconnect();
@@ -368,6 +502,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       return { policy: org.policy, version: org.policyVersion };
     },
     applyPolicy: (orgId, policy, version) => exclusive(() => applyPolicyNow(orgId, policy, version)),
+    credits: (orgId) => creditView(state.org(orgId), state.currentPeriod()),
+    applyCredits: (orgId) => exclusive(() => applyCreditsNow(orgId)),
+    applyAutoReload: (orgId, settings, version) => exclusive(() => applyAutoReloadNow(orgId, settings, version)),
   };
 }
 
@@ -403,8 +540,31 @@ export async function loadSpendState(deps: {
     if ((SEAT_TIERS as readonly string[]).includes(r.seat_tier))
       fresh.noteSeatTier(r.org_id, r.user_id, r.seat_tier as SeatTier, 0);
   }
-  for (const row of await capSignalsOfPeriod(ch, fresh.currentPeriod())) {
+  const period = fresh.currentPeriod();
+  for (const row of await latestAutoReloads(ch)) {
+    const parsed = parseAutoReload(JSON.parse(row.settings));
+    if (parsed.ok) fresh.org(row.org_id).autoReload = { settings: parsed.value, version: row.version };
+  }
+  const reloaded = await reloadedInPeriod(ch, period);
+  for (const s of await creditSummaries(ch)) {
+    const org = fresh.org(s.org_id);
+    org.credits = accountFromSummary(s, reloaded.get(s.org_id), period, org.autoReload?.settings);
+  }
+  for (const s of await latestCreditStatuses(ch)) {
+    const account = fresh.org(s.org_id).credits;
+    if (account) account.blocked = s.kind === "credits_exhausted";
+  }
+  for (const row of await capSignalsOfPeriod(ch, period)) {
     const key = row.entity_type === "org" ? "org" : `user:${row.entity_id}`;
+    if (row.kind === "forecast") {
+      fresh.markForecast(row.org_id, row.period, key);
+      continue;
+    }
+    if (row.kind === "credits_reload_limit") {
+      fresh.org(row.org_id).credits?.limitSignalled.add(row.period);
+      continue;
+    }
+    if (row.kind !== "threshold" && row.kind !== "blocked" && row.kind !== "unblocked") continue;
     const mark = fresh.org(row.org_id).marks.get(row.period)?.get(key);
     const threshold = maxOf(mark?.threshold ?? null, row.threshold === null ? null : String(row.threshold));
     fresh.setMark(row.org_id, row.period, key, { threshold, status: row.status });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { CapSignalRow } from "@usage/clickhouse";
+import type { CapSignalRow, SignalKind } from "@usage/clickhouse";
 import type { Message } from "@usage/kafka";
 import type { EntityTransition } from "./state.js";
 
@@ -9,7 +9,7 @@ export interface CapSignal {
   org_id: string;
   entity: { type: "org" | "user"; id: string };
   period: string;
-  kind: "threshold" | "blocked" | "unblocked";
+  kind: SignalKind;
   threshold: string | null;
   limit: string | null;
   spend: string;
@@ -18,7 +18,18 @@ export interface CapSignal {
   policy_version: number;
   cause_event_id: string | null;
   created_at: string;
+  /** Credit signals: the ledger size at an exhaustion or restore, the reload number of a reload. */
+  sequence?: number;
+  /** credits_reload: the amount reloaded. */
+  amount?: string;
+  /** Credit signals: the balance after the change (may be negative). */
+  balance?: string;
+  /** forecast: the projection that crossed the limit. */
+  forecast?: { projected: string; daily_rate: string; reaches_limit_on: string | null; method: string };
 }
+
+/** Signals told apart by a sequence number rather than a threshold or a policy version. */
+const SEQUENCED: ReadonlySet<SignalKind> = new Set(["credits_exhausted", "credits_restored", "credits_reload"]);
 
 /**
  * The signal id is derived from what the signal is, not when it was made: a threshold once per entity and period;
@@ -26,16 +37,21 @@ export interface CapSignal {
  * policy can unblock, and only a newer one block again). A replay re-derives the same ids.
  */
 export function signalId(
-  t: Pick<EntityTransition, "orgId" | "entity" | "period" | "kind" | "threshold" | "policyVersion">,
+  t: Pick<EntityTransition, "orgId" | "entity" | "period" | "threshold" | "policyVersion"> & {
+    kind: SignalKind;
+    sequence?: number;
+  },
 ): string {
-  const parts = [
-    t.orgId,
-    t.entity.type,
-    t.entity.id,
-    t.period,
-    t.kind,
-    t.kind === "threshold" ? (t.threshold ?? "") : String(t.policyVersion),
-  ];
+  // Credit signals: once per sequence number; a reload limit and a forecast: once per entity and period.
+  const discriminator =
+    t.kind === "threshold"
+      ? (t.threshold ?? "")
+      : t.kind === "blocked" || t.kind === "unblocked"
+        ? String(t.policyVersion)
+        : SEQUENCED.has(t.kind)
+          ? `seq:${t.sequence ?? 0}`
+          : "";
+  const parts = [t.orgId, t.entity.type, t.entity.id, t.period, t.kind, discriminator];
   return createHash("sha256").update(parts.join("\u0000")).digest("hex").slice(0, 32);
 }
 
@@ -72,6 +88,9 @@ export function signalRow(s: CapSignal): CapSignalRow {
     policy_version: s.policy_version,
     cause_event_id: s.cause_event_id ?? "",
     created_at: s.created_at.replace("T", " ").replace("Z", ""),
+    sequence: s.sequence ?? 0,
+    amount: s.amount ?? null,
+    balance: s.balance ?? null,
   };
 }
 

@@ -2,11 +2,13 @@
  * A read-side view of spend control for an API process that runs apart from the aggregator (`usagectl run api`):
  * the same SpendState, rebuilt from ClickHouse every `refreshMs`. Caps and allowance are as fresh as the last
  * refresh plus the aggregator's write delay. A policy change is stored by the API in policy_versions and applied
- * here at once; the aggregator picks it up from policy_versions within a second and emits the signals.
+ * here at once; the aggregator picks it up from policy_versions within a second and emits the signals. Purchases and
+ * auto-reload settings likewise: stored by the API, re-read here, recorded and signalled by the aggregator.
  */
 import type { ClickHouseClient } from "@usage/clickhouse";
 import type { Logger } from "@usage/runtime";
 import { loadSpendState, type SpendControl } from "./aggregator.js";
+import { creditView } from "./credits.js";
 import type { SpendState } from "./state.js";
 
 export interface SpendView extends SpendControl {
@@ -76,6 +78,17 @@ export function createSpendView(deps: {
     },
     async applyPolicy(orgId, policy, version) {
       if (version > ready().org(orgId).policyVersion) ready().setPolicy(orgId, policy, version);
+      return [];
+    },
+    credits: (orgId) => creditView(ready().org(orgId), ready().currentPeriod()),
+    // The aggregator records reloads and signals (it polls the ledger and the settings every second); this view
+    // only re-reads the store so the answer shows the purchase or the settings at once.
+    async applyCredits() {
+      await refresh();
+      return [];
+    },
+    async applyAutoReload() {
+      await refresh();
       return [];
     },
   };

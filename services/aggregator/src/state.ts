@@ -8,13 +8,18 @@ import type { SeatTier } from "@usage/events";
 import { periodOf } from "@usage/periods";
 import {
   type Allowance,
+  type AutoReload,
   allowanceFor,
+  balanceOf,
   type CapsReport,
+  type CreditAccount,
+  type CreditAction,
   defaultPolicy,
   entityStatus,
   evaluateCaps,
   highestThresholdReached,
   type Policy,
+  stepCredits,
   type UserCap,
   userCap,
 } from "@usage/policy";
@@ -34,6 +39,11 @@ export interface OrgState {
   seatTiers: Map<string, { tier: SeatTier; at: number }>;
   /** period → entity key (`org` or `user:<id>`) → mark */
   marks: Map<string, Map<string, Mark>>;
+  /** A prepaid org's credit account (absent for other orgs). */
+  credits?: CreditAccount;
+  autoReload?: { settings: AutoReload; version: number };
+  /** period → entity keys a forecast signal was emitted for. */
+  forecasts: Map<string, Set<string>>;
 }
 
 export interface EntityTransition extends Transition {
@@ -60,6 +70,7 @@ export class SpendState {
         periods: new Map(),
         seatTiers: new Map(),
         marks: new Map(),
+        forecasts: new Map(),
       };
       this.orgs.set(orgId, s);
     }
@@ -83,6 +94,32 @@ export class SpendState {
     }
     p.org = p.org.plus(net);
     p.users.set(userId, (p.users.get(userId) ?? new Decimal(0)).plus(net));
+  }
+
+  /** Net spend of an event of a prepaid org draws its credits when it occurred at or after the account opened. */
+  addCreditSpend(orgId: string, occurredAt: number, net: Decimal.Value): void {
+    const account = this.orgs.get(orgId)?.credits;
+    if (account && occurredAt >= account.openedAt) account.spent = account.spent.plus(net);
+  }
+
+  /** What auto-reload and the balance call for now (see stepCredits); the account moves as if it was recorded. */
+  stepCredits(orgId: string): CreditAction[] {
+    const org = this.org(orgId);
+    if (!org.credits) return [];
+    return stepCredits(org.credits, org.autoReload?.settings, this.currentPeriod());
+  }
+
+  /** Whether a forecast signal went out for an entity in a period; marks it as sent. */
+  markForecast(orgId: string, period: string, entityKey: string): boolean {
+    const forecasts = this.org(orgId).forecasts;
+    let sent = forecasts.get(period);
+    if (!sent) {
+      sent = new Set();
+      forecasts.set(period, sent);
+    }
+    if (sent.has(entityKey)) return false;
+    sent.add(entityKey);
+    return true;
   }
 
   noteSeatTier(orgId: string, userId: string, tier: SeatTier, at: number): void {
@@ -113,6 +150,7 @@ export class SpendState {
     for (const org of this.orgs.values()) {
       for (const p of org.periods.keys()) if (p < current) org.periods.delete(p);
       for (const p of org.marks.keys()) if (p < current) org.marks.delete(p);
+      for (const p of org.forecasts.keys()) if (p < current) org.forecasts.delete(p);
     }
   }
 
@@ -131,7 +169,18 @@ export class SpendState {
     for (const [u, v] of spend.users) users[u] = v.toFixed();
     const tiers: Record<string, SeatTier> = {};
     for (const [u, t] of org.seatTiers) tiers[u] = t.tier;
-    return evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers);
+    const report = evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers);
+    if (!org.credits) return report;
+    const balance = balanceOf(org.credits);
+    const exhausted = balance.lte(0);
+    if (exhausted) for (const cap of Object.values(report.users)) cap.blocked_by ??= "credits";
+    return { ...report, credits: { balance: balance.toFixed(), status: exhausted ? "blocked" : "ok" } };
+  }
+
+  /** A prepaid org whose balance is at or below zero. */
+  creditsExhausted(orgId: string): boolean {
+    const account = this.orgs.get(orgId)?.credits;
+    return account !== undefined && balanceOf(account).lte(0);
   }
 
   userCap(orgId: string, userId: string): UserCap {
@@ -147,7 +196,11 @@ export class SpendState {
   }
 
   allowance(orgId: string, userId: string): Allowance {
-    return allowanceFor(this.userCap(orgId, userId));
+    const allowance = allowanceFor(this.userCap(orgId, userId));
+    if (allowance.blocked_by === null && this.creditsExhausted(orgId)) {
+      return { ...allowance, allowed: false, blocked_by: "credits" };
+    }
+    return allowance;
   }
 
   /**

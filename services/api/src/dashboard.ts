@@ -1,7 +1,7 @@
 /**
  * The built-in dashboard page (SPEC §1, §8): one self-contained HTML file (inline CSS and JavaScript, no external
- * fetches) that reads the org's spend, top users, trends, caps and alerts from the /v1 routes with the API key the
- * admin types in (kept in the browser's sessionStorage only).
+ * fetches) that reads the org's spend, top users, trends, caps, month-end forecast and alerts from the /v1 routes with
+ * the API key the admin types in (kept in the browser's sessionStorage only).
  *
  *   GET /dashboard → the page (text/html; no key needed: every data call the page makes carries the key)
  *   GET /          → 302 to /dashboard

@@ -26,6 +26,9 @@ beforeAll(async () => {
       state.evaluate(org);
       return [];
     },
+    credits: () => undefined,
+    applyCredits: async () => [],
+    applyAutoReload: async () => [],
     isReady: () => true,
   };
   app = buildApi({

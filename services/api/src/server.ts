@@ -23,7 +23,9 @@ import type { Registry } from "prom-client";
 import { registerAlertRoutes } from "./alert-routes.js";
 import { registerAnalyticsRoutes } from "./analytics-routes.js";
 import { createAuthenticator, type Principal } from "./auth.js";
+import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
+import { registerForecastRoutes } from "./forecast-routes.js";
 
 export interface ApiDeps {
   control: SpendControl;
@@ -211,6 +213,8 @@ export function buildApi(deps: ApiDeps) {
 
   registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerCreditRoutes(app, { clickhouse: deps.clickhouse, control: deps.control, authorize, now });
+  registerForecastRoutes(app, { clickhouse: deps.clickhouse, control: deps.control, authorize, now });
   registerDashboard(app);
 
   return app;

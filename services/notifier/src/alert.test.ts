@@ -120,3 +120,35 @@ describe("payload and row", () => {
     expect(entityKey({ type: "user", id: "u1" })).toBe("user:u1");
   });
 });
+
+describe("alertId of credit and forecast alerts", () => {
+  const credit: CapSignal = {
+    ...base,
+    entity: { type: "org", id: "org_1" },
+    kind: "credits_reload",
+    threshold: null,
+    limit: null,
+    sequence: 1,
+    amount: "3",
+    balance: "4.8",
+  };
+
+  it("tells reloads apart by their sequence number, whatever the policy version", () => {
+    expect(alertId(credit)).not.toBe(alertId({ ...credit, sequence: 2 }));
+    const later: CapSignal = { ...credit, policy_version: 9, balance: "1", signal_id: "other" };
+    expect(alertId(credit)).toBe(alertId(later));
+    expect(alertId(credit)).not.toBe(alertId({ ...credit, kind: "credits_exhausted" }));
+  });
+
+  it("gives one forecast and one reload-limit alert per entity and period", () => {
+    const forecast: CapSignal = { ...base, kind: "forecast", threshold: null, policy_version: 1 };
+    const later: CapSignal = { ...forecast, policy_version: 2, spend: "80" };
+    expect(alertId(forecast)).toBe(alertId(later));
+    expect(alertId(forecast)).not.toBe(alertId({ ...forecast, period: "2026-12" }));
+    expect(alertId(forecast)).not.toBe(alertId({ ...forecast, entity: { type: "user", id: "u2" } }));
+  });
+
+  it("carries the credit fields in the payload", () => {
+    expect(toPayload(credit, 0)).toMatchObject({ kind: "credits_reload", sequence: 1, amount: "3", balance: "4.8" });
+  });
+});

@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { type AlertRow, chDateTime } from "@usage/clickhouse";
 import { Decimal } from "decimal.js";
-import type { CapSignal } from "./signal.js";
+import type { CapSignal, SignalKind } from "./signal.js";
 
 /** The JSON published on spend.alerts.v1 (keyed by org_id) and POSTed, signed, to the org's webhook. */
 export interface AlertPayload {
@@ -10,13 +10,21 @@ export interface AlertPayload {
   org_id: string;
   entity: { type: "org" | "user"; id: string };
   period: string;
-  kind: "threshold" | "blocked" | "unblocked";
+  kind: SignalKind;
   threshold: string | null;
   limit: string | null;
   spend: string;
   status: "ok" | "warning" | "blocked";
   created_at: string;
   cause_event_id: string | null;
+  /** Credit alerts: the reload number, or the ledger size at an exhaustion or a restore. */
+  sequence?: number;
+  /** credits_reload: the amount reloaded. */
+  amount?: string;
+  /** Credit alerts: the prepaid balance after the change. */
+  balance?: string;
+  /** forecast: the projected month-end spend and the day the limit is projected to be reached. */
+  forecast?: { projected: string; daily_rate: string; reaches_limit_on: string | null; method: string };
 }
 
 /** Where the signal that created an alert was read: the redelivery check of notifier.ts relies on it. */
@@ -32,17 +40,19 @@ export interface SignalSource {
  * period, policy version). "0.90" and "0.9" are the same threshold. Restarts and replays re-derive the same id.
  */
 export function alertId(
-  s: Pick<CapSignal, "org_id" | "entity" | "period" | "kind" | "threshold" | "policy_version">,
+  s: Pick<CapSignal, "org_id" | "entity" | "period" | "kind" | "threshold" | "policy_version" | "sequence">,
 ): string {
-  const parts = [
-    "alert.v1",
-    s.org_id,
-    s.entity.type,
-    s.entity.id,
-    s.period,
-    s.kind,
-    s.kind === "threshold" ? canonicalDecimal(s.threshold ?? "") : String(s.policy_version),
-  ];
+  // Credit alerts once per sequence number (each reload, each exhaustion, each restore); a reload limit and a
+  // forecast once per entity and period.
+  const discriminator =
+    s.kind === "threshold"
+      ? canonicalDecimal(s.threshold ?? "")
+      : s.kind === "blocked" || s.kind === "unblocked"
+        ? String(s.policy_version)
+        : s.kind === "credits_reload_limit" || s.kind === "forecast"
+          ? ""
+          : `seq:${s.sequence ?? 0}`;
+  const parts = ["alert.v1", s.org_id, s.entity.type, s.entity.id, s.period, s.kind, discriminator];
   return createHash("sha256").update(parts.join("\u0000")).digest("hex").slice(0, 32);
 }
 
@@ -68,6 +78,10 @@ export function toPayload(s: CapSignal, createdAtMs: number): AlertPayload {
     status: s.status,
     created_at: new Date(createdAtMs).toISOString(),
     cause_event_id: s.cause_event_id,
+    ...(s.sequence === undefined ? {} : { sequence: s.sequence }),
+    ...(s.amount === undefined ? {} : { amount: s.amount }),
+    ...(s.balance === undefined ? {} : { balance: s.balance }),
+    ...(s.forecast === undefined ? {} : { forecast: s.forecast }),
   };
 }
 

@@ -9,6 +9,20 @@ import { z } from "zod";
 const SPEND = /^\d{1,20}(\.\d{1,18})?$/;
 const THRESHOLD = /^\d{1,3}(\.\d{1,6})?$/;
 const STATUS = z.enum(["ok", "warning", "blocked"]);
+const SIGNED_AMOUNT = /^-?\d{1,20}(\.\d{1,18})?$/;
+
+/** Cap signals, credit signals (credits_*) and forecast signals (services/aggregator/src/signals.ts). */
+export const SIGNAL_KINDS = [
+  "threshold",
+  "blocked",
+  "unblocked",
+  "credits_exhausted",
+  "credits_restored",
+  "credits_reload",
+  "credits_reload_limit",
+  "forecast",
+] as const;
+export type SignalKind = (typeof SIGNAL_KINDS)[number];
 
 export const capSignalSchema = z
   .object({
@@ -16,7 +30,7 @@ export const capSignalSchema = z
     org_id: z.string().min(1).max(128),
     entity: z.object({ type: z.enum(["org", "user"]), id: z.string().min(1).max(128) }),
     period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, "expected YYYY-MM"),
-    kind: z.enum(["threshold", "blocked", "unblocked"]),
+    kind: z.enum(SIGNAL_KINDS),
     threshold: z.string().regex(THRESHOLD, "expected a decimal threshold").nullable(),
     limit: z.string().max(64).nullable(),
     spend: z.string().regex(SPEND, "expected a decimal amount"),
@@ -25,11 +39,29 @@ export const capSignalSchema = z
     policy_version: z.number().int().nonnegative(),
     cause_event_id: z.string().max(128).nullable(),
     created_at: z.string().datetime({ offset: true }),
+    sequence: z.number().int().nonnegative().optional(),
+    amount: z.string().regex(SPEND, "expected a decimal amount").optional(),
+    balance: z.string().regex(SIGNED_AMOUNT, "expected a decimal amount").optional(),
+    forecast: z
+      .object({
+        projected: z.string().regex(SPEND, "expected a decimal amount"),
+        daily_rate: z.string().regex(SPEND, "expected a decimal amount"),
+        reaches_limit_on: z
+          .string()
+          .regex(/^\d{4}-\d{2}-\d{2}$/, "expected YYYY-MM-DD")
+          .nullable(),
+        method: z.string().max(64),
+      })
+      .optional(),
   })
   .refine((s) => s.kind !== "threshold" || s.threshold !== null, {
     path: ["threshold"],
     message: "a threshold signal names its threshold",
-  });
+  })
+  .refine(
+    (s) => !["credits_exhausted", "credits_restored", "credits_reload"].includes(s.kind) || s.sequence !== undefined,
+    { path: ["sequence"], message: "a credit signal carries its sequence number" },
+  );
 export type CapSignal = z.infer<typeof capSignalSchema>;
 
 export type DecodedSignal = { ok: true; signal: CapSignal } | { ok: false; message: string; signalId?: string };

@@ -1,0 +1,77 @@
+/**
+ * TEST HOOK — ClickHouse fault injection, for the fault suite (`npm run test:faults`). Not a feature: never set it
+ * in production.
+ *
+ * When the environment variable `USAGE_FAULT_CLICKHOUSE_FILE` names a path, `createClickHouse` wraps the client it
+ * returns (server or embedded alike). While a file exists at that path:
+ *
+ *   - every write fails: `insert()`, `command()` (DDL, `INSERT … SELECT`, `USE`) and `exec()` reject with
+ *     `Error("injected ClickHouse write failure")` and never reach ClickHouse;
+ *   - reads keep working (`query()`, `ping()`), as during a write outage of a server that still answers SELECTs
+ *     (read-only mode, a full disk, inserts refused for too many parts) — the harder case for a service, which
+ *     gets as far as its dedup read before its write fails;
+ *   - unless the file's content (trimmed) is `all`: then reads fail too, `query()` rejecting with
+ *     `Error("injected ClickHouse read failure")` and `ping()` answering `{ success: false }`, as with a server
+ *     that is down.
+ *
+ * The file is looked at on every call, so a test turns an outage on and off while the services run by creating and
+ * deleting the file (the embedded engine has no server process to stop). When the variable is unset the client is
+ * returned untouched: no wrapper, no cost. The variable is read by `createClickHouse` (client.ts) only.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import type { ClickHouseClient } from "@clickhouse/client";
+
+/** The environment variable naming the fault file. */
+export const FAULT_CLICKHOUSE_FILE_ENV = "USAGE_FAULT_CLICKHOUSE_FILE";
+export const INJECTED_WRITE_FAILURE = "injected ClickHouse write failure";
+export const INJECTED_READ_FAILURE = "injected ClickHouse read failure";
+
+/** What the fault file asks for right now: nothing (no file), failing writes, or failing reads and writes. */
+export type ClickHouseFault = "none" | "writes" | "all";
+
+export function currentClickHouseFault(file: string): ClickHouseFault {
+  if (!existsSync(file)) return "none";
+  try {
+    return readFileSync(file, "utf8").trim() === "all" ? "all" : "writes";
+  } catch {
+    // Deleted between the two calls (or unreadable): the outage is ending; treat it as still on for this call.
+    return existsSync(file) ? "writes" : "none";
+  }
+}
+
+const WRITES = new Set<PropertyKey>(["insert", "command", "exec"]);
+
+/** Wraps `client` so that its calls fail while `file` exists (see the header). Other members pass through. */
+export function withClickHouseFaults(client: ClickHouseClient, file: string): ClickHouseClient {
+  return new Proxy(client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      const call = (...args: unknown[]): unknown => (value as (...a: unknown[]) => unknown).apply(target, args);
+      if (WRITES.has(prop)) {
+        return (...args: unknown[]) =>
+          currentClickHouseFault(file) === "none" ? call(...args) : Promise.reject(new Error(INJECTED_WRITE_FAILURE));
+      }
+      if (prop === "query") {
+        return (...args: unknown[]) =>
+          currentClickHouseFault(file) === "all" ? Promise.reject(new Error(INJECTED_READ_FAILURE)) : call(...args);
+      }
+      if (prop === "ping") {
+        return (...args: unknown[]) =>
+          currentClickHouseFault(file) === "all"
+            ? Promise.resolve({ success: false, error: new Error(INJECTED_READ_FAILURE) })
+            : call(...args);
+      }
+      return call;
+    },
+  });
+}
+
+/** The client wrapped when `USAGE_FAULT_CLICKHOUSE_FILE` is set in `env`, else the client itself. */
+export function clickHouseFaultsFromEnv(
+  client: ClickHouseClient,
+  env: NodeJS.ProcessEnv = process.env,
+): ClickHouseClient {
+  const file = env[FAULT_CLICKHOUSE_FILE_ENV];
+  return file ? withClickHouseFaults(client, file) : client;
+}

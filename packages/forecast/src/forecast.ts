@@ -1,0 +1,186 @@
+/**
+ * Month-end spend forecasts (pure, no I/O): from the month's daily net spend so far, a daily rate going forward, the
+ * projected month-end spend, and the day a cap is projected to be reached.
+ *
+ * Method ("weighted-recent-days"): the daily rate is a weighted mean of the month's days, recent days weighing more.
+ *   - Every complete day of the month (the 1st up to yesterday) is one observation of a day's spend, weighted
+ *     DECAY^age with DECAY = 0.8 and age in days (yesterday 0.8, the day before 0.64, …): a half-life of about
+ *     3.1 days (ln 2 / ln 1.25). 0.8 rather than 2^(−1/3) keeps every weight an exact decimal.
+ *   - Today's partial day is an observation too, of age 0, but only worth the fraction of the day that has elapsed:
+ *     it adds today's spend to the numerator and that fraction to the denominator, i.e. today's spend scaled to a
+ *     full day, weighted by how much of the day it has seen. So on the 1st (no complete day yet) the rate is
+ *     today's spend scaled to a full day, and as complete days accumulate today's noisy partial figure fades.
+ *     The fraction counts as at least one hour (MIN_TODAY_MS), so a few minutes into a month the rate stays finite.
+ *   - rate = (Σ 0.8^age · spend(day) + spend(today)) / (Σ 0.8^age + elapsed(today) / 1 day), rounded half up to
+ *     6 decimal places. An extra amount x on one day raises the rate by x × its weight / Σ weights, and its weight
+ *     shrinks by 0.8 with every day that passes: a spike lifts the projection, then decays.
+ * projected = spend_to_date + rate × the days left from `now` to the end of the month (fractional days).
+ *
+ * The rounded `daily_rate` is the rate: `projected` and the reach date are derived from it (so they can be checked
+ * from the answer itself), and the decisions (reached, will reach, which day) are exact comparisons of decimals
+ * multiplied out, never of rounded or divided figures. Spend reaching the limit exactly at a midnight counts for
+ * the day that midnight ends, as "spend by the end of day D ≥ limit" does for a limit already reached; so a
+ * projection equal to the limit reaches it on the month's last day, one a millionth below does not.
+ *
+ * Edge cases, decided:
+ *   - `now` must fall within `period`; a day outside the period, a malformed day, a negative or malformed amount,
+ *     or a malformed limit is a caller's mistake: RangeError naming it.
+ *   - Days may be missing (no spend that day: 0) or repeated (their amounts are added), in any order.
+ *   - A day after today but within the period (an event stamped a few minutes ahead, which pricing allows) counts in
+ *     spend_to_date and, for the rate, as today's spend.
+ *   - No spend at all (or an empty series): rate 0, projection 0; a cap of 0 is nonetheless reached (SPEC §5: a
+ *     limit of 0 blocks at once), on the period's first day.
+ *   - A limit already reached has `reaches_limit_on` = the first day by whose end the spend reached it, and
+ *     `will_reach_limit` false (the forecast alert is for caps not yet reached; blocked signals cover the rest).
+ *   - No limit (`null`) or `"unlimited"`: nothing is reached, `reaches_limit_on` null.
+ * Amounts out are canonical decimal strings (no exponent, no trailing zeros, "0" for zero), as everywhere else.
+ */
+import { dayOf, parseDay, periodRange } from "@usage/periods";
+import { Decimal } from "decimal.js";
+
+export interface DailySpend {
+  /** YYYY-MM-DD, UTC. */
+  day: string;
+  /** A non-negative decimal string. */
+  spend: string;
+}
+
+export interface ForecastInput {
+  /** YYYY-MM: the UTC month being forecast. */
+  period: string;
+  /** Milliseconds since the epoch; must fall within `period`. */
+  now: number;
+  /** The month's daily net spend so far: missing days are 0, today's partial day included. */
+  daily: DailySpend[];
+  /** The entity's cap (SPEC §5 shapes): a decimal string, "unlimited", or null for none. */
+  limit: string | "unlimited" | null;
+}
+
+export interface Forecast {
+  period: string;
+  /** ISO instant (`now`). */
+  as_of: string;
+  /** Short name of the method. */
+  method: string;
+  /** The exact sum of `daily`. */
+  spend_to_date: string;
+  /** The projected spend per day going forward, rounded to 6 decimal places. */
+  daily_rate: string;
+  /** spend_to_date + daily_rate × days left in the month, rounded to 6 decimal places. */
+  projected: string;
+  limit: string | "unlimited" | null;
+  /** spend_to_date ≥ limit already (a limit of 0 counts as reached). */
+  limit_reached: boolean;
+  /** The day the cap is projected to be reached, or was reached; null when not within the month or no finite limit. */
+  reaches_limit_on: string | null;
+  /** Not yet reached, and projected to be reached on or before the month's last day: the forecast alert's trigger. */
+  will_reach_limit: boolean;
+  /** Days elapsed in the month, today included. */
+  days_of_data: number;
+}
+
+export const FORECAST_METHOD = "weighted-recent-days";
+/** Weight of a complete day relative to the day after it. */
+export const DECAY = "0.8";
+/** Today's elapsed part counts as at least this much of a day, so the rate stays finite just after midnight. */
+export const MIN_TODAY_MS = 3_600_000;
+/** Decimal places of `daily_rate` and `projected`. */
+export const RATE_PLACES = 6;
+
+const DAY_MS = 86_400_000;
+/** Amounts are at most 38 digits (ClickHouse Decimal(38, 18)); 80 significant digits keep products exact. */
+const Dec = Decimal.clone({ precision: 80, rounding: Decimal.ROUND_HALF_UP });
+type Dec = InstanceType<typeof Dec>;
+const PLAIN_DECIMAL = /^\d+(?:\.\d+)?$/;
+
+export function forecast(input: ForecastInput): Forecast {
+  const range = periodRange(input.period);
+  if (range === undefined) throw new RangeError(`period must be a month YYYY-MM, got ${JSON.stringify(input.period)}`);
+  const { now } = input;
+  if (!Number.isSafeInteger(now) || now < range.from || now >= range.to) {
+    throw new RangeError(`now (${JSON.stringify(now)}) must be an instant in ${input.period} (ms since the epoch)`);
+  }
+  const limit = parseLimit(input.limit);
+  const days = Math.round((range.to - range.from) / DAY_MS);
+  const today = Math.floor((now - range.from) / DAY_MS);
+
+  // The month's spend per day (index 0 = the 1st).
+  const perDay: Dec[] = Array.from({ length: days }, () => new Dec(0));
+  for (const entry of input.daily) {
+    const at = typeof entry?.day === "string" ? parseDay(entry.day) : undefined;
+    if (at === undefined) throw new RangeError(`day must be a date YYYY-MM-DD, got ${JSON.stringify(entry?.day)}`);
+    if (at < range.from || at >= range.to) throw new RangeError(`day ${entry.day} is outside ${input.period}`);
+    if (typeof entry.spend !== "string" || !PLAIN_DECIMAL.test(entry.spend)) {
+      throw new RangeError(
+        `spend of ${entry.day} must be a non-negative decimal string, got ${JSON.stringify(entry.spend)}`,
+      );
+    }
+    const i = (at - range.from) / DAY_MS;
+    perDay[i] = perDay[i]!.plus(entry.spend);
+  }
+  const spendToDate = perDay.reduce((sum, d) => sum.plus(d), new Dec(0));
+
+  // The weighted mean (see the header): today (and any day after it) at weight 1 for the elapsed fraction of a day,
+  // then each complete day back from yesterday at 0.8, 0.64, …
+  let numerator = perDay.slice(today).reduce((sum, d) => sum.plus(d), new Dec(0));
+  let denominator = new Dec(Math.max(now - (range.from + today * DAY_MS), MIN_TODAY_MS)).div(DAY_MS);
+  let weight = new Dec(1);
+  for (let i = today - 1; i >= 0; i--) {
+    weight = weight.times(DECAY);
+    numerator = numerator.plus(weight.times(perDay[i]!));
+    denominator = denominator.plus(weight);
+  }
+  const rate = numerator.div(denominator).toDecimalPlaces(RATE_PLACES);
+  const projected = spendToDate.plus(rate.times(range.to - now).div(DAY_MS)).toDecimalPlaces(RATE_PLACES);
+
+  let reached = false;
+  let reachDay: number | undefined;
+  if (limit !== undefined) {
+    reached = spendToDate.gte(limit);
+    if (reached) {
+      // The first day by whose end the month's spend reached the limit.
+      let cumulative = new Dec(0);
+      for (let i = 0; i < days && reachDay === undefined; i++) {
+        cumulative = cumulative.plus(perDay[i]!);
+        if (cumulative.gte(limit)) reachDay = i;
+      }
+    } else if (rate.gt(0)) {
+      // The first day D with spend_to_date + rate × (end of D − now) ≥ limit, multiplied out to stay exact:
+      // (limit − spend_to_date) × 1 day ≤ rate × (end of D − now).
+      const needed = limit.minus(spendToDate).times(DAY_MS);
+      for (let i = today; i < days && reachDay === undefined; i++) {
+        if (needed.lte(rate.times(range.from + (i + 1) * DAY_MS - now))) reachDay = i;
+      }
+    }
+  }
+
+  return {
+    period: input.period,
+    as_of: new Date(now).toISOString(),
+    method: FORECAST_METHOD,
+    spend_to_date: canonical(spendToDate),
+    daily_rate: canonical(rate),
+    projected: canonical(projected),
+    limit: limit === undefined ? input.limit : canonical(limit),
+    limit_reached: reached,
+    reaches_limit_on: reachDay === undefined ? null : dayOf(range.from + reachDay * DAY_MS),
+    will_reach_limit: !reached && reachDay !== undefined,
+    days_of_data: today + 1,
+  };
+}
+
+/** A finite limit as a decimal; undefined for none or "unlimited". */
+function parseLimit(limit: string | "unlimited" | null): Dec | undefined {
+  if (limit === null || limit === "unlimited") return undefined;
+  if (typeof limit !== "string" || !PLAIN_DECIMAL.test(limit)) {
+    throw new RangeError(
+      `limit must be a non-negative decimal string, "unlimited" or null, got ${JSON.stringify(limit)}`,
+    );
+  }
+  return new Dec(limit);
+}
+
+/** Canonical text: "12.5", "0"; never an exponent or "-0". */
+function canonical(d: Dec): string {
+  return d.isZero() ? "0" : d.toFixed();
+}

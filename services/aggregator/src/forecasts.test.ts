@@ -1,0 +1,56 @@
+import { parsePolicy } from "@usage/policy";
+import { describe, expect, it } from "vitest";
+import { forecastSignals, seriesByEntity } from "./forecasts.js";
+import { SpendState } from "./state.js";
+
+const NOW = Date.parse("2026-11-10T12:00:00Z");
+
+function stateWith(policy: unknown): SpendState {
+  const state = new SpendState(() => NOW);
+  const parsed = parsePolicy(policy, "org_1");
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+  state.setPolicy("org_1", parsed.policy, 1);
+  return state;
+}
+
+describe("forecast series", () => {
+  it("sums an org's users per day, exactly, sorted by day", () => {
+    const series = seriesByEntity([
+      { org_id: "org_1", user_id: "a", day: "2026-11-02", net: "0.1" },
+      { org_id: "org_1", user_id: "b", day: "2026-11-02", net: "0.2" },
+      { org_id: "org_1", user_id: "a", day: "2026-11-01", net: "1" },
+    ]);
+    expect(series.get("org_1")?.get("org")).toEqual([
+      { day: "2026-11-01", spend: "1" },
+      { day: "2026-11-02", spend: "0.3" },
+    ]);
+    expect(series.get("org_1")?.get("user:b")).toEqual([{ day: "2026-11-02", spend: "0.2" }]);
+  });
+});
+
+describe("forecast signals", () => {
+  const rows = Array.from({ length: 10 }, (_, i) => ({
+    org_id: "org_1",
+    user_id: "fast",
+    day: `2026-11-${String(i + 1).padStart(2, "0")}`,
+    net: "10",
+  }));
+
+  it("signals an entity projected to reach its cap this month once per period, and not one that is not", () => {
+    const state = stateWith({ users: { fast: { limit: "250" }, slow: { limit: "1000" } } });
+    state.addSpend("org_1", "fast", "2026-11", "100");
+    const caps = (org: string) => state.caps(org);
+    const first = forecastSignals(state, rows, NOW, caps);
+    // 100 spent; today's 10 in half a day weighs as 20 a day: rate = (10 + Σ 0.8^k·10, k=1..9) / (0.5 + Σ 0.8^k)
+    // ≈ 11.26 a day; the 150 left take ≈ 13.3 days from Nov 10 12:00, i.e. Nov 23. The slow user spends nothing.
+    expect(first.map((s) => [s.kind, s.entity.id, s.limit])).toEqual([["forecast", "fast", "250"]]);
+    expect(first[0]?.forecast?.reaches_limit_on).toBe("2026-11-23");
+    expect(forecastSignals(state, rows, NOW, caps)).toEqual([]);
+  });
+
+  it("does not signal a cap already reached (the blocked signal covers it)", () => {
+    const state = stateWith({ users: { fast: { limit: "100" } } });
+    state.addSpend("org_1", "fast", "2026-11", "100");
+    expect(forecastSignals(state, rows, NOW, (org) => state.caps(org))).toEqual([]);
+  });
+});

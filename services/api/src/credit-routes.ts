@@ -1,0 +1,145 @@
+/**
+ * Prepaid credit routes:
+ *
+ *   GET  /v1/orgs/:org/credits                 → the balance, what made it, and auto-reload (fresh, from memory)
+ *   GET  /v1/orgs/:org/credits/ledger          → { entries: [...] } every purchase and reload, oldest first
+ *   POST /v1/orgs/:org/credits/purchases       { amount, reference? } → 201 { entry, credits }
+ *   PUT  /v1/orgs/:org/credits/auto-reload     { enabled?, when_below, amount, monthly_max } → the settings
+ *   GET  /v1/orgs/:org/credits/auto-reload     → the settings in force, or 404
+ *
+ * A purchase's `reference` (an order or invoice number) makes it idempotent: the same reference with the same amount
+ * is the same entry (200, nothing added); with another amount it is a 409. Without a reference every POST is a new
+ * purchase. A purchase is stored, then applied to the running account at once (a blocked org is unblocked before
+ * the answer is sent).
+ */
+import { randomUUID } from "node:crypto";
+import type { SpendControl } from "@usage/aggregator";
+import {
+  type ClickHouseClient,
+  type CreditLedgerRow,
+  chDateTime,
+  creditEntry,
+  creditEntryId,
+  creditLedger,
+  insertAutoReload,
+  insertCreditEntries,
+  latestAutoReloads,
+} from "@usage/clickhouse";
+import { periodOf } from "@usage/periods";
+import { canonicalDecimal, parseAutoReload, parsePurchase } from "@usage/policy";
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from "fastify";
+import type { Principal } from "./auth.js";
+
+export interface CreditRouteDeps {
+  clickhouse: ClickHouseClient;
+  control: SpendControl;
+  authorize: (request: FastifyRequest) => { orgId: string; principal: Principal };
+  now: () => number;
+}
+
+function fail(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+const by = (p: Principal) => (p.kind === "operator" ? "operator" : `key:${p.keyId}`);
+
+/** A ledger row as the API shows it. */
+function entryOut(e: CreditLedgerRow) {
+  return {
+    entry_id: e.entry_id,
+    kind: e.kind,
+    amount: canonicalDecimal(e.amount),
+    reference: e.reference,
+    sequence: e.sequence,
+    period: e.period,
+    created_at: `${e.created_at.replace(" ", "T")}Z`,
+    created_by: e.created_by,
+    ...(e.kind === "reload" ? { balance_after: canonicalDecimal(e.balance_after) } : {}),
+  };
+}
+
+export function registerCreditRoutes<L extends FastifyBaseLogger>(
+  app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, L>,
+  deps: CreditRouteDeps,
+): void {
+  const view = (orgId: string) => deps.control.credits(orgId) ?? { org_id: orgId, prepaid: false };
+
+  app.get("/v1/orgs/:org/credits", async (request) => {
+    const { orgId } = deps.authorize(request);
+    const v = deps.control.credits(orgId);
+    return v ? { ...v, prepaid: true } : view(orgId);
+  });
+
+  app.get("/v1/orgs/:org/credits/ledger", async (request) => {
+    const { orgId } = deps.authorize(request);
+    return { org_id: orgId, entries: (await creditLedger(deps.clickhouse, orgId)).map(entryOut) };
+  });
+
+  app.post("/v1/orgs/:org/credits/purchases", async (request, reply) => {
+    const { orgId, principal } = deps.authorize(request);
+    const parsed = parsePurchase(request.body);
+    if (!parsed.ok) return fail(reply, 400, "invalid_purchase", `${parsed.field}: ${parsed.message}`);
+    const reference = parsed.value.reference ?? `purchase-${randomUUID()}`;
+    const entryId = creditEntryId(orgId, "purchase", reference);
+    const existing = await creditEntry(deps.clickhouse, orgId, entryId);
+    if (existing) {
+      const recorded = canonicalDecimal(existing.amount);
+      if (recorded !== parsed.value.amount) {
+        return fail(
+          reply,
+          409,
+          "reference_conflict",
+          `purchase ${reference} was recorded with amount ${recorded}, not ${parsed.value.amount}`,
+        );
+      }
+      return reply.code(200).send({ entry: entryOut(existing), credits: view(orgId) });
+    }
+    const at = deps.now();
+    const row: CreditLedgerRow = {
+      entry_id: entryId,
+      org_id: orgId,
+      kind: "purchase",
+      amount: parsed.value.amount,
+      reference,
+      sequence: 0,
+      period: periodOf(at),
+      balance_after: "0",
+      created_at: chDateTime(at),
+      created_by: by(principal),
+    };
+    await insertCreditEntries(deps.clickhouse, [row]);
+    await deps.control.applyCredits(orgId);
+    return reply.code(201).send({ entry: entryOut(row), credits: view(orgId) });
+  });
+
+  app.put("/v1/orgs/:org/credits/auto-reload", async (request, reply) => {
+    const { orgId, principal } = deps.authorize(request);
+    const parsed = parseAutoReload(request.body);
+    if (!parsed.ok) return fail(reply, 400, "invalid_auto_reload", `${parsed.field}: ${parsed.message}`);
+    const stored = await latestAutoReloads(deps.clickhouse, orgId);
+    const version = Math.max(stored[0]?.version ?? 0, deps.control.credits(orgId)?.auto_reload?.version ?? 0) + 1;
+    await insertAutoReload(deps.clickhouse, {
+      org_id: orgId,
+      version,
+      settings: JSON.stringify(parsed.value),
+      created_by: by(principal),
+    });
+    await deps.control.applyAutoReload(orgId, parsed.value, version);
+    return { ...parsed.value, version };
+  });
+
+  app.get("/v1/orgs/:org/credits/auto-reload", async (request, reply) => {
+    const { orgId } = deps.authorize(request);
+    const [row] = await latestAutoReloads(deps.clickhouse, orgId);
+    if (!row) return fail(reply, 404, "no_auto_reload", `org ${orgId} has no auto-reload settings`);
+    return { ...(JSON.parse(row.settings) as object), version: row.version };
+  });
+}
