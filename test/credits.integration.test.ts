@@ -15,7 +15,16 @@ import { createUsageProducer } from "@usage/producer";
 import { generateEventArray } from "@usage/workload";
 import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { freePort, resetTopics, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
+import {
+  freePort,
+  metricSum,
+  resetTopics,
+  spawnCli,
+  tempDir,
+  testBrokers,
+  testKafka,
+  waitFor,
+} from "./harness/index.js";
 import { startReceiver } from "./harness/receiver.js";
 
 const KEY = "credits-operator-key-0123456789";
@@ -270,11 +279,7 @@ describe("prepaid credits and forecasts", () => {
       // The replay is done when every event has been read again: the aggregator counts each one as a duplicate.
       await waitFor(
         "the replay",
-        async () => {
-          const text = await (await fetch(`${base}/metrics`)).text();
-          const m = /^usage_aggregator_duplicates_total (\d+)/m.exec(text);
-          return m !== null && Number(m[1]) >= blockedAfter! + 1;
-        },
+        async () => (await metricSum(base, "usage_aggregator_duplicates_total")) >= blockedAfter! + 1,
         120_000,
       );
       await new Promise((r) => setTimeout(r, 3000));

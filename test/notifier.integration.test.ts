@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { registerAlertRoutes } from "../services/api/src/alert-routes.js";
 import {
   freePort,
+  metricSum,
   readTopic,
   resetTopics,
   spawnCli,
@@ -33,16 +34,7 @@ const SECRET = "notifier-test-secret-6f1c2a9e";
 const DOWN_CLOSED_MS = 15_000;
 const DOWN_503_MS = 15_000;
 
-/** Sum of a Prometheus counter's samples whose labels contain `labels` (e.g. `outcome="delivered"`). */
-async function metric(base: string, name: string, labels = ""): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split("\n")) {
-    const m = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(line);
-    if (m && (labels === "" || (m[1] ?? "").includes(labels))) total += Number(m[2]);
-  }
-  return total;
-}
+const metric = metricSum;
 
 interface Delivery {
   at: number;

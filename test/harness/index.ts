@@ -220,3 +220,14 @@ export function priceDistinct(events: UsageEvent[], now: number): { event: Usage
     return { event: e, gross: p.value.total_cost };
   });
 }
+
+/** Sum of a Prometheus metric's samples at `base`/metrics whose labels contain `labels` (e.g. `outcome="delivered"`). */
+export async function metricSum(base: string, name: string, labels = ""): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split("\n")) {
+    const m = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(line);
+    if (m && (labels === "" || (m[1] ?? "").includes(labels))) total += Number(m[2]);
+  }
+  return total;
+}

@@ -107,6 +107,31 @@ export async function alertsByIds(client: ClickHouseClient, orgIds: string[], id
   return (await rs.json<AlertRow>()).map(row);
 }
 
+/** Records that these alerts were published to spend.alerts.v1 (schemas/clickhouse/008). */
+export async function insertAlertPublications(
+  client: ClickHouseClient,
+  rows: { org_id: string; alert_id: string; published_at: string }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({ table: "alert_publications", values: rows, format: "JSONEachRow" });
+}
+
+/** Which of these alerts have been published. */
+export async function publishedAlertIds(
+  client: ClickHouseClient,
+  orgIds: string[],
+  ids: string[],
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rs = await client.query({
+    query: `SELECT DISTINCT alert_id FROM alert_publications
+            WHERE org_id IN {orgs:Array(String)} AND alert_id IN {ids:Array(String)}`,
+    query_params: { orgs: orgIds, ids },
+    format: "JSONEachRow",
+  });
+  return new Set((await rs.json<{ alert_id: string }>()).map((r) => r.alert_id));
+}
+
 /** Alerts waiting for a webhook attempt whose time has come, the longest-waiting first. */
 export async function dueAlerts(client: ClickHouseClient, nowMs: number, limit: number): Promise<AlertRow[]> {
   const rs = await client.query({

@@ -10,8 +10,10 @@ export {
   alertsOfPeriod,
   chDateTime,
   dueAlerts,
+  insertAlertPublications,
   insertAlerts,
   parseChDateTime,
+  publishedAlertIds,
 } from "./alerts.js";
 export {
   dailyTrends,

@@ -11,7 +11,9 @@ export function createProducer(kafka: Kafka, options: { transactionalId?: string
     allowAutoTopicCreation: false,
     // Murmur2 on the key, as the Java client: an org's events land on the partition any Kafka client would pick.
     createPartitioner: Partitioners.DefaultPartitioner,
-    // An idempotent producer retries until the broker takes the batch; giving up would lose events.
+    // Retries without a count limit on the producer's own errors. A broker that is unreachable still fails a send
+    // after about 10 s (kafkajs's connection retries have their own budget): the services treat a failed send as
+    // "not sent", fail the batch and get it redelivered.
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
     ...(options.transactionalId ? { transactionalId: options.transactionalId, transactionTimeout: 60000 } : {}),
   });

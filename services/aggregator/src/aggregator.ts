@@ -8,7 +8,7 @@
  *   3. write the new events to usage_events, then their rollup rows to spend_daily (both tagged with one batch id);
  *   4. only now add their spend to the in-memory totals, and evaluate caps for the orgs and users touched;
  *   5. move prepaid credit accounts (credits.ts) and write any auto-reload to credit_ledger;
- *   6. write the resulting signals to cap_signals, then publish them to spend.signals.v1;
+ *   6. publish the resulting signals to spend.signals.v1, then record them in cap_signals;
  *   7. commit the consumer offset.
  * The dedup record IS the usage_events row written in step 3, so no id is ever claimed before its event is stored
  * (the failure OpenMeter #5118 describes). A crash anywhere before 7 redelivers the batch: step 2 drops what step 3
@@ -192,9 +192,13 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       log.info({ reloads: entries.map((e) => `${e.org_id} #${e.sequence} +${e.amount}`) }, "auto-reload recorded");
     }
     if (signals.length === 0) return;
+    // Published before they are recorded: cap_signals is what a restart takes as sent, so a signal that never got
+    // out (the broker away too long, a crash) must not be in it; it is emitted again, with the same id, by the
+    // evaluation after the restart. A signal published but not recorded is published again the same way, and the
+    // notifier drops the copy on its id.
+    await producer!.send({ topic: TOPICS.signals, messages: signals.map(signalMessage), acks: -1 });
     const rows: CapSignalRow[] = signals.map(signalRow);
     await insertCapSignals(deps.clickhouse, rows);
-    await producer!.send({ topic: TOPICS.signals, messages: signals.map(signalMessage), acks: -1 });
     for (const s of signals) deps.metrics.signals.inc({ kind: s.kind });
     log.info(
       { signals: signals.map((s) => `${s.org_id}/${s.entity.type}:${s.entity.id} ${s.kind} ${s.threshold ?? ""}`) },

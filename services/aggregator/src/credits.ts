@@ -3,8 +3,8 @@
  * (reload entries for credit_ledger, credit signals). The rules are in @usage/policy (credits.ts).
  *
  * Order of work, as for caps (aggregator.ts): the batch's events are written first, the account moves in memory,
- * then the reload entries are written to credit_ledger, then the signals to cap_signals and spend.signals.v1, then
- * the offset is committed. Reload entry ids and signal ids are derived from the reload number and the ledger size,
+ * then the reload entries are written to credit_ledger, then the signals are published to spend.signals.v1 and
+ * recorded in cap_signals, then the offset is committed. Reload entry ids and signal ids are derived from the reload number and the ledger size,
  * so whatever a crash cuts short is recorded again as the same entry and the same signal: after a restart the
  * account is rebuilt from credit_ledger and usage_events, a reload already recorded lifts the balance (no second
  * reload), and a reload whose signal was lost is signalled again (see missedReloadSignals).

@@ -11,7 +11,9 @@
  *      no_webhook (the org has none; the alert is still on spend.alerts.v1);
  *   5. count outcomes.
  * A crash between 3 and 4 repeats those POSTs after the restart: delivery is at-least-once and receivers
- * deduplicate on alert_id (X-Usage-Alert-Id, and in the body). Row versions of an alert get strictly increasing
+ * deduplicate on alert_id (X-Usage-Alert-Id, and in the body). When the insert of 4 fails (ClickHouse refusing
+ * writes), the outcomes are kept in memory and written first at every later tick; no alert is POSTed again, and
+ * nothing new is attempted, until they are stored — so an outage of ClickHouse never turns into a storm of repeats. Row versions of an alert get strictly increasing
  * updated_at, so FINAL always picks the latest.
  *
  * One delivery loop per ClickHouse database: two notifiers on one database would both pick the same due alerts.
@@ -71,6 +73,8 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
   let again = false;
+  /** Outcomes POSTed but not yet stored (their insert failed): written before anything else is attempted. */
+  const unwritten = new Map<string, AlertRow>();
 
   function schedule(delayMs: number): void {
     if (stopped) return;
@@ -98,6 +102,11 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
   }
 
   async function runOnce(): Promise<number> {
+    if (unwritten.size > 0) {
+      await insertAlerts(deps.clickhouse, [...unwritten.values()]);
+      log.info({ alerts: unwritten.size }, "stored delivery outcomes held back by a failed write");
+      unwritten.clear();
+    }
     const due = await dueAlerts(deps.clickhouse, now(), limit);
     deps.metrics.due.set(due.length);
     if (due.length === 0) return 0;
@@ -106,7 +115,12 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     await forEachLimited(due, concurrency, async (alert) => {
       versions.push(await attempt(alert, hooks.get(alert.org_id)));
     });
-    await insertAlerts(deps.clickhouse, versions);
+    try {
+      await insertAlerts(deps.clickhouse, versions);
+    } catch (err) {
+      for (const v of versions) unwritten.set(v.alert_id, v);
+      throw err;
+    }
     const counts = { delivered: 0, retry: 0, dead: 0, no_webhook: 0 };
     const failures: { alert_id: string; org_id: string; attempt: number; error: string }[] = [];
     for (const v of versions) {

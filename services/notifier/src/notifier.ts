@@ -7,18 +7,20 @@
  *      at start and kept since) and, when any is not there, in the alerts table (every alert of the batch's orgs and
  *      periods), so no alert is created without the table having been asked;
  *   3. decide per signal, in offset order: its alert exists → skip (duplicate), except when that alert was created
- *      by this very message in this consumer group, which means a redelivery after a crash between steps 4 and 6 →
- *      publish it again; a threshold at or below one already alerted for the entity in the period → skip (passed,
- *      SPEC §7); else a new alert, state pending, due at once;
+ *      by this very message in this consumer group and alert_publications has no record of it, which means a
+ *      redelivery after a crash between steps 4 and 5b → publish it again; a threshold at or below one already
+ *      alerted for the entity in the period → skip (passed, SPEC §7); else a new alert, state pending, due at once;
  *   4. insert the new alerts into alerts;
  *   5. publish the new (and re-published) alerts to spend.alerts.v1, keyed by org_id, acked by all replicas;
+ *   5b. record them in alert_publications;
  *   6. the consumer commits the offset when the handler returns; the delivery loop is kicked.
  * The alert row written in 4 is the dedup record: no id is claimed before its alert is stored, and memory learns of
  * an alert only after its insert. A crash before 4 redelivers the batch, which creates the same alerts (same ids).
- * A crash between 4 and 6 redelivers it too: its alerts are found, created by these very messages, and published
- * again (same alert ids; consumers of spend.alerts.v1 deduplicate on alert_id, as webhook receivers do). A new
- * consumer group replaying the topic from offset 0 finds every alert, created by another group's messages: nothing
- * is created, published or delivered again.
+ * A crash between 4 and 5b redelivers it too: its alerts are found, created by these very messages, not recorded
+ * as published, and published again (same alert ids; consumers of spend.alerts.v1 deduplicate on alert_id, as
+ * webhook receivers do). A replay — a new consumer group from offset 0, or this group's offsets reset — finds every
+ * alert, created by another group's messages or already recorded as published: nothing is created, published or
+ * delivered again.
  *
  * Webhook delivery never runs here: see delivery.ts.
  */
@@ -29,7 +31,10 @@ import {
   alertIdentitiesSince,
   alertsByIds,
   type ClickHouseClient,
+  chDateTime,
+  insertAlertPublications,
   insertAlerts,
+  publishedAlertIds,
 } from "@usage/clickhouse";
 import {
   type BatchConsumer,
@@ -194,16 +199,29 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     await insertAlerts(deps.clickhouse, fresh);
     for (const row of fresh) remember(row, freshSource.get(row.alert_id)!);
 
-    // Step 5.
-    const messages: Message[] = fresh.map(alertMessage);
+    // Step 5: the new alerts, and those of this very message never recorded as published (a crash before 5b).
+    const rowsOut: AlertRow[] = [...fresh];
+    let replayed = 0;
     if (republish.size > 0) {
-      const ids = [...republish];
-      const rows = await alertsByIds(deps.clickhouse, [...new Set(signals.map((s) => s.signal.org_id))], ids);
-      log.warn({ partition: batch.partition, alert_ids: ids }, "publishing alerts again after an interrupted batch");
-      messages.push(...rows.map(alertMessage));
+      const orgIds = [...new Set(signals.map((s) => s.signal.org_id))];
+      const published = await publishedAlertIds(deps.clickhouse, orgIds, [...republish]);
+      const ids = [...republish].filter((id) => !published.has(id));
+      replayed = republish.size - ids.length;
+      if (ids.length > 0) {
+        log.warn({ partition: batch.partition, alert_ids: ids }, "publishing alerts again after an interrupted batch");
+        rowsOut.push(...(await alertsByIds(deps.clickhouse, orgIds, ids)));
+      }
+      duplicates += replayed;
     }
+    const messages: Message[] = rowsOut.map(alertMessage);
     if (messages.length > 0) {
       await producer!.send({ topic: TOPICS.alerts, messages, acks: -1 });
+      // Step 5b.
+      const at = chDateTime(now());
+      await insertAlertPublications(
+        deps.clickhouse,
+        rowsOut.map((r) => ({ org_id: r.org_id, alert_id: r.alert_id, published_at: at })),
+      );
     }
 
     for (const row of fresh) deps.metrics.created.inc({ kind: row.kind });
@@ -223,7 +241,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         duplicates,
         passed,
         invalid,
-        republished: republish.size,
+        republished: republish.size - replayed,
         alert_ids: fresh.map((r) => r.alert_id),
       },
       "cap signals processed",
