@@ -152,22 +152,18 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     for (const orgId of state.orgIds()) missed.push(...state.evaluate(orgId));
     const t = now();
     const signals = missed.map((m) => toSignal(m, null, t));
-    const entries: CreditLedgerRow[] = [];
     const period = state.currentPeriod();
     const recorded = await capSignalsOfPeriod(deps.clickhouse, period);
     for (const orgId of state.orgIds()) {
       const org = state.org(orgId);
-      if (!org.credits) continue;
-      if (org.credits.reloadedIn.has(period)) {
-        const ledger = await creditLedger(deps.clickhouse, orgId);
-        signals.push(...missedReloadSignals(org, ledger, recorded, period, t));
-      }
-      const effects = creditEffects(org, state.stepCredits(orgId), period, null, t);
-      entries.push(...effects.entries);
-      signals.push(...effects.signals);
+      if (!org.credits?.reloadedIn.has(period)) continue;
+      const ledger = await creditLedger(deps.clickhouse, orgId);
+      signals.push(...missedReloadSignals(org, ledger, recorded, period, t));
     }
+    const credits = stepCredits(state.orgIds(), new Map(), t);
+    signals.push(...credits.signals);
     if (signals.length > 0) log.info({ signals: signals.length }, "emitting signals missed before the last stop");
-    await emit(signals, entries);
+    await emit(signals, credits.entries);
   }
 
   /** Credit steps of the given orgs: reload entries and signals, `causes` naming the event behind each org's. */

@@ -70,13 +70,12 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
   app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, L>,
   deps: CreditRouteDeps,
 ): void {
-  const view = (orgId: string) => deps.control.credits(orgId) ?? { org_id: orgId, prepaid: false };
-
-  app.get("/v1/orgs/:org/credits", async (request) => {
-    const { orgId } = deps.authorize(request);
+  const view = (orgId: string) => {
     const v = deps.control.credits(orgId);
-    return v ? { ...v, prepaid: true } : view(orgId);
-  });
+    return v ? { ...v, prepaid: true } : { org_id: orgId, prepaid: false };
+  };
+
+  app.get("/v1/orgs/:org/credits", async (request) => view(deps.authorize(request).orgId));
 
   app.get("/v1/orgs/:org/credits/ledger", async (request) => {
     const { orgId } = deps.authorize(request);
