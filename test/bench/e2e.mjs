@@ -104,7 +104,9 @@ try {
     USAGE_INSTANCE_ID: "bench",
   };
   const run = (service, extra = {}) => {
-    const child = spawn(process.execPath, [BIN, "run", service], {
+    // USAGE_BENCH_NODE_ARGS: flags NODE_OPTIONS refuses, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile.
+    const nodeArgs = (process.env.USAGE_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, BIN, "run", service], {
       env: { ...env, ...extra },
       stdio: ["ignore", "ignore", "inherit"],
     });
