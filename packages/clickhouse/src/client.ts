@@ -1,7 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type ClickHouseClient, type ClickHouseSettings, createClient } from "@clickhouse/client";
-import { createChdbConnection } from "chdb/connection";
 import { clickHouseFaultsFromEnv } from "./faults.js";
 
 export type { ClickHouseClient } from "@clickhouse/client";
@@ -65,6 +64,10 @@ export async function createClickHouse(options: ClickHouseOptions): Promise<Clic
   mkdirSync(path, { recursive: true });
   // chdb implements the Connection interface of @clickhouse/client-common, which @clickhouse/client bundles as its
   // own copy of the same types; the cast bridges the two declarations, not two shapes.
+  // Loaded here, not at the top: loading the engine's library costs a process about 150 MB of RSS, and most
+  // processes that import this package (the pricing worker, `usagectl produce`, `price`, the API on a server)
+  // never open an embedded engine.
+  const { createChdbConnection } = await import("chdb/connection");
   const connection = createChdbConnection({ path }) as unknown as ClientConnection;
   const client = createClient({ connection, clickhouse_settings: SETTINGS });
   await client.command({ query: "CREATE DATABASE IF NOT EXISTS {db:Identifier}", query_params: { db: database } });
