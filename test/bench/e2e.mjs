@@ -7,7 +7,7 @@
 //   node test/bench/e2e.mjs [--minutes 1] [--ceiling-events 200000] [--max-backlog 200000]
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { usageEventV1 } from "@usage/events";
@@ -15,7 +15,7 @@ import { createKafka, createProducer, createTopics, ensureTopics, TOPICS } from 
 import { createUsageProducer } from "@usage/producer";
 import { createLogger } from "@usage/runtime";
 import { generateEvents } from "@usage/workload";
-import { benchBroker, percentile, writeResult } from "./lib.mjs";
+import { benchBroker, cpuSecondsOf, percentile, writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -155,6 +155,13 @@ try {
     const producer = createUsageProducer({ brokers: broker.brokers, logger, batchSize: 2000, maxBuffered: 50_000 });
     await producer.connect();
     const events = generateEvents({ seed: 2, count: Number.MAX_SAFE_INTEGER, now: Date.now() });
+    // Where the machine's CPU goes during the run: each service, the broker, and this process (the publisher).
+    const cpuOf = () => ({
+      ...Object.fromEntries(Object.entries(services).map(([name, child]) => [name, cpuSecondsOf(child.pid)])),
+      broker: broker.pid ? cpuSecondsOf(broker.pid) : null,
+      publisher: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    });
+    const cpuAtStart = cpuOf();
     const t0 = performance.now();
     const end = t0 + MINUTES * 60_000;
     let sent = 0;
@@ -184,6 +191,15 @@ try {
     const publishSeconds = (performance.now() - t0) / 1000;
     while ((await recorded()) < sent) await sleep(200);
     const seconds = (performance.now() - t0) / 1000;
+    const cpuAtEnd = cpuOf();
+    // Cores each component kept busy on average (2.0 = both cores of a 2-core machine).
+    const coresBusy = Object.fromEntries(
+      Object.entries(cpuAtEnd).map(([name, s]) => [
+        name,
+        s === null || cpuAtStart[name] === null ? null : Number(((s - cpuAtStart[name]) / seconds).toFixed(2)),
+      ]),
+    );
+    result.end_to_end_cores_busy = { ...coresBusy, machine_cores: cpus().length };
     result.end_to_end = {
       minutes: MINUTES,
       events: sent,

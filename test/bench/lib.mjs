@@ -1,5 +1,5 @@
 // Shared helpers for benchmark programs: a broker to run against, results files, percentiles.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,8 +12,25 @@ export async function benchBroker() {
   if (process.env.KAFKA_BROKERS) return { brokers: process.env.KAFKA_BROKERS.split(","), stop: async () => {} };
   const dataDir = mkdtempSync(join(tmpdir(), "usage-bench-kafka-"));
   const broker = await startLocalBroker({ dataDir, port: Number(process.env.USAGE_BENCH_KAFKA_PORT ?? 19192) });
-  return broker;
+  // kafka.sh writes the broker's pid beside its log; a benchmark reads the broker's CPU time from it.
+  const pid = Number(readFileSync(join(dataDir, "broker.pid"), "utf8").trim());
+  return { ...broker, pid };
 }
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc; null when it cannot be read. */
+export function cpuSecondsOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+// USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK); not exposed to Node).
+const CLOCK_TICKS = 100;
 
 export function machine() {
   return {
