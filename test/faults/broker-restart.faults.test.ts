@@ -1,6 +1,6 @@
 /**
  * Fault: the Kafka broker stopped mid-stream (SIGTERM, a controlled shutdown) and started again 10 s later on the
- * same port and data dir — 13 to 16 s without a broker — while 30,000 events (5% published twice, 1% late) and 500
+ * same port and data dir — some 15 to 18 s without a broker — while 30,000 events (5% published twice, 1% late) and 500
  * malformed ones arrive in ten slices over some 30 s: the stop comes once the aggregator has recorded 30% of them,
  * preferably just after it published cap signals, with most of the workload still to be published. The scenario
  * owns this broker (harness/broker.ts); the rest of the suite's broker is untouched.

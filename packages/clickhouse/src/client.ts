@@ -62,12 +62,12 @@ export async function createClickHouse(options: ClickHouseOptions): Promise<Clic
   }
   const path = resolve(join(options.dataDir, "clickhouse"));
   mkdirSync(path, { recursive: true });
-  // chdb implements the Connection interface of @clickhouse/client-common, which @clickhouse/client bundles as its
-  // own copy of the same types; the cast bridges the two declarations, not two shapes.
-  // Loaded here, not at the top: loading the engine's library costs a process about 150 MB of RSS, and most
+  // Loaded here, not at the top: loading the engine's library costs a process about 145 MB of RSS, and most
   // processes that import this package (the pricing worker, `usagectl produce`, `price`, the API on a server)
   // never open an embedded engine.
   const { createChdbConnection } = await import("chdb/connection");
+  // chdb implements the Connection interface of @clickhouse/client-common, which @clickhouse/client bundles as its
+  // own copy of the same types; the cast bridges the two declarations, not two shapes.
   const connection = createChdbConnection({ path }) as unknown as ClientConnection;
   const client = createClient({ connection, clickhouse_settings: SETTINGS });
   await client.command({ query: "CREATE DATABASE IF NOT EXISTS {db:Identifier}", query_params: { db: database } });
