@@ -3,7 +3,10 @@
  * evaluation, and cap signals (cap_signals + spend.signals.v1).
  *
  * Order of work for one batch (one partition, one org-keyed slice of the stream):
- *   1. decode; drop ids repeated within the batch;
+ *   1. decode; a record that does not decode as a priced event (a schema this build does not know, during a rolling
+ *      deploy say) or carries an amount that is not a plain decimal goes to usage.dlq.v1 with its original bytes and
+ *      `dlq.reason` (acked by all replicas before anything else of the batch is written) and is counted; drop ids
+ *      repeated within the batch;
  *   2. dedup: ask usage_events which of the batch's event ids it already holds, and drop those (counted);
  *   3. write the new events to usage_events, then their rollup rows to spend_daily (both tagged with one batch id);
  *   4. only now add their spend to the in-memory totals, and evaluate caps for the orgs and users touched;
@@ -50,7 +53,9 @@ import {
   type ConsumedBatch,
   createBatchConsumer,
   createProducer,
+  deadLetterMessage,
   type Kafka,
+  type Message,
   type Producer,
   TOPICS,
 } from "@usage/kafka";
@@ -225,13 +230,28 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     const events: { event: PricedUsageEvent; pricedAt: number }[] = [];
     const seen = new Set<string>();
     let duplicates = 0;
+    const dead: Message[] = [];
     for (const m of batch.messages) {
       const d = decode(m.value, pricedUsageEventV1);
-      if (!d.ok) {
+      const problem = d.ok ? pricedEventProblem(d.value) : { code: "invalid_encoding", message: d.message };
+      if (problem || !d.ok) {
+        const p = problem ?? { code: "invalid_encoding", message: "undecodable" };
         log.error(
-          { partition: batch.partition, offset: m.offset, reason: d.message },
-          "undecodable priced event skipped",
+          { partition: batch.partition, offset: m.offset, reason: p.code, message: p.message },
+          "priced record sent to usage.dlq.v1",
         );
+        dead.push(
+          deadLetterMessage({
+            key: m.key,
+            value: m.value,
+            code: p.code,
+            message: p.message,
+            field: p.field,
+            eventId: d.ok && typeof d.value.event_id === "string" ? d.value.event_id : undefined,
+            source: { topic: batch.topic, partition: batch.partition, offset: m.offset },
+          }),
+        );
+        deps.metrics.rejected.inc({ reason: p.code });
         continue;
       }
       const event = d.value as unknown as PricedUsageEvent;
@@ -242,6 +262,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       seen.add(event.event_id);
       events.push({ event, pricedAt: Number(m.timestamp) || now() });
     }
+    // Before anything of the batch is written: a redelivery after a crash may send a record to the DLQ twice (its
+    // dlq.source.* headers tell the copies apart), never zero times.
+    if (dead.length > 0) await producer!.send({ topic: TOPICS.dlq, messages: dead, acks: -1 });
     const orgIds = [...new Set(events.map((e) => e.event.org_id))];
     const existing = await existingEventIds(deps.clickhouse, orgIds, [...seen]);
     const fresh = events.filter((e) => !existing.has(e.event.event_id));
@@ -570,6 +593,34 @@ export async function loadSpendState(deps: {
     fresh.setMark(row.org_id, row.period, key, { threshold, status: row.status });
   }
   return fresh;
+}
+
+const PLAIN_DECIMAL = /^\d+(?:\.\d+)?$/;
+const MONEY_FIELDS = ["input_cost", "output_cost", "cache_write_cost", "cache_read_cost", "total_cost"] as const;
+
+/**
+ * What makes a decoded priced record unusable, as a DLQ reason: the Avro schema fixes the types, but the amounts
+ * are strings and the ids may be empty, and either would fail the batch's insert again at every redelivery.
+ */
+function pricedEventProblem(
+  value: Record<string, unknown>,
+): { code: string; message: string; field?: string } | undefined {
+  for (const field of ["event_id", "org_id", "user_id"] as const) {
+    const v = value[field];
+    if (typeof v !== "string" || v.length === 0 || v.length > 128) {
+      return { code: "invalid_field", field, message: `${field} must be 1 to 128 characters` };
+    }
+  }
+  for (const field of MONEY_FIELDS) {
+    const v = value[field];
+    if (typeof v !== "string" || !PLAIN_DECIMAL.test(v)) {
+      return { code: "invalid_field", field, message: `${field} must be a non-negative plain decimal string` };
+    }
+  }
+  if (Number.isNaN(Date.parse(String(value.occurred_at)))) {
+    return { code: "invalid_field", field: "occurred_at", message: "occurred_at is not a timestamp" };
+  }
+  return undefined;
 }
 
 /** `YYYY-MM-DD HH:mm:ss.SSS` (UTC) for ClickHouse DateTime64(3, 'UTC'). */
