@@ -125,6 +125,12 @@ export async function insertAutoReload(
   await client.insert({ table: "credit_auto_reload", values: [row], format: "JSONEachRow" });
 }
 
+/** Auto-reload versions with their own `created_at` (the control recorder's history; see insertPolicyVersions). */
+export async function insertAutoReloads(client: ClickHouseClient, rows: AutoReloadRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({ table: "credit_auto_reload", values: rows, format: "JSONEachRow" });
+}
+
 /** The newest auto-reload settings of every org (or of one org). */
 export async function latestAutoReloads(client: ClickHouseClient, orgId?: string): Promise<AutoReloadRow[]> {
   return (await latestVersions(client, "credit_auto_reload", "settings", orgId)).map(({ value, ...r }) => ({

@@ -41,6 +41,13 @@ export {
   createClickHouse,
   DEFAULT_DATABASE,
 } from "./client.js";
+export { type ControlChangeRow, controlChangesOf, insertControlChanges } from "./control-changes.js";
+export {
+  type ControlRejectRow,
+  controlRejects,
+  deadLetteredVersions,
+  insertControlRejects,
+} from "./control-rejects.js";
 export {
   type AutoReloadRow,
   type CreditLedgerRow,
@@ -51,6 +58,7 @@ export {
   creditLedger,
   creditSummaries,
   insertAutoReload,
+  insertAutoReloads,
   insertCreditEntries,
   latestAutoReloads,
   latestCreditStatuses,
@@ -68,7 +76,12 @@ export {
 export { type DailyNetSpendRow, dailyNetSpend } from "./forecast.js";
 export { openClickHouse } from "./from-env.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
-export { insertPolicyVersion, latestPolicies, type PolicyVersionRow } from "./policy-versions.js";
+export {
+  insertPolicyVersion,
+  insertPolicyVersions,
+  latestPolicies,
+  type PolicyVersionRow,
+} from "./policy-versions.js";
 export {
   insertSpendDaily,
   orgSpend,

@@ -1,13 +1,17 @@
 import type { Logger } from "@usage/runtime";
 import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
 
-/** The topics of SPEC §2. Every one is keyed by `org_id`. */
+/**
+ * The topics of SPEC §2. Every one is keyed by `org_id`, except `control` (keyed by `<org_id>/<what>`, see
+ * @usage/control): one partition, compacted, read in full by every instance.
+ */
 export const TOPICS = {
   events: "usage.events.v1",
   priced: "usage.priced.v1",
   dlq: "usage.dlq.v1",
   signals: "spend.signals.v1",
   alerts: "spend.alerts.v1",
+  control: "usage.control.v1",
 } as const;
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];
 
@@ -65,7 +69,13 @@ function isRetried(entry: { message: string; retryCount?: number; error?: unknow
 export async function ensureTopics(kafka: Kafka, options: { partitions: number }): Promise<void> {
   await createTopics(
     kafka,
-    Object.values(TOPICS).map((topic) => ({ topic, partitions: options.partitions })),
+    Object.values(TOPICS).map((topic) =>
+      // The control log's offsets are its versions: one partition gives them one order; compaction keeps the
+      // latest change per key for ever.
+      topic === TOPICS.control
+        ? { topic, partitions: 1, config: { "cleanup.policy": "compact" } }
+        : { topic, partitions: options.partitions },
+    ),
   );
 }
 
@@ -73,7 +83,10 @@ export async function ensureTopics(kafka: Kafka, options: { partitions: number }
  * Creates the topics that are missing and waits until every partition has a leader. kafkajs' own
  * `waitForLeaders` can reject outside the caller's promise on a just-created topic, so the wait is done here.
  */
-export async function createTopics(kafka: Kafka, topics: { topic: string; partitions: number }[]): Promise<void> {
+export async function createTopics(
+  kafka: Kafka,
+  topics: { topic: string; partitions: number; config?: Record<string, string> }[],
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -82,11 +95,11 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; partit
     if (missing.length > 0) {
       await admin.createTopics({
         waitForLeaders: false,
-        topics: missing.map(({ topic, partitions }) => ({
+        topics: missing.map(({ topic, partitions, config }) => ({
           topic,
           numPartitions: partitions,
           replicationFactor: 1,
-          configEntries: [{ name: "retention.ms", value: "-1" }],
+          configEntries: Object.entries({ "retention.ms": "-1", ...config }).map(([name, value]) => ({ name, value })),
         })),
       });
     }
