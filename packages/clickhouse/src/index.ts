@@ -73,7 +73,7 @@ export {
   INJECTED_WRITE_FAILURE,
   withClickHouseFaults,
 } from "./faults.js";
-export { type DailyNetSpendRow, dailyNetSpend } from "./forecast.js";
+export { type DailyNetSpendRow, dailyNetSpend, type FirstUsageRow, firstUsageBetween } from "./forecast.js";
 export { openClickHouse } from "./from-env.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
 export {

@@ -33,6 +33,7 @@ import {
   creditSummaries,
   dailyNetSpend,
   existingEventIds,
+  firstUsageBetween,
   insertCapSignals,
   insertCreditEntries,
   insertSpendDaily,
@@ -429,7 +430,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     // Through the month's last day, as the forecast route reads: an event stamped a few minutes ahead counts too.
     const to = dayOf(nextMonthStart(t) - 1);
     const rows = await dailyNetSpend(deps.clickhouse, { fromDay: dayOf(monthStart(t)), toDay: to });
-    const signals = forecastSignals(state, rows, t, (orgId) => state.caps(orgId));
+    // After the series (see firstUsageBetween): every day with spend then has its first usage.
+    const firsts = await firstUsageBetween(deps.clickhouse, { from: monthStart(t), to: nextMonthStart(t) });
+    const signals = forecastSignals(state, rows, firsts, t, (orgId) => state.caps(orgId));
     try {
       await emit(signals);
     } catch (err) {

@@ -1,4 +1,4 @@
-import { parsePolicy } from "@usage/policy";
+import { applyPurchase, emptyAccount, parsePolicy } from "@usage/policy";
 import { describe, expect, it } from "vitest";
 import { SpendState } from "./state.js";
 
@@ -55,6 +55,41 @@ describe("SpendState", () => {
     const after = state.evaluate("org_1").map((t) => `${t.entity.type}:${t.entity.id}:${t.kind}:${t.policyVersion}`);
     expect(after.sort()).toEqual(["org:org_1:unblocked:2", "user:u1:unblocked:2"]);
     expect(state.allowance("org_1", "u2")).toMatchObject({ allowed: true, blocked_by: null });
+  });
+
+  it("caps: users refused on the org ceiling or on exhausted credits show blocked, as their allowance says", () => {
+    const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
+    state.setPolicy("org_1", policy({ org_limit: "50", users: { u1: { limit: "100" } } }), 1);
+    state.addSpend("org_1", "u1", "2026-11", "20");
+    state.addSpend("org_1", "u2", "2026-11", "30");
+    // 20 + 30 = 50, the org limit: u1 (20 of its own 100) and u2 (no own limit) are both refused.
+    const caps = state.caps("org_1");
+    expect(Object.entries(caps.users).map(([id, c]) => [id, c.status, c.blocked_by])).toEqual([
+      ["u1", "blocked", "org"],
+      ["u2", "blocked", "org"],
+    ]);
+    for (const id of ["u1", "u2"]) expect(state.allowance("org_1", id).allowed).toBe(false);
+    // The user's own transitions stay against its own limit: no blocked signal for u1 or u2, the org's only.
+    expect(state.evaluate("org_1").map((t) => `${t.entity.type}:${t.entity.id}:${t.kind}`)).toEqual([
+      "org:org_1:blocked",
+    ]);
+
+    // A prepaid org with 30 bought and 30 spent since: balance 0, everyone refused on credits.
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "100" } } }), 2);
+    const org = state.org("org_1");
+    org.credits = emptyAccount(0);
+    applyPurchase(org.credits, "30");
+    state.addCreditSpend("org_1", 1, "30");
+    const prepaid = state.caps("org_1");
+    expect(prepaid.credits).toEqual({ balance: "0", status: "blocked" });
+    expect(Object.entries(prepaid.users).map(([id, c]) => [id, c.status, c.blocked_by])).toEqual([
+      ["u1", "blocked", "credits"],
+      ["u2", "blocked", "credits"],
+    ]);
+    expect(state.allowance("org_1", "u2")).toMatchObject({ allowed: false, blocked_by: "credits" });
+    // A purchase lifts the balance above zero: u1 is back to its own status (20 of 100 is below 0.5 × 100).
+    applyPurchase(org.credits, "0.01");
+    expect(state.caps("org_1").users.u1).toMatchObject({ status: "ok", blocked_by: null });
   });
 
   it("counts a late event's month apart from the current one", () => {

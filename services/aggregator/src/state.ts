@@ -169,11 +169,10 @@ export class SpendState {
     for (const [u, v] of spend.users) users[u] = v.toFixed();
     const tiers: Record<string, SeatTier> = {};
     for (const [u, t] of org.seatTiers) tiers[u] = t.tier;
-    const report = evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers);
-    if (!org.credits) return report;
-    const balance = balanceOf(org.credits);
-    const exhausted = balance.lte(0);
-    if (exhausted) for (const cap of Object.values(report.users)) cap.blocked_by ??= "credits";
+    const balance = org.credits ? balanceOf(org.credits) : undefined;
+    const exhausted = balance?.lte(0) === true;
+    const report = evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers, exhausted);
+    if (balance === undefined) return report;
     return { ...report, credits: { balance: balance.toFixed(), status: exhausted ? "blocked" : "ok" } };
   }
 
