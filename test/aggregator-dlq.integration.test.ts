@@ -64,11 +64,11 @@ describe("aggregator dead letters", () => {
         topic: TOPICS.priced,
         acks: -1,
         messages: [
-          { key: "org_dlq", value: pricedUsageEventV1.encode(good[0]) },
+          { key: "org_dlq", value: pricedUsageEventV1.encode(good[0]!) },
           { key: "org_dlq", value: unknownSchema },
           { key: "org_dlq", value: notAvro },
           { key: "org_dlq", value: badAmount },
-          { key: "org_dlq", value: pricedUsageEventV1.encode(good[1]) },
+          { key: "org_dlq", value: pricedUsageEventV1.encode(good[1]!) },
         ],
       });
 

@@ -172,7 +172,7 @@ describe("forecast route over spend_daily", () => {
     // The caps report as the aggregator builds it, over this month's spend (u3 is named in the policy only).
     const caps = () =>
       evaluateCaps(policy, { org_total: "31.700000000000000001", users: { u1: "29.5", u2: "2.200000000000000001" } });
-    registerForecastRoutes(app, { clickhouse: ch.client, control: { caps }, authorize, now: () => NOW });
+    registerForecastRoutes(app, { clickhouse: ch.client, reader: { caps }, authorize, now: () => NOW });
     await app.ready();
   });
   afterAll(async () => {

@@ -76,6 +76,7 @@ export {
 export { type DailyNetSpendRow, dailyNetSpend, type FirstUsageRow, firstUsageBetween } from "./forecast.js";
 export { openClickHouse } from "./from-env.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
+export { allOrgIds, insertOrgs } from "./orgs.js";
 export {
   insertPolicyVersion,
   insertPolicyVersions,

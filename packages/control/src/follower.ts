@@ -138,7 +138,17 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
       await admin.connect();
       let end: number;
       try {
-        const offsets = await admin.fetchTopicOffsets(CONTROL_TOPIC);
+        // A topic just created may not have its leader settled yet: ask again for a while.
+        let offsets: Awaited<ReturnType<typeof admin.fetchTopicOffsets>> = [];
+        for (let attempt = 0; ; attempt++) {
+          try {
+            offsets = await admin.fetchTopicOffsets(CONTROL_TOPIC);
+            break;
+          } catch (err) {
+            if (attempt >= 40) throw err;
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
         if (offsets.length !== 1) {
           throw new Error(`${CONTROL_TOPIC} must have exactly one partition, it has ${offsets.length}`);
         }

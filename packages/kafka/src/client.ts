@@ -12,6 +12,8 @@ export const TOPICS = {
   signals: "spend.signals.v1",
   alerts: "spend.alerts.v1",
   control: "usage.control.v1",
+  /** The aggregator's running totals per org and user, compacted; every API instance reads it in full. */
+  totals: "spend.totals.v1",
 } as const;
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];
 
@@ -74,7 +76,10 @@ export async function ensureTopics(kafka: Kafka, options: { partitions: number }
       // latest change per key for ever.
       topic === TOPICS.control
         ? { topic, partitions: 1, config: { "cleanup.policy": "compact" } }
-        : { topic, partitions: options.partitions },
+        : topic === TOPICS.totals
+          ? // The latest totals record per org and user is all a reader needs.
+            { topic, partitions: options.partitions, config: { "cleanup.policy": "compact" } }
+          : { topic, partitions: options.partitions },
     ),
   );
 }

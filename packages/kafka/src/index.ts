@@ -14,6 +14,9 @@ export {
   type CommitMode,
   type ConsumedBatch,
   createBatchConsumer,
+  OwnershipLost,
 } from "./consumer.js";
+export { createTopicFollower, type TopicFollower, type TopicFollowerOptions } from "./follow.js";
 export { KAFKA_SCRIPT, type LocalBroker, type LocalBrokerOptions, startLocalBroker } from "./local-broker.js";
+export { partitionOf } from "./partition.js";
 export { createProducer, type DeadLetter, deadLetterMessage, type ReadDeadLetter, readDeadLetter } from "./producer.js";

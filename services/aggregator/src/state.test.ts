@@ -92,11 +92,30 @@ describe("SpendState", () => {
     expect(state.caps("org_1").users.u1).toMatchObject({ status: "ok", blocked_by: null });
   });
 
-  it("counts a late event's month apart from the current one", () => {
+  it("never counts a late event toward the current month's caps", () => {
     const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
-    state.addSpend("org_1", "u1", "2026-10", "99");
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "50" } } }), 1);
+    expect(state.recordSpend("org_1", "u1", Date.parse("2026-10-31T23:59:59.999Z"), "99")).toBe(false);
+    expect(state.recordSpend("org_1", "u1", Date.parse("2026-11-01T00:00:00Z"), "1")).toBe(true);
+    // Five minutes ahead at a month's end lands in the next month, which is not closed.
+    expect(state.recordSpend("org_1", "u1", Date.parse("2026-12-01T00:04:00Z"), "7")).toBe(true);
+    expect(state.caps("org_1").org.spend).toBe("1");
+    expect(state.allowance("org_1", "u1")).toMatchObject({ allowed: true, spend: "1", remaining: "49" });
+    expect(state.evaluate("org_1")).toEqual([]);
+  });
+
+  it("forgets a month once it is over (memory stays bounded by the current month)", () => {
+    let now = Date.parse("2026-11-30T23:00:00Z");
+    const state = new SpendState(() => now);
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "10" } } }), 1);
+    state.recordSpend("org_1", "u1", now, "12");
+    expect(state.evaluate("org_1").map((t) => t.kind)).toEqual(["blocked"]);
     state.prune();
-    expect(state.caps("org_1").org.spend).toBe("0");
+    expect([...state.org("org_1").periods.keys()]).toEqual(["2026-11"]);
+    now = Date.parse("2026-12-01T00:00:00Z");
+    state.prune();
+    expect([...state.org("org_1").periods.keys()]).toEqual([]);
+    expect([...state.org("org_1").marks.keys()]).toEqual([]);
   });
 });
 

@@ -9,16 +9,17 @@ import { periodOf } from "@usage/periods";
 import {
   type Allowance,
   type AutoReload,
-  allowanceFor,
   balanceOf,
   type CapsReport,
   type CreditAccount,
   type CreditAction,
   defaultPolicy,
   entityStatus,
-  evaluateCaps,
   highestThresholdReached,
+  type OrgSnapshot,
   type Policy,
+  snapshotAllowance,
+  snapshotCaps,
   stepCredits,
   type UserCap,
   userCap,
@@ -96,6 +97,18 @@ export class SpendState {
     p.users.set(userId, (p.users.get(userId) ?? new Decimal(0)).plus(net));
   }
 
+  /**
+   * Counts an event's net spend toward the caps of its own period when that period is the current one or ahead (an
+   * event may be stamped up to 5 minutes in the future, into next month). A late event's month is closed: it never
+   * counts toward current caps, and false says so.
+   */
+  recordSpend(orgId: string, userId: string, occurredAt: number, net: Decimal.Value): boolean {
+    const period = periodOf(occurredAt);
+    if (period < this.currentPeriod()) return false;
+    this.addSpend(orgId, userId, period, net);
+    return true;
+  }
+
   /** Net spend of an event of a prepaid org draws its credits when it occurred at or after the account opened. */
   addCreditSpend(orgId: string, occurredAt: number, net: Decimal.Value): void {
     const account = this.orgs.get(orgId)?.credits;
@@ -162,18 +175,25 @@ export class SpendState {
     return org.seatTiers.get(userId)?.tier;
   }
 
-  caps(orgId: string): CapsReport {
+  /** The org's figures as every API instance sees them (spend.totals.v1): caps and allowance are computed alike. */
+  snapshot(orgId: string): OrgSnapshot {
     const org = this.org(orgId);
     const spend = this.periodSpend(org, this.currentPeriod());
     const users: Record<string, string> = {};
     for (const [u, v] of spend.users) users[u] = v.toFixed();
-    const tiers: Record<string, SeatTier> = {};
-    for (const [u, t] of org.seatTiers) tiers[u] = t.tier;
-    const balance = org.credits ? balanceOf(org.credits) : undefined;
-    const exhausted = balance?.lte(0) === true;
-    const report = evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers, exhausted);
-    if (balance === undefined) return report;
-    return { ...report, credits: { balance: balance.toFixed(), status: exhausted ? "blocked" : "ok" } };
+    const seatTiers: Record<string, SeatTier> = {};
+    for (const [u, t] of org.seatTiers) seatTiers[u] = t.tier;
+    return {
+      policy: org.policy,
+      orgTotal: spend.org.toFixed(),
+      users,
+      seatTiers,
+      creditBalance: org.credits ? balanceOf(org.credits).toFixed() : undefined,
+    };
+  }
+
+  caps(orgId: string): CapsReport {
+    return snapshotCaps(this.snapshot(orgId));
   }
 
   /** A prepaid org whose balance is at or below zero. */
@@ -195,11 +215,7 @@ export class SpendState {
   }
 
   allowance(orgId: string, userId: string): Allowance {
-    const allowance = allowanceFor(this.userCap(orgId, userId));
-    if (allowance.blocked_by === null && this.creditsExhausted(orgId)) {
-      return { ...allowance, allowed: false, blocked_by: "credits" };
-    }
-    return allowance;
+    return snapshotAllowance(this.snapshot(orgId), userId);
   }
 
   /**

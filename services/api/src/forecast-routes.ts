@@ -6,12 +6,11 @@
  *
  * For the current UTC month as of the server's clock. The daily series are read from the spend_daily rollup (the
  * org's is the sum of its users'), each user's first usage of the month from usage_events (the org's is the earliest
- * of its users'; the forecast observes from there, not from the 1st); the limits are the live caps (the aggregator's
- * in-memory caps report: the org limit, and each user's own effective limit). Users listed are those of the caps
+ * of its users'; the forecast observes from there, not from the 1st); the limits are the live caps (the read model's
+ * caps report: the org limit, and each user's own effective limit). Users listed are those of the caps
  * report: everyone named in the policy or with spend this month. The days read run to the month's last day, so an
  * event stamped a few minutes ahead counts here as it does in the caps (the forecast takes it as today's spend).
  */
-import type { SpendControl } from "@usage/aggregator";
 import { type ClickHouseClient, dailyNetSpend, firstUsageBetween } from "@usage/clickhouse";
 import { type DailySpend, FORECAST_METHOD, type Forecast, forecast } from "@usage/forecast";
 import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
@@ -23,11 +22,12 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from "fastify";
+import type { SpendReader } from "./read-model.js";
 
 export interface ForecastRouteDeps {
   clickhouse: ClickHouseClient;
   /** The live caps: where each entity's limit comes from. */
-  control: Pick<SpendControl, "caps">;
+  reader: Pick<SpendReader, "caps">;
   /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
   authorize: (request: FastifyRequest) => { orgId: string };
   now: () => number;
@@ -51,7 +51,7 @@ export function registerForecastRoutes<L extends FastifyBaseLogger>(
     const { orgId } = deps.authorize(request);
     const now = deps.now();
     const period = periodOf(now);
-    const caps = deps.control.caps(orgId);
+    const caps = deps.reader.caps(orgId);
     const rows = await dailyNetSpend(deps.clickhouse, {
       orgId,
       fromDay: dayOf(monthStart(now)),
