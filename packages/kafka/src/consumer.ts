@@ -36,6 +36,11 @@ export interface BatchConsumerOptions {
   maxBytesPerPartition?: number;
   /** Called when the consumer stops for good on an error it cannot retry; a service exits so it is restarted. */
   onFatal?: (err: Error) => void;
+  /**
+   * Called with the partitions this member is assigned after each join, and with an empty map when they are taken
+   * away (a rebalance starts, the consumer stops or crashes).
+   */
+  onAssignment?: (assignment: Map<string, number[]>) => void;
 }
 
 export interface BatchConsumer {
@@ -44,8 +49,19 @@ export interface BatchConsumer {
   isHealthy(): boolean;
   /** Messages behind the high watermark, per topic-partition, as of the last batch seen. */
   lag(): Map<string, number>;
+  /**
+   * The partitions per topic the group coordinator gave this member at its last join; empty before a join, from the
+   * moment a rebalance is seen, and after a stop or crash. A member the coordinator evicted (stalled or cut off past
+   * its session timeout) may only learn so at its next answered request: pair with `heartbeatAgeMs()`.
+   */
+  assignment(): Map<string, number[]>;
+  /** Milliseconds since the coordinator last answered this member (a join or a heartbeat); Infinity before. */
+  heartbeatAgeMs(): number;
   readonly groupId: string;
 }
+
+/** How long the coordinator keeps a silent member in the group before giving its partitions to others. */
+export const CONSUMER_SESSION_TIMEOUT_MS = 10_000;
 
 /** The one consumer abstraction every service uses: batches per partition, explicit commits, read_committed. */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
@@ -55,6 +71,15 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let joined = false;
   let crashed = false;
   let stopping = false;
+  let assigned = new Map<string, number[]>();
+  let answeredAt = Number.NEGATIVE_INFINITY;
+
+  function assign(next: Map<string, number[]>): void {
+    if (next.size === 0 && assigned.size === 0) return;
+    assigned = next;
+    options.onAssignment?.(new Map([...next].map(([topic, partitions]) => [topic, [...partitions]])));
+  }
+  const revoke = () => assign(new Map());
 
   return {
     groupId: options.groupId,
@@ -65,24 +90,41 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
         maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
         // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
-        sessionTimeout: 10000,
+        sessionTimeout: CONSUMER_SESSION_TIMEOUT_MS,
         // A rebalance waits this long for members to rejoin; a killed member never does.
         rebalanceTimeout: 15000,
         heartbeatInterval: 1000,
         retry: { retries: 10 },
       });
-      consumer.on(consumer.events.GROUP_JOIN, () => {
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
         crashed = false;
+        answeredAt = performance.now();
+        const next = new Map<string, number[]>();
+        for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+          if (partitions.length > 0)
+            next.set(
+              topic,
+              [...partitions].sort((a, b) => a - b),
+            );
+        }
+        assign(next);
       });
+      consumer.on(consumer.events.HEARTBEAT, () => {
+        answeredAt = performance.now();
+      });
+      // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
+      consumer.on(consumer.events.REBALANCING, revoke);
       consumer.on(consumer.events.CRASH, (e) => {
         crashed = true;
         joined = false;
+        revoke();
         log.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
         if (!e.payload.restart) options.onFatal?.(e.payload.error);
       });
       consumer.on(consumer.events.STOP, () => {
         joined = false;
+        revoke();
       });
       await consumer.connect();
       await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
@@ -120,6 +162,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     async stop() {
       if (stopping || !consumer) return;
       stopping = true;
+      // A member on its way out holds nothing, even while its last batch finishes.
+      revoke();
       await consumer.disconnect();
       joined = false;
     },
@@ -128,6 +172,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     },
     lag() {
       return new Map(lag);
+    },
+    assignment() {
+      return new Map([...assigned].map(([topic, partitions]) => [topic, [...partitions]]));
+    },
+    heartbeatAgeMs() {
+      return performance.now() - answeredAt;
     },
   };
 }

@@ -1,4 +1,4 @@
-import { type IHeaders, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import { type IHeaders, type Kafka, type Message, Partitioners, type PartitionMetadata, type Producer } from "kafkajs";
 
 /**
  * An idempotent producer (acks=all, one request in flight per broker, so retries never reorder or duplicate),
@@ -17,6 +17,29 @@ export function createProducer(kafka: Kafka, options: { transactionalId?: string
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
     ...(options.transactionalId ? { transactionalId: options.transactionalId, transactionTimeout: 60000 } : {}),
   });
+}
+
+const keyPartitioner = Partitioners.DefaultPartitioner();
+const partitionsOfCount = new Map<number, PartitionMetadata[]>();
+
+/**
+ * The partition `createProducer` sends a message keyed `key` to, on a topic of `partitionCount` partitions: the
+ * producer's own partitioner (murmur2 of the key, as the Java client), so the answer cannot drift from it.
+ */
+export function partitionOfKey(key: string, partitionCount: number): number {
+  if (!Number.isInteger(partitionCount) || partitionCount < 1) throw new Error(`bad partition count ${partitionCount}`);
+  let partitionMetadata = partitionsOfCount.get(partitionCount);
+  if (!partitionMetadata) {
+    partitionMetadata = Array.from({ length: partitionCount }, (_, partitionId) => ({
+      partitionErrorCode: 0,
+      partitionId,
+      leader: 0,
+      replicas: [0],
+      isr: [0],
+    }));
+    partitionsOfCount.set(partitionCount, partitionMetadata);
+  }
+  return keyPartitioner({ topic: "", partitionMetadata, message: { key, value: null } });
 }
 
 export interface DeadLetter {
