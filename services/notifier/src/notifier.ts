@@ -2,7 +2,8 @@
  * The notifier: spend.signals.v1 → alerts (ClickHouse) → spend.alerts.v1, and signed webhooks from the alerts table.
  *
  * Order of work for one batch (one partition of spend.signals.v1; every signal of an org is on one partition):
- *   1. decode and validate the signals (an unreadable one is logged with its offset and skipped, never retried);
+ *   1. decode and validate the signals (an unreadable one is logged with its offset, counted, and set aside for
+ *      usage.dlq.v1 in step 6; it creates nothing and is never retried);
  *   2. derive each signal's alert id (alert.ts); look the ids up in memory (the alerts of recent periods, loaded
  *      at start and kept since) and, when any is not there, in the alerts table (every alert of the batch's orgs and
  *      periods), so no alert is created without the table having been asked;
@@ -13,14 +14,18 @@
  *   4. insert the new alerts into alerts;
  *   5. publish the new (and re-published) alerts to spend.alerts.v1, keyed by org_id, acked by all replicas;
  *   5b. record them in alert_publications;
- *   6. the consumer commits the offset when the handler returns; the delivery loop is kicked.
+ *   6. send the unreadable records to usage.dlq.v1 (original bytes, `dlq.reason` invalid_encoding or invalid_field,
+ *      `dlq.source.*`), acked by all replicas;
+ *   7. the consumer commits the offset when the handler returns; the delivery loop is kicked.
  * The alert row written in 4 is the dedup record: no id is claimed before its alert is stored, and memory learns of
  * an alert only after its insert. A crash before 4 redelivers the batch, which creates the same alerts (same ids).
  * A crash between 4 and 5b redelivers it too: its alerts are found, created by these very messages, not recorded
  * as published, and published again (same alert ids; consumers of spend.alerts.v1 deduplicate on alert_id, as
  * webhook receivers do). A replay — a new consumer group from offset 0, or this group's offsets reset — finds every
  * alert, created by another group's messages or already recorded as published: nothing is created, published or
- * delivered again.
+ * delivered again. The dead letters go last so that a batch retried through a ClickHouse outage does not send them
+ * at every try; a crash between 6 and 7 sends them again on redelivery (the same `dlq.source.*` headers tell the
+ * copies apart).
  *
  * Webhook delivery never runs here: see delivery.ts.
  */
@@ -41,6 +46,7 @@ import {
   type ConsumedBatch,
   createBatchConsumer,
   createProducer,
+  deadLetterMessage,
   type Kafka,
   type Message,
   type Producer,
@@ -137,20 +143,29 @@ export function createNotifier(deps: NotifierDeps): Notifier {
 
   async function handle(batch: ConsumedBatch): Promise<void> {
     const signals: { signal: CapSignal; offset: string; id: string }[] = [];
-    let invalid = 0;
+    const dead: Message[] = [];
     for (const m of batch.messages) {
       const d = decodeSignal(m.value);
       if (!d.ok) {
-        invalid++;
         log.error(
-          { partition: batch.partition, offset: m.offset, signal_id: d.signalId, reason: d.message },
-          "unreadable cap signal skipped",
+          { partition: batch.partition, offset: m.offset, signal_id: d.signalId, code: d.code, reason: d.message },
+          "unreadable cap signal sent to usage.dlq.v1 and skipped",
+        );
+        dead.push(
+          deadLetterMessage({
+            key: m.key,
+            value: m.value,
+            code: d.code,
+            message: d.message,
+            field: d.field,
+            source: { topic: batch.topic, partition: batch.partition, offset: m.offset },
+          }),
         );
         continue;
       }
       signals.push({ signal: d.signal, offset: m.offset, id: alertId(d.signal) });
     }
-    deps.metrics.skipped.inc({ reason: "invalid" }, invalid);
+    const invalid = dead.length;
 
     // Step 2: the table is asked whenever memory does not already know every alert of the batch.
     const pairs = new Map(signals.map((s) => [pairKey(s.signal.org_id, s.signal.period), s.signal]));
@@ -224,6 +239,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       );
     }
 
+    // Step 6.
+    if (dead.length > 0) await producer!.send({ topic: TOPICS.dlq, messages: dead, acks: -1 });
+
+    deps.metrics.skipped.inc({ reason: "invalid" }, invalid);
     for (const row of fresh) deps.metrics.created.inc({ kind: row.kind });
     deps.metrics.skipped.inc({ reason: "duplicate" }, duplicates);
     deps.metrics.skipped.inc({ reason: "passed" }, passed);
