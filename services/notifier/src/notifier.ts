@@ -1,5 +1,7 @@
 /**
  * The notifier: spend.signals.v1 → alerts (ClickHouse) → spend.alerts.v1, and signed webhooks from the alerts table.
+ * Any number of members run in one consumer group, in one process or many (service.ts builds one per call); each
+ * creates the alerts of the partitions it is assigned and delivers the alerts of the orgs those partitions carry.
  *
  * Order of work for one batch (one partition of spend.signals.v1; every signal of an org is on one partition):
  *   1. decode and validate the signals (an unreadable one is logged with its offset, counted, and set aside for
@@ -27,7 +29,9 @@
  * at every try; a crash between 6 and 7 sends them again on redelivery (the same `dlq.source.*` headers tell the
  * copies apart).
  *
- * Webhook delivery never runs here: see delivery.ts.
+ * Webhook delivery never runs in the batch: see delivery.ts. The consumer's assignment says which orgs this member's
+ * delivery loop serves (ownership.ts); every change of assignment kicks a tick, so a member that gets a departed
+ * member's partitions takes over its pending deliveries at once.
  */
 import {
   type AlertIdentity,
@@ -43,6 +47,7 @@ import {
 } from "@usage/clickhouse";
 import {
   type BatchConsumer,
+  CONSUMER_SESSION_TIMEOUT_MS,
   type ConsumedBatch,
   createBatchConsumer,
   createProducer,
@@ -50,6 +55,7 @@ import {
   type Kafka,
   type Message,
   type Producer,
+  partitionCount,
   TOPICS,
 } from "@usage/kafka";
 import { monthStart, periodOf } from "@usage/periods";
@@ -59,6 +65,7 @@ import { alertId, entityKey, newAlertRow } from "./alert.js";
 import type { RetryPolicy } from "./backoff.js";
 import { createDeliveryLoop, type DeliveryLoop } from "./delivery.js";
 import type { NotifierMetrics } from "./metrics.js";
+import { createOwnershipTracker } from "./ownership.js";
 import { type CapSignal, decodeSignal } from "./signal.js";
 
 export interface NotifierDeps {
@@ -74,6 +81,8 @@ export interface NotifierDeps {
   random?: () => number;
   fetch?: typeof fetch;
   onFatal?: (err: Error) => void;
+  /** This member's name among the members of one process (logs, the `due` gauge). Default "0". */
+  member?: string;
 }
 
 export interface Notifier {
@@ -94,20 +103,32 @@ interface Known {
 const pairKey = (orgId: string, period: string) => `${orgId}\u0000${period}`;
 
 export function createNotifier(deps: NotifierDeps): Notifier {
-  const log = deps.logger.child({ service: "notifier" });
+  const member = deps.member ?? "0";
+  const log = deps.logger.child({ service: "notifier", member });
   const now = deps.now ?? Date.now;
   const known = new Map<string, Known>();
   let producer: Producer | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
 
-  const consumer = createBatchConsumer({
+  const consumer: BatchConsumer = createBatchConsumer({
     kafka: deps.kafka,
     groupId: deps.groupId,
     topics: [TOPICS.signals],
     logger: log,
     commit: "after-batch",
     onFatal: deps.onFatal,
+    onAssignment(assignment) {
+      ownership.assigned(assignment);
+      log.info({ partitions: assignment.get(TOPICS.signals) ?? [] }, "spend.signals.v1 partitions assigned");
+      delivery.kick();
+    },
+  });
+  const ownership = createOwnershipTracker({
+    topic: TOPICS.signals,
+    heartbeatAgeMs: () => consumer.heartbeatAgeMs(),
+    leaseMs: CONSUMER_SESSION_TIMEOUT_MS / 2,
+    partitionCount: () => partitionCount(deps.kafka, TOPICS.signals),
   });
   const delivery = createDeliveryLoop({
     clickhouse: deps.clickhouse,
@@ -119,6 +140,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     now,
     random: deps.random,
     fetch: deps.fetch,
+    ownership: () => ownership.current(),
+    member,
   });
 
   function remember(
