@@ -78,7 +78,15 @@ export async function startPipeline(deps: {
 
     const notifiers: Notifier[] = [];
     for (let i = 0; i < members; i++) {
-      const n = buildNotifier({ env, kafka, clickhouse: clickhouse.client, logger, registry, now: deps.now });
+      const n = buildNotifier({
+        env,
+        kafka,
+        clickhouse: clickhouse.client,
+        logger,
+        registry,
+        now: deps.now,
+        member: i,
+      });
       await n.start();
       notifiers.push(n);
     }

@@ -9,6 +9,7 @@ export {
   alertsByIds,
   alertsOfPeriod,
   chDateTime,
+  dueAlertOrgs,
   dueAlerts,
   insertAlertPublications,
   insertAlerts,

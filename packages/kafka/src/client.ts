@@ -125,6 +125,20 @@ export async function createTopics(
   }
 }
 
+/** How many partitions a topic has now, as the brokers' metadata says. */
+export async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    const n = topics[0]?.partitions.length ?? 0;
+    if (n === 0) throw new Error(`topic ${topic} has no partitions in the metadata`);
+    return n;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Consumer lag of a group on a topic: high watermark minus committed offset, summed over partitions. */
 export async function groupLag(kafka: Kafka, groupId: string, topic: string): Promise<number> {
   const admin = kafka.admin();

@@ -72,10 +72,19 @@ export interface BatchConsumer {
   isHealthy(): boolean;
   /** Messages behind the high watermark, per topic-partition, as of the last batch seen. */
   lag(): Map<string, number>;
-  /** The partitions this member owns now, per topic (empty between a rebalance's start and the next join). */
+  /**
+   * The partitions per topic the group coordinator gave this member at its last join; empty before a join, from the
+   * moment a rebalance is seen, and after a stop or crash. A member the coordinator evicted (stalled or cut off past
+   * its session timeout) may only learn so at its next answered request: pair with `heartbeatAgeMs()`.
+   */
   assignment(): Map<string, number[]>;
+  /** Milliseconds since the coordinator last answered this member (a join or a heartbeat); Infinity before. */
+  heartbeatAgeMs(): number;
   readonly groupId: string;
 }
+
+/** How long the coordinator keeps a silent member in the group before giving its partitions to others. */
+export const CONSUMER_SESSION_TIMEOUT_MS = 10_000;
 
 /** The one consumer abstraction every service uses: batches per partition, explicit commits, read_committed. */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
@@ -87,11 +96,14 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let stopping = false;
   let generation = 0;
   let assigned = new Map<string, number[]>();
-  const revokeAll = () => {
-    if (assigned.size === 0) return;
-    assigned = new Map();
-    options.onAssignment?.(new Map(), generation);
-  };
+  let answeredAt = Number.NEGATIVE_INFINITY;
+
+  function assign(next: Map<string, number[]>): void {
+    if (next.size === 0 && assigned.size === 0) return;
+    assigned = next;
+    options.onAssignment?.(new Map([...next].map(([topic, partitions]) => [topic, [...partitions]])), generation);
+  }
+  const revokeAll = () => assign(new Map());
 
   return {
     groupId: options.groupId,
@@ -102,7 +114,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
         maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
         // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
-        sessionTimeout: 10000,
+        sessionTimeout: CONSUMER_SESSION_TIMEOUT_MS,
         // A rebalance waits this long for members to rejoin; a killed member never does.
         rebalanceTimeout: 15000,
         heartbeatInterval: 1000,
@@ -111,24 +123,36 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
         crashed = false;
+        answeredAt = performance.now();
         generation++;
-        assigned = new Map(
-          Object.entries(e.payload.memberAssignment).map(([t, ps]) => [t, [...ps].sort((a, b) => a - b)]),
-        );
-        log.info({ generation, assignment: Object.fromEntries(assigned) }, "partitions assigned");
-        options.onAssignment?.(new Map(assigned), generation);
+        const next = new Map<string, number[]>();
+        for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+          if (partitions.length > 0)
+            next.set(
+              topic,
+              [...partitions].sort((x, y) => x - y),
+            );
+        }
+        log.info({ generation, assignment: Object.fromEntries(next) }, "partitions assigned");
+        assign(next);
       });
-      consumer.on(consumer.events.REBALANCING, () => revokeAll());
+      consumer.on(consumer.events.HEARTBEAT, () => {
+        answeredAt = performance.now();
+      });
+      // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
+      consumer.on(consumer.events.REBALANCING, revokeAll);
       consumer.on(consumer.events.CRASH, (e) => {
         revokeAll();
         crashed = true;
         joined = false;
+        revokeAll();
         log.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
         if (!e.payload.restart) options.onFatal?.(e.payload.error);
       });
       consumer.on(consumer.events.STOP, () => {
         revokeAll();
         joined = false;
+        revokeAll();
       });
       await consumer.connect();
       await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
@@ -193,6 +217,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     async stop() {
       if (stopping || !consumer) return;
       stopping = true;
+      // A member on its way out holds nothing, even while its last batch finishes.
+      revokeAll();
       await consumer.disconnect();
       joined = false;
     },
@@ -203,7 +229,10 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       return new Map(lag);
     },
     assignment() {
-      return new Map(assigned);
+      return new Map([...assigned].map(([topic, partitions]) => [topic, [...partitions]]));
+    },
+    heartbeatAgeMs() {
+      return performance.now() - answeredAt;
     },
   };
 }

@@ -5,12 +5,14 @@ export {
   ensureTopics,
   groupLag,
   type KafkaOptions,
+  partitionCount,
   TOPICS,
   type TopicName,
 } from "./client.js";
 export {
   type BatchConsumer,
   type BatchConsumerOptions,
+  CONSUMER_SESSION_TIMEOUT_MS,
   type CommitMode,
   type ConsumedBatch,
   createBatchConsumer,
@@ -19,4 +21,10 @@ export {
 export { createTopicFollower, type TopicFollower, type TopicFollowerOptions } from "./follow.js";
 export { KAFKA_SCRIPT, type LocalBroker, type LocalBrokerOptions, startLocalBroker } from "./local-broker.js";
 export { partitionOf } from "./partition.js";
-export { createProducer, type DeadLetter, deadLetterMessage, type ReadDeadLetter, readDeadLetter } from "./producer.js";
+export {
+  createProducer,
+  type DeadLetter,
+  deadLetterMessage,
+  type ReadDeadLetter,
+  readDeadLetter,
+} from "./producer.js";
