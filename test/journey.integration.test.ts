@@ -163,7 +163,7 @@ describe("the operator journey", () => {
     const csv = await (
       await fetch(`${base}/v1/orgs/org_2/export.csv?range=mtd`, { headers: { authorization: `Bearer ${KEY}` } })
     ).text();
-    const csvRows = csv.trim().split("\n").slice(1);
+    const csvRows = csv.trim().split(/\r?\n/).slice(1);
     let csvGross = new Decimal(0);
     for (const row of csvRows) csvGross = csvGross.plus(row.split(",").at(-1)!);
     let org2Gross = new Decimal(0);
