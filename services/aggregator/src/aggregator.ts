@@ -285,6 +285,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       } catch (err) {
         // Whatever part of the batch reached ClickHouse, the partition is loaded again before the redelivery.
         partitions.delete(batch.partition);
+        if (err instanceof OwnershipLost) deps.metrics.abandoned.inc();
         throw err;
       }
       deps.metrics.batchSeconds.observe((performance.now() - started) / 1000);

@@ -18,6 +18,11 @@ export function createAggregatorMetrics(registry: Registry) {
       labelNames: ["reason"],
       registers: [registry],
     }),
+    abandoned: new Counter({
+      name: "usage_aggregator_batches_abandoned_total",
+      help: "Batches given up because the member no longer owned their partition (rebalanced, or evicted after a stall)",
+      registers: [registry],
+    }),
     late: new Counter({
       name: "usage_aggregator_late_events_total",
       help: "Events recorded after their month closed",

@@ -224,8 +224,11 @@ export async function checkCaps(p: Pipeline, wl: Workload): Promise<void> {
       expect(got, `${org} caps user ${user}`).toBeDefined();
       expect(new Dec(got!.spend).eq(spend), `${org} caps ${user} spend ${got!.spend} vs ${spend}`).toBe(true);
     }
+    // SPEC §5: at the org ceiling every user of the org is blocked (blocked_by "org"), whatever their own cap says.
+    const orgBlocked = wl.entities.some((x) => x.org === org && x.type === "org" && x.blocked);
     for (const e of wl.entities.filter((x) => x.org === org)) {
-      const status = e.blocked ? "blocked" : e.threshold !== null ? "warning" : "ok";
+      const own = e.blocked ? "blocked" : e.threshold !== null ? "warning" : "ok";
+      const status = e.type === "user" && orgBlocked ? "blocked" : own;
       const got = e.type === "org" ? caps.org.status : caps.users[e.id]?.status;
       expect(got, `${org} ${e.type}:${e.id} status`).toBe(status);
     }

@@ -1,0 +1,328 @@
+/**
+ * Scale-out (SPEC §12), on a 3-broker KRaft cluster (replication factor 3, min ISR 2): 100,000 generated events
+ * (10% duplicates, 1% late) flow while 3 aggregator members, 2 notifier members and 2 API instances run in this
+ * process over one embedded ClickHouse, and 2 pricing processes run beside it. Mid-stream: an aggregator member
+ * joins, one stalls past its session timeout and then resumes (a zombie that must change nothing), a pricing process
+ * is SIGKILLed and restarted, one broker is killed, and a member leaves. Then totals, rollups and every user's caps
+ * equal an independent recomputation to the last digit, both API instances answer the same caps and allowance, and
+ * each alert exists once and was POSTed once.
+ */
+import { type AggregatorService, startAggregatorService } from "@usage/aggregator";
+import { type ApiService, startApiService } from "@usage/api";
+import { type ClickHouse, migrate } from "@usage/clickhouse";
+import { createKafka, ensureTopics, groupLag, type Kafka, TOPICS } from "@usage/kafka";
+import { buildNotifier, type Notifier } from "@usage/notifier";
+import { Registry } from "prom-client";
+import { afterAll, describe, expect, it } from "vitest";
+import { freePort, metricSum, quietLogger, runCli, spawnCli, testClickHouse } from "../harness/index.js";
+import { type Receiver, startReceiver } from "../harness/receiver.js";
+import { type Cluster, startCluster } from "./harness/cluster.js";
+import { sleep, waitFor } from "./harness/pipeline.js";
+import { currentSpend, Dec, makeWorkload, type Workload, windowSum } from "./harness/workload.js";
+
+const KEY = "scale-out-operator-key-0123456789";
+const SECRET = "scale-out-webhook-secret-0123456789";
+const PARTITIONS = 4;
+
+interface Caps {
+  org: { limit: string | null; spend: string; status: string };
+  users: Record<string, { limit: string | null; spend: string; status: string; blocked_by: string | null }>;
+}
+
+describe("scale-out", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  });
+
+  it("keeps every figure exact and every alert single while members join, leave, stall and die", async () => {
+    const cluster: Cluster = await startCluster("scale-out");
+    stops.push(() => cluster.close());
+    const brokers = cluster.brokers;
+    const kafka: Kafka = createKafka({ brokers, clientId: "scale-out", logger: quietLogger });
+    await ensureTopics(kafka, { partitions: PARTITIONS, replicationFactor: 3, minInsyncReplicas: 2 });
+
+    const wl: Workload = makeWorkload({ seed: 1512, count: 100_000, badCount: 0, duplicateRate: 0.1, lateRate: 0.01 });
+    const ch: ClickHouse = await testClickHouse("scale-out");
+    stops.push(() => ch.close());
+    await migrate(ch.client);
+    const run = Date.now();
+    const groups = { pricing: `so-pricing-${run}`, aggregator: `so-aggregator-${run}`, notifier: `so-notifier-${run}` };
+    const registry = new Registry();
+    const receiver: Receiver = await startReceiver({ secret: SECRET });
+    stops.push(() => receiver.close());
+
+    // Two API instances, each with its own control follower and read model: nothing shared but the topics.
+    const apis: ApiService[] = [];
+    for (let i = 0; i < 2; i++) {
+      const api = await startApiService({
+        kafka,
+        clickhouse: ch.client,
+        logger: quietLogger,
+        registry: i === 0 ? registry : new Registry(),
+        operatorKey: KEY,
+        host: "127.0.0.1",
+        port: await freePort(),
+        name: `so-api-${i}`,
+      });
+      apis.push(api);
+      stops.push(() => api.stop());
+    }
+    const call = async <T>(i: number, path: string, init: RequestInit = {}): Promise<T> => {
+      const res = await fetch(`${apis[i]!.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
+      return body as T;
+    };
+    for (const org of wl.orgs) {
+      await call(0, `/v1/orgs/${org}/policy`, { method: "PUT", body: JSON.stringify(wl.policies[org]) });
+      await call(1, `/v1/orgs/${org}/webhook`, {
+        method: "PUT",
+        body: JSON.stringify({ url: receiver.url, secret: SECRET }),
+      });
+    }
+
+    const aggregator: AggregatorService = await startAggregatorService({
+      env: {
+        USAGE_AGGREGATOR_GROUP: groups.aggregator,
+        USAGE_BACKFILL_DAYS: 35,
+        USAGE_FORECAST_INTERVAL_MS: 0,
+        USAGE_MEMBERS: 3,
+      },
+      kafka,
+      clickhouse: ch.client,
+      logger: quietLogger,
+      registry,
+    });
+    stops.push(() => aggregator.stop());
+    const notifierEnv = {
+      USAGE_NOTIFIER_GROUP: groups.notifier,
+      USAGE_WEBHOOK_RETRY_BASE_MS: 200,
+      USAGE_WEBHOOK_RETRY_MAX_MS: 2000,
+      USAGE_WEBHOOK_MAX_ATTEMPTS: 1000,
+      USAGE_WEBHOOK_TIMEOUT_MS: 3000,
+      USAGE_NOTIFIER_POLL_MS: 250,
+    };
+    const notifiers: Notifier[] = [];
+    for (let i = 0; i < 2; i++) {
+      const n = buildNotifier({
+        env: notifierEnv,
+        kafka,
+        clickhouse: ch.client,
+        logger: quietLogger,
+        registry,
+        member: i,
+      });
+      await n.start();
+      notifiers.push(n);
+      stops.push(() => n.stop());
+    }
+
+    const pricingEnv = (instance: string) => ({
+      KAFKA_BROKERS: brokers.join(","),
+      KAFKA_PARTITIONS: String(PARTITIONS),
+      KAFKA_REPLICATION_FACTOR: "3",
+      KAFKA_MIN_INSYNC_REPLICAS: "2",
+      LOG_LEVEL: "warn",
+      USAGE_PRICING_GROUP: groups.pricing,
+      USAGE_INSTANCE_ID: instance,
+    });
+    const pricing = [
+      spawnCli(["run", "pricing"], pricingEnv("so-a")),
+      spawnCli(["run", "pricing"], pricingEnv("so-b")),
+    ];
+    stops.push(async () => {
+      for (const p of pricing) {
+        p.child.kill("SIGTERM");
+        await p.exited;
+      }
+    });
+
+    const base = apis[0]!.url;
+    const recorded = async () =>
+      (await metricSum(base, "usage_aggregator_events_recorded_total")) +
+      (await metricSum(base, "usage_aggregator_duplicates_total"));
+    const distinct = wl.distinct.size;
+    const facts: Record<string, unknown> = {};
+
+    // Publish in ten slices; the disruptions land between them, each while events are flowing.
+    const slices = 10;
+    const size = Math.ceil(wl.lines.length / slices);
+    const publish = async (i: number) => {
+      const out = await runCli(["produce"], {
+        env: { KAFKA_BROKERS: brokers.join(","), LOG_LEVEL: "error" },
+        input: wl.lines.slice(i * size, (i + 1) * size).join("\n"),
+      });
+      expect(out.code, out.stderr.slice(-1000)).toBe(0);
+    };
+    const reach = (fraction: number) =>
+      waitFor(
+        `${Math.round(fraction * 100)}% recorded`,
+        async () => (await recorded()) >= fraction * distinct,
+        180_000,
+      );
+
+    await publish(0);
+    await publish(1);
+    await reach(0.1);
+    // A member joins.
+    await aggregator.addMember();
+    facts.joined_at = await recorded();
+    await publish(2);
+    await publish(3);
+    await reach(0.3);
+    // A member stalls past its session timeout (10 s) in the middle of a batch, then resumes: a zombie.
+    const zombie = aggregator.members.find((m) => m.ownedPartitions().length > 0)!;
+    const zombiePartitions = zombie.ownedPartitions();
+    zombie.stallNextBatch(16_000);
+    await publish(4);
+    await sleep(17_000);
+    facts.zombie_partitions = zombiePartitions;
+    facts.zombie_owns_after = zombie.ownedPartitions();
+    // The zombie found out at its ownership check and wrote nothing of that batch.
+    await waitFor(
+      "the zombie's batch abandoned",
+      async () => (await metricSum(base, "usage_aggregator_batches_abandoned_total")) >= 1,
+      30_000,
+    );
+    facts.abandoned = await metricSum(base, "usage_aggregator_batches_abandoned_total");
+    // A pricing process is SIGKILLed mid-stream and restarted.
+    const publishing = publish(5);
+    await sleep(500);
+    pricing[0]!.child.kill("SIGKILL");
+    await pricing[0]!.exited;
+    pricing[0] = spawnCli(["run", "pricing"], pricingEnv("so-a"));
+    await publishing;
+    await reach(0.5);
+    // One broker is killed mid-stream.
+    const publishing2 = publish(6);
+    await sleep(300);
+    await cluster.stopBroker(2, "SIGKILL");
+    await publishing2;
+    await publish(7);
+    await reach(0.7);
+    // A member leaves.
+    await aggregator.removeMember(aggregator.members[0]!);
+    await publish(8);
+    await publish(9);
+    await cluster.startBroker(2);
+
+    // Settle: every distinct event recorded, every group caught up, every alert delivered.
+    await waitFor("every event recorded", async () => (await recorded()) >= distinct, 300_000);
+    await waitFor(
+      "every group caught up",
+      async () =>
+        (await groupLag(kafka, groups.pricing, TOPICS.events)) === 0 &&
+        (await groupLag(kafka, groups.aggregator, TOPICS.priced)) === 0 &&
+        (await groupLag(kafka, groups.notifier, TOPICS.signals)) === 0,
+      180_000,
+    );
+
+    // 1. Totals: MTD/QTD/YTD per org and per user, from ClickHouse through the API, equal the recomputation.
+    for (const org of wl.orgs) {
+      for (const window of ["mtd", "qtd", "ytd"] as const) {
+        const body = await call<{ total: string; rows: { key: string; spend: string; requests: number }[] }>(
+          0,
+          `/v1/orgs/${org}/spend?window=${window}&group_by=user`,
+        );
+        expect(new Dec(body.total).eq(windowSum(wl, org, window).spend), `${org} ${window}`).toBe(true);
+        for (const row of body.rows) {
+          const want = windowSum(wl, org, window, row.key);
+          expect(new Dec(row.spend).eq(want.spend), `${org} ${window} ${row.key}`).toBe(true);
+          expect(row.requests, `${org} ${window} ${row.key} requests`).toBe(want.requests);
+        }
+      }
+    }
+    // 2. Rollups: spend_daily and usage_events agree per org and user, and usage_events holds each event once.
+    const rows = async (query: string) =>
+      (await (await ch.client.query({ query, format: "JSONEachRow" })).json()) as {
+        org_id: string;
+        user_id: string;
+        net: string;
+        n: string;
+      }[];
+    const raw = await rows(
+      "SELECT org_id, user_id, toString(sum(net_cost)) AS net, toString(count()) AS n FROM usage_events GROUP BY org_id, user_id ORDER BY org_id, user_id",
+    );
+    const rollup = await rows(
+      "SELECT org_id, user_id, toString(sum(net_cost)) AS net, toString(sum(requests)) AS n FROM spend_daily GROUP BY org_id, user_id ORDER BY org_id, user_id",
+    );
+    expect(rollup).toEqual(raw);
+    expect(
+      raw.reduce((t, r) => t + Number(r.n), 0),
+      "usage_events rows",
+    ).toBe(distinct);
+
+    // 3. Caps and allowance: both API instances answer the same, and equal the recomputation.
+    const current = currentSpend(wl.priced, wl.period);
+    for (const org of wl.orgs) {
+      let capsA: Caps | undefined;
+      await waitFor(
+        `${org} caps the same on both API instances`,
+        async () => {
+          const [a, b] = await Promise.all([
+            call<Caps>(0, `/v1/orgs/${org}/caps`),
+            call<Caps>(1, `/v1/orgs/${org}/caps`),
+          ]);
+          capsA = a;
+          return JSON.stringify(a) === JSON.stringify(b);
+        },
+        10_000,
+      );
+      const want = current.get(org);
+      expect(new Dec(capsA!.org.spend).eq(want?.total ?? 0), `${org} org spend`).toBe(true);
+      for (const [user, spend] of want?.users ?? []) {
+        expect(new Dec(capsA!.users[user]!.spend).eq(spend), `${org} ${user} spend`).toBe(true);
+        const [a, b] = await Promise.all([
+          call(0, `/v1/orgs/${org}/users/${user}/allowance`),
+          call(1, `/v1/orgs/${org}/users/${user}/allowance`),
+        ]);
+        expect(a, `${org} ${user} allowance`).toEqual(b);
+      }
+      const orgBlocked = wl.entities.some((e) => e.org === org && e.type === "org" && e.blocked);
+      for (const e of wl.entities.filter((x) => x.org === org)) {
+        const own = e.blocked ? "blocked" : e.threshold !== null ? "warning" : "ok";
+        const status = e.type === "user" && orgBlocked ? "blocked" : own;
+        const got = e.type === "org" ? capsA!.org.status : capsA!.users[e.id]?.status;
+        expect(got, `${org} ${e.type}:${e.id} status`).toBe(status);
+      }
+    }
+
+    // 4. Alerts: each created once and POSTed once, every one delivered.
+    await waitFor(
+      "every alert delivered",
+      async () => {
+        const states = await rows(
+          "SELECT org_id, alert_id AS user_id, state AS net, '1' AS n FROM alerts FINAL WHERE state != 'delivered'",
+        );
+        return states.length === 0 && Date.now() - receiver.lastPostAt > 2000;
+      },
+      120_000,
+    );
+    const alerts = await rows(
+      "SELECT org_id, alert_id AS user_id, '' AS net, toString(count()) AS n FROM alerts FINAL GROUP BY org_id, alert_id",
+    );
+    expect(alerts.length).toBeGreaterThan(0);
+    expect([...receiver.received.keys()].sort()).toEqual(alerts.map((a) => a.user_id).sort());
+    const repeated = [...receiver.received].filter(([, n]) => n !== 1);
+    expect(repeated, "alerts POSTed more than once").toEqual([]);
+    expect(receiver.badSignatures).toBe(0);
+    for (const e of wl.entities) {
+      if (!e.blocked) continue;
+      const key = e.type === "org" ? "org" : e.id;
+      expect(
+        [...receiver.payloads.values()].some(
+          (a) => a.org_id === e.org && a.entity.id === (key === "org" ? e.org : key) && a.kind === "blocked",
+        ),
+        `${e.org} ${e.type}:${e.id} blocked alert`,
+      ).toBe(true);
+    }
+    facts.alerts = alerts.length;
+    facts.posts = receiver.posts;
+    facts.members_at_end = aggregator.members.map((m) => m.ownedPartitions());
+    process.stderr.write(`[faults scale-out] ${JSON.stringify(facts)}\n`);
+  });
+});
