@@ -5,10 +5,11 @@
  * again with every event replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
  */
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
-import { createPricer, loadRateCard, netCost } from "@usage/pricing";
+import { netCost } from "@usage/money";
+import { createPricer, loadRateCard } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Exact } from "./harness/exact.js";
 import { freePort, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
 import { startReceiver } from "./harness/receiver.js";
 
@@ -84,7 +85,7 @@ describe("the operator journey", () => {
     // Independent recomputation of every figure from the generated events.
     const price = createPricer(loadRateCard());
     const distinct = new Map<string, UsageEvent>(events.map((e) => [e.event_id, e]));
-    const perUser = new Map<string, Decimal>();
+    const perUser = new Map<string, Exact>();
     let lateCount = 0;
     for (const e of distinct.values()) {
       const v = validateUsageEvent(e, { now });
@@ -93,12 +94,12 @@ describe("the operator journey", () => {
       if (!p.ok) throw new Error(p.rejection.message);
       const net = e.org_id === "org_1" ? netCost(p.value.total_cost, POLICY.discount_pct) : p.value.total_cost;
       const key = `${e.org_id}/${e.user_id}`;
-      perUser.set(key, (perUser.get(key) ?? new Decimal(0)).plus(net));
+      perUser.set(key, (perUser.get(key) ?? Exact.of(0)).plus(net));
       if (e.occurred_at.slice(0, 7) < new Date(now).toISOString().slice(0, 7)) lateCount++;
     }
     expect(lateCount).toBeGreaterThan(0);
     const ytdOf = (org: string) =>
-      [...perUser].filter(([k]) => k.startsWith(`${org}/`)).reduce((t, [, v]) => t.plus(v), new Decimal(0));
+      [...perUser].filter(([k]) => k.startsWith(`${org}/`)).reduce((t, [, v]) => t.plus(v), Exact.of(0));
 
     type Spend = { total: string; rows: { key: string; spend: string }[] };
     await waitFor(
@@ -108,14 +109,14 @@ describe("the operator journey", () => {
           api<Spend>("/v1/orgs/org_1/spend?window=ytd"),
           api<Spend>("/v1/orgs/org_2/spend?window=ytd"),
         ]);
-        return new Decimal(a.total).eq(ytdOf("org_1")) && new Decimal(b.total).eq(ytdOf("org_2"));
+        return Exact.of(a.total).eq(ytdOf("org_1")) && Exact.of(b.total).eq(ytdOf("org_2"));
       },
       90_000,
     );
     for (const org of ["org_1", "org_2"]) {
       const byUser = await api<Spend>(`/v1/orgs/${org}/spend?window=ytd&group_by=user`);
       for (const row of byUser.rows)
-        expect(new Decimal(row.spend).eq(perUser.get(`${org}/${row.key}`)!), `${org}/${row.key}`).toBe(true);
+        expect(Exact.of(row.spend).eq(perUser.get(`${org}/${row.key}`)!), `${org}/${row.key}`).toBe(true);
     }
 
     // 3. Signed alerts reach the webhook, once each, and the API lists them as delivered.

@@ -2,21 +2,17 @@
  * Forecasts on synthetic daily series. Expected figures are worked out here by hand (the arithmetic is in the
  * comments) or from a closed form of the documented method, not by re-running its loop.
  */
-import { Decimal } from "decimal.js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { Exact, type ExactValue } from "../../../test/harness/exact.js";
 import { type DailySpend, type ForecastInput, forecast } from "./index.js";
 
 const t = (iso: string) => Date.parse(iso);
 /** `n` days of the same amount from the 1st of `month` (YYYY-MM). */
 const days = (month: string, n: number, spend: string): DailySpend[] =>
   Array.from({ length: n }, (_, i) => ({ day: `${month}-${String(i + 1).padStart(2, "0")}`, spend }));
-const D = Decimal.clone({ precision: 60 });
-/** Rounded half up to 6 places, canonical (no trailing zeros). */
-const six = (x: Decimal.Value) => {
-  const r = new D(x).toDecimalPlaces(6, Decimal.ROUND_HALF_UP);
-  return r.isZero() ? "0" : r.toFixed();
-};
+/** Rounded half up to 6 places, canonical (no trailing zeros); exact rationals, not the code's Money. */
+const six = (x: ExactValue) => Exact.of(x).round(6, "half_up").toFixed();
 
 describe("forecast", () => {
   it("flat: a steady 10 a day projects 10 a day, 300 for a 30-day month", () => {
@@ -89,8 +85,8 @@ describe("forecast", () => {
       })),
       limit: null,
     });
-    const rate = new D(ramp.daily_rate);
-    expect(rate.gt(10.5)).toBe(true); // mean of 1..20
+    const rate = Exact.of(ramp.daily_rate);
+    expect(rate.gt("10.5")).toBe(true); // mean of 1..20
     expect(rate.gt(15)).toBe(true); // closer to the recent days than to the mean
     expect(rate.lt(20)).toBe(true);
   });
@@ -107,18 +103,18 @@ describe("forecast", () => {
     ];
     const expectedRate = (day: number) => {
       const complete = day - 1;
-      const sumW = new D(0.8)
-        .times(new D(1).minus(new D(0.8).pow(complete)))
-        .div(0.2)
-        .plus(0.5);
+      const sumW = Exact.of("0.8")
+        .times(Exact.of(1).minus(Exact.of("0.8").pow(complete)))
+        .div("0.2")
+        .plus("0.5");
       return six(
-        new D(90)
-          .times(new D(0.8).pow(day - 5))
+        Exact.of(90)
+          .times(Exact.of("0.8").pow(day - 5))
           .div(sumW)
           .plus(10),
       );
     };
-    const rates: Decimal[] = [];
+    const rates: Exact[] = [];
     for (const day of [6, 8, 12, 20, 28]) {
       const f = forecast({
         period: "2026-11",
@@ -127,7 +123,7 @@ describe("forecast", () => {
         limit: null,
       });
       expect(f.daily_rate, `Nov ${day}`).toBe(expectedRate(day));
-      rates.push(new D(f.daily_rate));
+      rates.push(Exact.of(f.daily_rate));
     }
     // Nov 6 noon: 10 + 72 / 3.18928 = 32.5756283549…; projected 145 + 32.575628 × 24.5 = 943.102886.
     expect(rates[0]!.toFixed()).toBe("32.575628");
@@ -137,7 +133,7 @@ describe("forecast", () => {
     for (let i = 1; i < rates.length; i++) expect(rates[i]!.lt(rates[i - 1]!), `decays ${i}`).toBe(true);
     for (const r of rates) expect(r.gt(10)).toBe(true);
     // Three weeks on, the extra 90 adds about 90 × 0.8^23 / 4.5 ≈ 0.12 a day.
-    expect(rates.at(-1)!.lt(10.2)).toBe(true);
+    expect(rates.at(-1)!.lt("10.2")).toBe(true);
   });
 
   it("month start with one day of data: today's pace, finite, not zero", () => {
@@ -265,8 +261,8 @@ describe("forecast", () => {
     const daily = [...days("2026-11", 9, "4"), { day: "2026-11-10", spend: "1" }];
     const base = forecast({ period: "2026-11", now: t("2026-11-10T23:00:00Z"), daily, limit: "100" });
     const shuffled = [...daily].reverse().flatMap((d) => [
-      { day: d.day, spend: new D(d.spend).div(4).toFixed() },
-      { day: d.day, spend: new D(d.spend).times(3).div(4).toFixed() },
+      { day: d.day, spend: Exact.of(d.spend).div(4).toFixed() },
+      { day: d.day, spend: Exact.of(d.spend).times(3).div(4).toFixed() },
     ]);
     expect(forecast({ period: "2026-11", now: t("2026-11-10T23:00:00Z"), daily: shuffled, limit: "100" })).toEqual(
       base,
@@ -311,7 +307,7 @@ describe("forecast", () => {
   });
 
   it("properties: the rate is a weighted mean of the observed paces; more spend never projects less", () => {
-    const cents = fc.integer({ min: 0, max: 1_000_000 }).map((c) => new D(c).div(100).toFixed());
+    const cents = fc.integer({ min: 0, max: 1_000_000 }).map((c) => Exact.of(c).div(100).toFixed());
     const input = fc.record({
       spends: fc.array(cents, { minLength: 30, maxLength: 30 }),
       // An instant in November 2026.
@@ -327,24 +323,27 @@ describe("forecast", () => {
           .map((spend, i) => ({ day: `2026-11-${String(i + 1).padStart(2, "0")}`, spend }));
         const f = forecast({ period: "2026-11", now, daily, limit });
         // Each complete day's spend, and today's scaled to a full day (at least an hour elapsed), bound the rate.
-        const elapsed = Math.max(offset - today * 86_400_000, 3_600_000) / 86_400_000;
-        const paces = [...spends.slice(0, today).map((s) => new D(s)), new D(spends[today]!).div(elapsed)];
-        const lo = D.min(...paces).toDecimalPlaces(6, Decimal.ROUND_DOWN);
-        const hi = D.max(...paces).toDecimalPlaces(6, Decimal.ROUND_UP);
-        const rate = new D(f.daily_rate);
+        const elapsedMs = Math.max(offset - today * 86_400_000, 3_600_000);
+        const todaysPace = Exact.of(spends[today]!).times(86_400_000).div(elapsedMs);
+        const paces = [...spends.slice(0, today).map((s) => Exact.of(s)), todaysPace];
+        const lo = Exact.min(...paces).round(6, "down");
+        const hi = Exact.max(...paces).round(6, "up");
+        const rate = Exact.of(f.daily_rate);
         expect(rate.gte(lo) && rate.lte(hi), `${rate} in [${lo}, ${hi}]`).toBe(true);
         // The reach decision agrees with the projection, computed exactly from the answer's own rate.
         if (limit !== null && !f.limit_reached) {
           // spend + rate × days left ≥ limit, multiplied out by the day's milliseconds.
-          const projectedMs = new D(f.spend_to_date)
+          const projectedMs = Exact.of(f.spend_to_date)
             .times(86_400_000)
             .plus(rate.times(t("2026-12-01T00:00:00Z") - now));
-          expect(f.will_reach_limit).toBe(projectedMs.gte(new D(limit).times(86_400_000)));
+          expect(f.will_reach_limit).toBe(projectedMs.gte(Exact.of(limit).times(86_400_000)));
         }
         // More spend on any one day never lowers the projection.
         const day = offset % (today + 1);
-        const more = daily.map((d, i) => (i === day ? { ...d, spend: new D(d.spend).plus("0.01").toFixed() } : d));
-        expect(new D(forecast({ period: "2026-11", now, daily: more, limit }).projected).gte(f.projected)).toBe(true);
+        const more = daily.map((d, i) => (i === day ? { ...d, spend: Exact.of(d.spend).plus("0.01").toFixed() } : d));
+        expect(Exact.of(forecast({ period: "2026-11", now, daily: more, limit }).projected).gte(f.projected)).toBe(
+          true,
+        );
       }),
       { numRuns: 300 },
     );

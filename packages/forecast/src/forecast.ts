@@ -12,8 +12,10 @@
  *     today's spend scaled to a full day, and as complete days accumulate today's noisy partial figure fades.
  *     The fraction counts as at least one hour (MIN_TODAY_MS), so a few minutes into a month the rate stays finite.
  *   - rate = (Σ 0.8^age · spend(day) + spend(today)) / (Σ 0.8^age + elapsed(today) / 1 day), rounded half up to
- *     6 decimal places. An extra amount x on one day raises the rate by x × its weight / Σ weights, and its weight
- *     shrinks by 0.8 with every day that passes: a spike lifts the projection, then decays.
+ *     6 decimal places, once: the quotient is computed exactly (numerator and denominator both multiplied by the
+ *     day's milliseconds, since elapsed / 1 day rarely terminates), never rounded to a precision first. An extra
+ *     amount x on one day raises the rate by x × its weight / Σ weights, and its weight shrinks by 0.8 with every
+ *     day that passes: a spike lifts the projection, then decays.
  * projected = spend_to_date + rate × the days left from `now` to the end of the month (fractional days).
  *
  * The rounded `daily_rate` is the rate: `projected` and the reach date are derived from it (so they can be checked
@@ -35,8 +37,8 @@
  *   - No limit (`null`) or `"unlimited"`: nothing is reached, `reaches_limit_on` null.
  * Amounts out are canonical decimal strings (no exponent, no trailing zeros, "0" for zero), as everywhere else.
  */
+import { divide, formatMoney, Money, sumMoney } from "@usage/money";
 import { dayOf, parseDay, periodRange } from "@usage/periods";
-import { Decimal } from "decimal.js";
 
 export interface DailySpend {
   /** YYYY-MM-DD, UTC. */
@@ -88,9 +90,6 @@ export const MIN_TODAY_MS = 3_600_000;
 export const RATE_PLACES = 6;
 
 const DAY_MS = 86_400_000;
-/** Amounts are at most 38 digits (ClickHouse Decimal(38, 18)); 80 significant digits keep products exact. */
-const Dec = Decimal.clone({ precision: 80, rounding: Decimal.ROUND_HALF_UP });
-type Dec = InstanceType<typeof Dec>;
 const PLAIN_DECIMAL = /^\d+(?:\.\d+)?$/;
 
 export function forecast(input: ForecastInput): Forecast {
@@ -105,7 +104,7 @@ export function forecast(input: ForecastInput): Forecast {
   const today = Math.floor((now - range.from) / DAY_MS);
 
   // The month's spend per day (index 0 = the 1st).
-  const perDay: Dec[] = Array.from({ length: days }, () => new Dec(0));
+  const perDay: Money[] = Array.from({ length: days }, () => new Money(0));
   for (const entry of input.daily) {
     const at = typeof entry?.day === "string" ? parseDay(entry.day) : undefined;
     if (at === undefined) throw new RangeError(`day must be a date YYYY-MM-DD, got ${JSON.stringify(entry?.day)}`);
@@ -118,20 +117,27 @@ export function forecast(input: ForecastInput): Forecast {
     const i = (at - range.from) / DAY_MS;
     perDay[i] = perDay[i]!.plus(entry.spend);
   }
-  const spendToDate = perDay.reduce((sum, d) => sum.plus(d), new Dec(0));
+  const spendToDate = sumMoney(perDay);
 
   // The weighted mean (see the header): today (and any day after it) at weight 1 for the elapsed fraction of a day,
-  // then each complete day back from yesterday at 0.8, 0.64, …
-  let numerator = perDay.slice(today).reduce((sum, d) => sum.plus(d), new Dec(0));
-  let denominator = new Dec(Math.max(now - (range.from + today * DAY_MS), MIN_TODAY_MS)).div(DAY_MS);
-  let weight = new Dec(1);
+  // then each complete day back from yesterday at 0.8, 0.64, … Weights are exact decimals, so only the division
+  // rounds, once.
+  let numerator = sumMoney(perDay.slice(today));
+  let weights = new Money(0);
+  let weight = new Money(1);
   for (let i = today - 1; i >= 0; i--) {
     weight = weight.times(DECAY);
     numerator = numerator.plus(weight.times(perDay[i]!));
-    denominator = denominator.plus(weight);
+    weights = weights.plus(weight);
   }
-  const rate = numerator.div(denominator).toDecimalPlaces(RATE_PLACES);
-  const projected = spendToDate.plus(rate.times(range.to - now).div(DAY_MS)).toDecimalPlaces(RATE_PLACES);
+  const elapsedMs = Math.max(now - (range.from + today * DAY_MS), MIN_TODAY_MS);
+  const rate = divide(numerator.times(DAY_MS), weights.times(DAY_MS).plus(elapsedMs), RATE_PLACES, Money.ROUND_HALF_UP);
+  const projected = divide(
+    spendToDate.times(DAY_MS).plus(rate.times(range.to - now)),
+    String(DAY_MS),
+    RATE_PLACES,
+    Money.ROUND_HALF_UP,
+  );
 
   let reached = false;
   let reachDay: number | undefined;
@@ -139,7 +145,7 @@ export function forecast(input: ForecastInput): Forecast {
     reached = spendToDate.gte(limit);
     if (reached) {
       // The first day by whose end the month's spend reached the limit.
-      let cumulative = new Dec(0);
+      let cumulative = new Money(0);
       for (let i = 0; i < days && reachDay === undefined; i++) {
         cumulative = cumulative.plus(perDay[i]!);
         if (cumulative.gte(limit)) reachDay = i;
@@ -158,10 +164,10 @@ export function forecast(input: ForecastInput): Forecast {
     period: input.period,
     as_of: new Date(now).toISOString(),
     method: FORECAST_METHOD,
-    spend_to_date: canonical(spendToDate),
-    daily_rate: canonical(rate),
-    projected: canonical(projected),
-    limit: limit === undefined ? input.limit : canonical(limit),
+    spend_to_date: formatMoney(spendToDate),
+    daily_rate: formatMoney(rate),
+    projected: formatMoney(projected),
+    limit: limit === undefined ? input.limit : formatMoney(limit),
     limit_reached: reached,
     reaches_limit_on: reachDay === undefined ? null : dayOf(range.from + reachDay * DAY_MS),
     will_reach_limit: !reached && reachDay !== undefined,
@@ -170,17 +176,12 @@ export function forecast(input: ForecastInput): Forecast {
 }
 
 /** A finite limit as a decimal; undefined for none or "unlimited". */
-function parseLimit(limit: string | "unlimited" | null): Dec | undefined {
+function parseLimit(limit: string | "unlimited" | null): Money | undefined {
   if (limit === null || limit === "unlimited") return undefined;
   if (typeof limit !== "string" || !PLAIN_DECIMAL.test(limit)) {
     throw new RangeError(
       `limit must be a non-negative decimal string, "unlimited" or null, got ${JSON.stringify(limit)}`,
     );
   }
-  return new Dec(limit);
-}
-
-/** Canonical text: "12.5", "0"; never an exponent or "-0". */
-function canonical(d: Dec): string {
-  return d.isZero() ? "0" : d.toFixed();
+  return new Money(limit);
 }

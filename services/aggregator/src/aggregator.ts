@@ -54,6 +54,7 @@ import {
   type Producer,
   TOPICS,
 } from "@usage/kafka";
+import { addMoney, Money, netCost } from "@usage/money";
 import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
 import {
   type Allowance,
@@ -63,9 +64,8 @@ import {
   parseAutoReload,
   parsePolicy,
 } from "@usage/policy";
-import { addMoney, netCost, resolveModelId } from "@usage/pricing";
+import { resolveModelId } from "@usage/pricing";
 import type { Logger } from "@usage/runtime";
-import { Decimal } from "decimal.js";
 import { accountFromSummary, type CreditView, creditEffects, creditView, missedReloadSignals } from "./credits.js";
 import { forecastSignals } from "./forecasts.js";
 import type { AggregatorMetrics } from "./metrics.js";
@@ -580,5 +580,5 @@ function chTime(iso: string): string {
 function maxOf(a: string | null, b: string | null): string | null {
   if (a === null) return b;
   if (b === null) return a;
-  return new Decimal(a).gte(b) ? a : b;
+  return new Money(a).gte(b) ? a : b;
 }

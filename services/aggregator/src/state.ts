@@ -5,6 +5,7 @@
  * aggregator has written since.
  */
 import type { SeatTier } from "@usage/events";
+import { formatMoney, Money, type MoneyValue } from "@usage/money";
 import { periodOf } from "@usage/periods";
 import {
   type Allowance,
@@ -23,12 +24,11 @@ import {
   type UserCap,
   userCap,
 } from "@usage/policy";
-import { Decimal } from "decimal.js";
 import { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";
 
 export interface PeriodSpend {
-  org: Decimal;
-  users: Map<string, Decimal>;
+  org: Money;
+  users: Map<string, Money>;
 }
 
 export interface OrgState {
@@ -85,19 +85,19 @@ export class SpendState {
     return periodOf(this.now());
   }
 
-  addSpend(orgId: string, userId: string, period: string, net: Decimal.Value): void {
+  addSpend(orgId: string, userId: string, period: string, net: MoneyValue): void {
     const org = this.org(orgId);
     let p = org.periods.get(period);
     if (!p) {
-      p = { org: new Decimal(0), users: new Map() };
+      p = { org: new Money(0), users: new Map() };
       org.periods.set(period, p);
     }
     p.org = p.org.plus(net);
-    p.users.set(userId, (p.users.get(userId) ?? new Decimal(0)).plus(net));
+    p.users.set(userId, (p.users.get(userId) ?? new Money(0)).plus(net));
   }
 
   /** Net spend of an event of a prepaid org draws its credits when it occurred at or after the account opened. */
-  addCreditSpend(orgId: string, occurredAt: number, net: Decimal.Value): void {
+  addCreditSpend(orgId: string, occurredAt: number, net: MoneyValue): void {
     const account = this.orgs.get(orgId)?.credits;
     if (account && occurredAt >= account.openedAt) account.spent = account.spent.plus(net);
   }
@@ -155,7 +155,7 @@ export class SpendState {
   }
 
   private periodSpend(org: OrgState, period: string): PeriodSpend {
-    return org.periods.get(period) ?? { org: new Decimal(0), users: new Map() };
+    return org.periods.get(period) ?? { org: new Money(0), users: new Map() };
   }
 
   private tierOf(org: OrgState, userId: string): SeatTier | undefined {
@@ -166,15 +166,15 @@ export class SpendState {
     const org = this.org(orgId);
     const spend = this.periodSpend(org, this.currentPeriod());
     const users: Record<string, string> = {};
-    for (const [u, v] of spend.users) users[u] = v.toFixed();
+    for (const [u, v] of spend.users) users[u] = formatMoney(v);
     const tiers: Record<string, SeatTier> = {};
     for (const [u, t] of org.seatTiers) tiers[u] = t.tier;
-    const report = evaluateCaps(org.policy, { org_total: spend.org.toFixed(), users }, tiers);
+    const report = evaluateCaps(org.policy, { org_total: formatMoney(spend.org), users }, tiers);
     if (!org.credits) return report;
     const balance = balanceOf(org.credits);
     const exhausted = balance.lte(0);
     if (exhausted) for (const cap of Object.values(report.users)) cap.blocked_by ??= "credits";
-    return { ...report, credits: { balance: balance.toFixed(), status: exhausted ? "blocked" : "ok" } };
+    return { ...report, credits: { balance: formatMoney(balance), status: exhausted ? "blocked" : "ok" } };
   }
 
   /** A prepaid org whose balance is at or below zero. */
@@ -189,8 +189,8 @@ export class SpendState {
     return userCap(
       org.policy,
       userId,
-      (spend.users.get(userId) ?? new Decimal(0)).toFixed(),
-      spend.org.toFixed(),
+      formatMoney(spend.users.get(userId) ?? new Money(0)),
+      formatMoney(spend.org),
       this.tierOf(org, userId),
     );
   }
@@ -215,7 +215,7 @@ export class SpendState {
     const thresholds = org.policy.thresholds;
 
     const orgLimit = org.policy.org_limit ?? null;
-    const orgSpend = spend.org.toFixed();
+    const orgSpend = formatMoney(spend.org);
     this.step(org, period, "org", { type: "org", id: orgId }, orgLimit, orgSpend, thresholds, out);
 
     const users = userIds ? new Set(userIds) : this.knownUsers(org, period);

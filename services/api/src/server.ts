@@ -14,9 +14,9 @@ import {
   SPEND_GROUPS,
   type SpendGroup,
 } from "@usage/clickhouse";
+import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import { parsePolicy } from "@usage/policy";
-import { addMoney } from "@usage/pricing";
 import type { Logger } from "@usage/runtime";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
