@@ -257,6 +257,27 @@ describe("forecast", () => {
     expect(awkward).toMatchObject({ limit_reached: true, reaches_limit_on: "2026-11-02" });
   });
 
+  it("is exact at Decimal256 magnitudes: sums, the weighted rate and the projection", () => {
+    // 75 significant digits a day (ClickHouse Decimal256 holds 76), Nov 1–14, and a little by 10:00 on the 15th.
+    const x = `${"9876543210".repeat(7)}9876.5`;
+    const daily = [...days("2026-11", 14, x), { day: "2026-11-15", spend: "1234.5" }];
+    const f = forecast({ period: "2026-11", now: t("2026-11-15T10:00:00Z"), daily, limit: null });
+    // The closed form of the header, on exact rationals: weights 0.8^k for the 14 complete days, 10/24 for today.
+    const weights = Exact.sum(Array.from({ length: 14 }, (_, k) => Exact.of("0.8").pow(k + 1)));
+    const spent = Exact.of(x).times(14).plus("1234.5");
+    const rate = Exact.of(x)
+      .times(weights)
+      .plus("1234.5")
+      .div(weights.plus(Exact.of(10).div(24)))
+      .round(6, "half_up");
+    // 15 days and 14 hours left.
+    const projected = spent.plus(rate.times(Exact.of(15 * 24 + 14).div(24))).round(6, "half_up");
+    expect(f.spend_to_date).toBe(spent.toFixed());
+    expect(f.daily_rate).toBe(rate.toFixed());
+    expect(f.projected).toBe(projected.toFixed());
+    expect(f.projected.split(".")[1]).toHaveLength(6);
+  });
+
   it("takes days in any order, adds repeated days, and counts a day just ahead as today's", () => {
     const daily = [...days("2026-11", 9, "4"), { day: "2026-11-10", spend: "1" }];
     const base = forecast({ period: "2026-11", now: t("2026-11-10T23:00:00Z"), daily, limit: "100" });
