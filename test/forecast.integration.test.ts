@@ -1,20 +1,32 @@
 /**
  * Spend forecasts (GET /v1/orgs/{org}/forecast) over real storage. The forecasting method itself is unit-tested in
- * packages/forecast; here the point is the plumbing: the daily series read from spend_daily and the limits taken
- * from the live caps.
+ * packages/forecast; here the point is the plumbing: the daily series read from spend_daily, each entity's first
+ * usage of the month read from usage_events (where the forecast's observation starts), and the limits taken from the
+ * live caps.
  *
- * 1. The route at a fixed instant over spend_daily rows written directly: one org's rows only, this month's only
- *    (a day stamped just after today included), a (user, day) split over several batches summed, every user of the
- *    caps report listed (one without spend too), each with its own limit.
+ * 1. The route at a fixed instant over spend_daily and usage_events rows written directly: one org's rows only, this
+ *    month's only (a day stamped just after today included), a (user, day) split over several batches summed, each
+ *    user's first usage (a duplicate event, and events of last month, next month and another org, ignored), the
+ *    org's the earliest of its users', every user of the caps report listed (one without spend too), each with its
+ *    own limit.
  * 2. The real pipeline: a small generated workload with a policy goes through the broker, `usagectl run pricing`
  *    and `usagectl run aggregator`; the aggregator's API answers, for the org and every user, exactly what
- *    @usage/forecast gives on the daily series recomputed from the generated events, with the limits the policy
- *    sets, at the answer's own `as_of`. A key of another org gets 403.
+ *    @usage/forecast gives on the daily series and first usages recomputed from the generated events, with the
+ *    limits the policy sets, at the answer's own `as_of`. A key of another org gets 403.
  */
-import { type ClickHouse, dailyNetSpend, insertSpendDaily, migrate, type SpendDailyRow } from "@usage/clickhouse";
+import {
+  type ClickHouse,
+  dailyNetSpend,
+  firstUsageBetween,
+  insertSpendDaily,
+  insertUsageEvents,
+  migrate,
+  type SpendDailyRow,
+  type UsageEventRow,
+} from "@usage/clickhouse";
 import { type DailySpend, forecast } from "@usage/forecast";
 import { netCost } from "@usage/money";
-import { dayOf, monthStart, periodOf } from "@usage/periods";
+import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
 import { evaluateCaps, parsePolicy } from "@usage/policy";
 import { generateEventArray } from "@usage/workload";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
@@ -61,6 +73,41 @@ function row(org: string, user: string, day: string, net: string, batch: string)
   };
 }
 
+/** An event row of usage_events: only its org, user and instant matter to the first usage. */
+function event(id: string, org: string, user: string, at: string, batch: string): UsageEventRow {
+  return {
+    event_id: id,
+    org_id: org,
+    user_id: user,
+    user_email: "",
+    account_uuid: "",
+    request_id: "",
+    region: "",
+    seat_tier: "premium",
+    product: "chat",
+    model: "claude-sonnet-4-5",
+    model_base: "claude-sonnet-4-5",
+    occurred_at: at.replace("T", " ").replace("Z", ""),
+    input_tokens: 10,
+    output_tokens: 10,
+    cache_write_tokens: 0,
+    cache_read_tokens: 0,
+    prompt_tokens: 10,
+    long_context: false,
+    rate_card_version: "v1",
+    input_cost: "0",
+    output_cost: "0",
+    cache_write_cost: "0",
+    cache_read_cost: "0",
+    gross_cost: "0",
+    discount_pct: "0",
+    net_cost: "0",
+    priced_at: at.replace("T", " ").replace("Z", ""),
+    batch_id: batch,
+    is_late: false,
+  };
+}
+
 describe("forecast route over spend_daily", () => {
   let ch: ClickHouse;
   let app: FastifyInstance;
@@ -93,6 +140,24 @@ describe("forecast route over spend_daily", () => {
         rows.filter((r) => r.batch_id === batch),
       );
     }
+    // First usages: u1 at 08:00 on Nov 1 (its event repeated in a later batch, not yet merged away), u2 at 18:00 on
+    // Nov 10. Last month's, next month's and another org's events are not read.
+    const events = [
+      event("e1", "org_a", "u1", "2026-11-01T08:00:00.000Z", "b1"),
+      event("e2", "org_a", "u1", "2026-11-19T09:30:00.000Z", "b1"),
+      event("e3", "org_a", "u2", "2026-11-10T18:00:00.000Z", "b1"),
+      event("e4", "org_a", "u2", "2026-11-21T00:02:00.000Z", "b3"),
+      event("e0", "org_a", "u1", "2026-10-31T23:59:59.999Z", "b0"),
+      event("e5", "org_a", "u1", "2026-12-01T00:00:00.000Z", "b4"),
+      event("e6", "org_b", "u1", "2026-11-01T00:00:00.000Z", "b1"),
+    ];
+    for (const batch of ["b0", "b1", "b3", "b4"]) {
+      await insertUsageEvents(
+        ch.client,
+        events.filter((e) => e.batch_id === batch),
+      );
+    }
+    await insertUsageEvents(ch.client, [{ ...events[0]!, batch_id: "b2" }]);
     app = Fastify();
     app.setErrorHandler((err: Error & { status?: number; code?: string }, _request, reply) =>
       reply.code(err.status ?? 500).send({ error: { code: err.code ?? "internal", message: err.message } }),
@@ -107,7 +172,7 @@ describe("forecast route over spend_daily", () => {
     // The caps report as the aggregator builds it, over this month's spend (u3 is named in the policy only).
     const caps = () =>
       evaluateCaps(policy, { org_total: "31.700000000000000001", users: { u1: "29.5", u2: "2.200000000000000001" } });
-    registerForecastRoutes(app, { clickhouse: ch.client, control: { caps }, authorize, now: () => NOW });
+    registerForecastRoutes(app, { clickhouse: ch.client, reader: { caps }, authorize, now: () => NOW });
     await app.ready();
   });
   afterAll(async () => {
@@ -126,6 +191,19 @@ describe("forecast route over spend_daily", () => {
       [...all.map((r) => `${r.org_id}/${r.user_id}/${r.day}`)].sort(),
     );
     expect(all.length).toBe(25);
+  });
+
+  it("reads each user's first usage of the month, of one org or of every org", async () => {
+    const nov = { from: Date.parse("2026-11-01T00:00:00Z"), to: Date.parse("2026-12-01T00:00:00Z") };
+    expect(await firstUsageBetween(ch.client, { orgId: "org_a", ...nov })).toEqual([
+      { org_id: "org_a", user_id: "u1", first_at: Date.parse("2026-11-01T08:00:00Z") },
+      { org_id: "org_a", user_id: "u2", first_at: Date.parse("2026-11-10T18:00:00Z") },
+    ]);
+    expect(await firstUsageBetween(ch.client, nov)).toEqual([
+      { org_id: "org_a", user_id: "u1", first_at: Date.parse("2026-11-01T08:00:00Z") },
+      { org_id: "org_a", user_id: "u2", first_at: Date.parse("2026-11-10T18:00:00Z") },
+      { org_id: "org_b", user_id: "u1", first_at: Date.parse("2026-11-01T00:00:00Z") },
+    ]);
   });
 
   it("forecasts the org and every user of the caps report with its own limit", async () => {
@@ -147,14 +225,21 @@ describe("forecast route over spend_daily", () => {
       { day: "2026-11-10", spend: "0.000000000000000001" },
       { day: "2026-11-21", spend: "2.2" },
     ];
-    const at = (daily: DailySpend[], limit: string | null) => forecast({ period: "2026-11", now: NOW, daily, limit });
-    expect(body.org).toEqual(at([...u1, ...u2], "100"));
+    const u1First = Date.parse("2026-11-01T08:00:00Z");
+    const u2First = Date.parse("2026-11-10T18:00:00Z");
+    const at = (daily: DailySpend[], firstUsage: number | null, limit: string | null) =>
+      forecast({ period: "2026-11", now: NOW, daily, firstUsage, limit });
+    // The org's first usage is its earliest user's: u1's.
+    expect(body.org).toEqual(at([...u1, ...u2], u1First, "100"));
     expect(body.org.spend_to_date).toBe("31.700000000000000001");
     expect(Object.keys(body.users)).toEqual(["u1", "u2", "u3"]);
-    expect(body.users.u1).toEqual(at(u1, "28"));
-    expect(body.users.u1).toMatchObject({ limit_reached: true, reaches_limit_on: "2026-11-19" });
-    expect(body.users.u2).toEqual(at(u2, "unlimited"));
-    expect(body.users.u3).toEqual(at([], "5"));
+    expect(body.users.u1).toEqual(at(u1, u1First, "28"));
+    expect(body.users.u1).toMatchObject({ limit_reached: true, reaches_limit_on: "2026-11-19", days_of_data: 20 });
+    expect(body.users.u2).toEqual(at(u2, u2First, "unlimited"));
+    // Observed from Nov 10 to Nov 20, not from Nov 1: 11 days.
+    expect(body.users.u2?.days_of_data).toBe(11);
+    expect(body.users.u2).not.toEqual(at(u2, Date.parse("2026-11-01T00:00:00Z"), "unlimited"));
+    expect(body.users.u3).toEqual(at([], null, "5"));
     expect(body.users.u3).toMatchObject({ spend_to_date: "0", projected: "0", will_reach_limit: false });
 
     const denied = await app.inject({ url: "/v1/orgs/org_b/forecast", headers: { authorization: `Bearer ${KEY}` } });
@@ -187,27 +272,32 @@ describe("forecast through the pipeline", () => {
 
     // Independent recomputation: each distinct event priced offline, the discount applied per event (org_1 only),
     // summed per org, user and day of this month.
+    // Each entity's first usage is the earliest occurred_at of its distinct events this month.
     const series = new Map<string, Map<string, Exact>>(); // "org" or "org/user" → day → net
-    const add = (key: string, day: string, net: string) => {
+    const firsts = new Map<string, number>(); // "org" or "org/user" → first usage (ms)
+    const add = (key: string, at: number, net: string) => {
       const days = series.get(key) ?? new Map<string, Exact>();
-      days.set(day, (days.get(day) ?? Exact.of(0)).plus(net));
+      days.set(dayOf(at), (days.get(dayOf(at)) ?? Exact.of(0)).plus(net));
       series.set(key, days);
+      firsts.set(key, Math.min(firsts.get(key) ?? at, at));
     };
     for (const { event: e, gross } of priceDistinct(events, now)) {
       const at = Date.parse(e.occurred_at);
-      if (at < monthStart(now)) continue; // last month's (late) events: not this month's forecast
+      // Last month's (late) events, and any stamped into next month: not this month's forecast.
+      if (at < monthStart(now) || at >= nextMonthStart(now)) continue;
       const net = e.org_id === "org_1" ? netCost(gross, discount) : gross;
-      add(e.org_id, dayOf(at), net);
-      add(`${e.org_id}/${e.user_id}`, dayOf(at), net);
+      add(e.org_id, at, net);
+      add(`${e.org_id}/${e.user_id}`, at, net);
     }
     const dailyOf = (key: string): DailySpend[] =>
       [...(series.get(key) ?? [])].map(([day, net]) => ({ day, spend: net.toFixed() }));
+    const firstOf = (key: string): number | null => firsts.get(key) ?? null;
     const totalOf = (key: string) => dailyOf(key).reduce((t, d) => t.plus(d.spend), Exact.of(0));
 
     // Limits placed around each entity's projection now, so the answer covers every case: reached, will reach,
     // will not reach, unlimited, none, and a user named in the policy without spend.
     const projectionNow = (key: string) =>
-      Exact.of(forecast({ period, now, daily: dailyOf(key), limit: null }).projected);
+      Exact.of(forecast({ period, now, daily: dailyOf(key), firstUsage: firstOf(key), limit: null }).projected);
     const midway = (key: string) => totalOf(key).plus(projectionNow(key)).div(2).round(2, "half_up").toFixed();
     const users = ["u_1_1", "u_1_2", "u_1_3", "u_1_4", "u_1_5", "u_1_6"];
     const [rising, ...rest] = [...users].sort((a, b) =>
@@ -289,10 +379,13 @@ describe("forecast through the pipeline", () => {
         if (org === "org_1") expectedUsers.push(...Object.keys(expectedLimit));
         expect(Object.keys(body.users).sort()).toEqual([...new Set(expectedUsers)].sort());
         const orgLimit = org === "org_1" ? policy.org_limit : null;
-        expect(body.org, `${org}`).toEqual(forecast({ period, now: at, daily: dailyOf(org), limit: orgLimit }));
+        expect(body.org, `${org}`).toEqual(
+          forecast({ period, now: at, daily: dailyOf(org), firstUsage: firstOf(org), limit: orgLimit }),
+        );
         for (const [user, f] of Object.entries(body.users)) {
           const limit = org === "org_1" ? (expectedLimit[user] ?? null) : null;
-          expect(f, `${org}/${user}`).toEqual(forecast({ period, now: at, daily: dailyOf(`${org}/${user}`), limit }));
+          const key = `${org}/${user}`;
+          expect(f, key).toEqual(forecast({ period, now: at, daily: dailyOf(key), firstUsage: firstOf(key), limit }));
         }
         if (org === "org_1") {
           expect(body.org.will_reach_limit, "org projected to reach its limit").toBe(true);

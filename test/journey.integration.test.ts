@@ -1,8 +1,9 @@
 /**
- * The journey every release must support (DEVELOPERS.md): `usagectl start` on a fresh data dir; an admin sets a
- * policy and a webhook; surfaces publish events, some twice, some late from last month; within seconds spend, caps
- * and allowance show exact figures and signed alerts reach the webhook once each. Everything stops and starts
- * again with every event replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
+ * The journey every release must support (DEVELOPERS.md): `usagectl start` with USAGE_MEMBERS=3 on a fresh data
+ * dir; an admin sets a policy and a webhook; surfaces publish events, some twice, some late from last month; within
+ * seconds spend, caps, allowance (asked of every API instance), and the CSV export show exact figures and signed
+ * alerts reach the webhook once each. Everything stops and starts again with USAGE_MEMBERS=2 and every event
+ * replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
  */
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { netCost } from "@usage/money";
@@ -10,7 +11,7 @@ import { createPricer, loadRateCard } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Exact } from "./harness/exact.js";
-import { freePort, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
+import { freePorts, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
 import { startReceiver } from "./harness/receiver.js";
 
 const KEY = "journey-operator-key-0123456789";
@@ -34,12 +35,13 @@ describe("the operator journey", () => {
 
   it("start, set policy and webhook, publish, read exact figures and alerts, restart with a full replay: nothing moves", async () => {
     const now = Date.now();
-    const port = await freePort();
+    const port = await freePorts(3);
     const base = `http://127.0.0.1:${port}`;
+    const bases = [0, 1, 2].map((i) => `http://127.0.0.1:${port + i}`);
     const dataDir = tempDir("usage-journey-");
     const receiver = await startReceiver({ secret: SECRET });
-    const api = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
-      const res = await fetch(`${base}${path}`, {
+    const api = async <T>(path: string, init: RequestInit = {}, at = base): Promise<T> => {
+      const res = await fetch(`${at}${path}`, {
         ...init,
         headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
       });
@@ -47,7 +49,8 @@ describe("the operator journey", () => {
       if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
       return body as T;
     };
-    const envFor = (run: string) => ({
+    const envFor = (run: string, members = 3) => ({
+      USAGE_MEMBERS: String(members),
       KAFKA_BROKERS: testBrokers().join(","),
       LOG_LEVEL: "warn",
       USAGE_DATA_DIR: dataDir,
@@ -133,11 +136,46 @@ describe("the operator journey", () => {
     expect([...receiver.received.keys()].sort()).toEqual(alertsBefore);
     expect([...receiver.received.values()].every((n) => n === 1)).toBe(true);
     expect(receiver.badSignatures).toBe(0);
-    expect(await api("/v1/orgs/org_1/users/u_1_3/allowance")).toMatchObject({
-      allowed: false,
-      limit: "1",
-      blocked_by: "user",
+    // Any API instance answers allowance and caps, the same.
+    for (const at of bases) {
+      expect(await api("/v1/orgs/org_1/users/u_1_3/allowance", {}, at)).toMatchObject({
+        allowed: false,
+        limit: "1",
+        blocked_by: "user",
+      });
+    }
+    await waitFor("every API instance to answer the same caps", async () => {
+      const all = await Promise.all(bases.map((at) => api("/v1/orgs/org_1/caps", {}, at)));
+      return all.every((c) => JSON.stringify(c) === JSON.stringify(all[0]));
     });
+    // Caps from the read model equal the recomputation: every user's month-to-date spend, exactly.
+    const month = new Date(now).toISOString().slice(0, 7);
+    const mtd = new Map<string, Exact>();
+    for (const e of distinct.values()) {
+      if (e.org_id !== "org_1" || e.occurred_at.slice(0, 7) !== month) continue;
+      const v = validateUsageEvent(e, { now });
+      const p = v.ok ? price(v.value) : undefined;
+      if (!p?.ok) continue;
+      mtd.set(e.user_id, (mtd.get(e.user_id) ?? Exact.of(0)).plus(netCost(p.value.total_cost, POLICY.discount_pct)));
+    }
+    const caps = await api<{ users: Record<string, { spend: string }> }>("/v1/orgs/org_1/caps");
+    for (const [user, spend] of mtd) expect(Exact.of(caps.users[user]!.spend).eq(spend), user).toBe(true);
+    // The CSV export: one row per user × product × model, the gross column adding up to the MTD gross.
+    const csv = await (
+      await fetch(`${base}/v1/orgs/org_2/export.csv?range=mtd`, { headers: { authorization: `Bearer ${KEY}` } })
+    ).text();
+    const csvRows = csv.trim().split("\n").slice(1);
+    let csvGross = Exact.of(0);
+    for (const row of csvRows) csvGross = csvGross.plus(row.split(",").at(-1)!);
+    let org2Gross = Exact.of(0);
+    for (const e of distinct.values()) {
+      if (e.org_id !== "org_2" || e.occurred_at.slice(0, 7) !== month) continue;
+      const v = validateUsageEvent(e, { now });
+      const p = v.ok ? price(v.value) : undefined;
+      if (p?.ok) org2Gross = org2Gross.plus(p.value.total_cost);
+    }
+    expect(csvRows.length).toBeGreaterThan(0);
+    expect(csvGross.eq(org2Gross), `CSV gross ${csvGross} = MTD gross ${org2Gross}`).toBe(true);
 
     const snapshot = async () => ({
       spend: await Promise.all(
@@ -160,7 +198,7 @@ describe("the operator journey", () => {
     pipeline.child.kill("SIGTERM");
     expect(await pipeline.exited).toBe(0);
     expect(Date.now() - stopAt).toBeLessThan(10_000);
-    pipeline = spawnCli(["start"], envFor("replay"));
+    pipeline = spawnCli(["start"], envFor("replay", 2));
     try {
       await waitFor("the restarted API", async () => (await fetch(`${base}/healthz`)).ok);
       const metric = async (name: string) => {

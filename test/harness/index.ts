@@ -169,6 +169,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** `count` consecutive TCP ports free on 127.0.0.1 right now (API instances of one `start` take consecutive ports). */
+export async function freePorts(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await freePort();
+    const free = await Promise.all(Array.from({ length: count - 1 }, (_, i) => portIsFree(first + 1 + i)));
+    if (free.every(Boolean)) return first;
+  }
+  throw new Error(`no ${count} consecutive free ports`);
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createNetServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
 /** Polls `check` every 250 ms until it holds; a throwing check counts as "not yet". */
 export async function waitFor(
   what: string,

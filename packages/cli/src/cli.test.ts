@@ -1,4 +1,7 @@
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -67,5 +70,25 @@ describe("usagectl generate", () => {
     expect(usagectl(["generate", "--seed", "43", "--count", "200", "--now", "2026-11-20T12:00:00Z"]).stdout).not.toBe(
       a.stdout,
     );
+  });
+});
+
+describe("usagectl policy evaluate", () => {
+  it("shows every user blocked by the org once the org ceiling is reached", () => {
+    const dir = mkdtempSync(join(tmpdir(), "usagectl-policy-"));
+    const policyFile = join(dir, "policy.json");
+    const spendFile = join(dir, "spend.json");
+    writeFileSync(policyFile, JSON.stringify({ org_id: "org_1", org_limit: "100", users: { u1: { limit: "80" } } }));
+    // 30 + 70 = 100, the org limit; u1 is at 30 of its own 80 (below 0.5 × 80 = 40), u2 has no own limit.
+    writeFileSync(spendFile, JSON.stringify({ org_total: "100", users: { u1: "30", u2: "70" } }));
+    const r = usagectl(["policy", "evaluate", "--policy", policyFile, "--spend", spendFile]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      org: { limit: "100", spend: "100", status: "blocked" },
+      users: {
+        u1: { limit: "80", source: "individual", spend: "30", remaining: "0", status: "blocked", blocked_by: "org" },
+        u2: { limit: null, source: "none", spend: "70", remaining: "0", status: "blocked", blocked_by: "org" },
+      },
+    });
   });
 });

@@ -1,16 +1,20 @@
 /**
  * The whole pipeline in one process (`usagectl start`): a local broker unless KAFKA_BROKERS is set, embedded
- * ClickHouse unless CLICKHOUSE_URL is set, migrations, topics, and every service. Stopping runs in order:
- * services (stop intake, drain) → ClickHouse → the broker this process started.
+ * ClickHouse unless CLICKHOUSE_URL is set, migrations, topics, and every service composed from its own main:
+ * USAGE_MEMBERS members of each consumer-group service (pricing, aggregator, notifier) and as many API instances
+ * (the first on USAGE_API_PORT, the next ones on the ports after it), all sharing the process's one embedded engine
+ * (SPEC §12: it belongs to one process). Stopping runs in order: the APIs (intake) → pricing → aggregator members →
+ * notifiers → ClickHouse → the broker this process started.
  */
 
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { type Aggregator, type AggregatorEnv, createAggregator, createAggregatorMetrics } from "@usage/aggregator";
-import { buildApi } from "@usage/api";
+import { type AggregatorEnv, type AggregatorService, startAggregatorService } from "@usage/aggregator";
+import { type ApiService, startApiService } from "@usage/api";
 import { type ClickHouse, openClickHouse } from "@usage/clickhouse";
+import { createControlFollower } from "@usage/control";
 import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBroker } from "@usage/kafka";
-import { buildNotifier, type NotifierEnv } from "@usage/notifier";
+import { buildNotifier, type Notifier, type NotifierEnv } from "@usage/notifier";
 import { buildPricingWorker, type PricingEnv, type PricingWorker } from "@usage/pricing-service";
 import { createShutdown, type Logger, type Shutdown } from "@usage/runtime";
 import { Registry } from "prom-client";
@@ -20,11 +24,15 @@ export interface Pipeline {
   brokers: string[];
   clickhouse: ClickHouse;
   registry: Registry;
-  pricing: PricingWorker;
-  aggregator: Aggregator;
+  pricing: PricingWorker[];
+  aggregator: AggregatorService;
+  notifiers: Notifier[];
+  apis: ApiService[];
   apiUrl: string;
   apiKey: string;
   shutdown: Shutdown;
+  /** One line per member: which partitions each consumer-group member owns now. */
+  spread(): string[];
 }
 
 export type PipelineEnv = PricingEnv & AggregatorEnv & NotifierEnv;
@@ -36,6 +44,7 @@ export async function startPipeline(deps: {
   now?: () => number;
 }): Promise<Pipeline> {
   const { env, logger, progress } = deps;
+  const members = env.USAGE_MEMBERS;
   const shutdown = createShutdown({ timeoutMs: 9_000, log: (m) => logger.info(m) });
   const steps: { name: string; step: () => Promise<void> }[] = [];
   try {
@@ -61,48 +70,107 @@ export async function startPipeline(deps: {
     const kafka = createKafka({ brokers, clientId: "usage-pipeline", logger });
     await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
     const registry = new Registry();
-    const pricing = buildPricingWorker({ env, kafka, logger, registry });
-    await pricing.start();
-    steps.unshift({ name: "pricing worker", step: () => pricing.stop() });
-    progress("pricing worker consuming usage.events.v1");
 
-    const aggregator = createAggregator({
+    // One control follower for the process: the aggregator members and every API instance read the same log.
+    const follower = createControlFollower({ kafka, logger });
+    await follower.start();
+    steps.unshift({ name: "control follower", step: () => follower.stop() });
+
+    const notifiers: Notifier[] = [];
+    for (let i = 0; i < members; i++) {
+      const n = buildNotifier({
+        env,
+        kafka,
+        clickhouse: clickhouse.client,
+        logger,
+        registry,
+        now: deps.now,
+        member: i,
+      });
+      await n.start();
+      notifiers.push(n);
+    }
+    steps.unshift({ name: "notifiers", step: async () => void (await Promise.all(notifiers.map((n) => n.stop()))) });
+    progress(`notifier × ${members} consuming spend.signals.v1, publishing spend.alerts.v1, delivering webhooks`);
+
+    const aggregator = await startAggregatorService({
+      env,
       kafka,
       clickhouse: clickhouse.client,
       logger,
-      metrics: createAggregatorMetrics(registry),
-      groupId: env.USAGE_AGGREGATOR_GROUP,
-      backfillDays: env.USAGE_BACKFILL_DAYS,
-      forecastMs: env.USAGE_FORECAST_INTERVAL_MS,
+      registry,
+      follower,
       now: deps.now,
     });
-    await aggregator.start();
     steps.unshift({ name: "aggregator", step: () => aggregator.stop() });
-    progress("aggregator consuming usage.priced.v1, writing ClickHouse, evaluating caps");
+    progress(`aggregator × ${members} consuming usage.priced.v1, writing ClickHouse, evaluating caps`);
 
-    const notifier = buildNotifier({ env, kafka, clickhouse: clickhouse.client, logger, registry, now: deps.now });
-    await notifier.start();
-    steps.unshift({ name: "notifier", step: () => notifier.stop() });
-    progress("notifier consuming spend.signals.v1, publishing spend.alerts.v1, delivering webhooks");
+    const pricing: PricingWorker[] = [];
+    for (let i = 0; i < members; i++) {
+      const instance = members === 1 ? env.USAGE_INSTANCE_ID : `${env.USAGE_INSTANCE_ID}-${i}`;
+      const w = buildPricingWorker({
+        env: { ...env, USAGE_INSTANCE_ID: instance },
+        kafka,
+        logger,
+        registry,
+        member: i,
+      });
+      await w.start();
+      pricing.push(w);
+    }
+    steps.unshift({ name: "pricing", step: async () => void (await Promise.all(pricing.map((w) => w.stop()))) });
+    progress(`pricing × ${members} consuming usage.events.v1`);
 
     const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
-    const api = buildApi({
-      control: aggregator,
-      clickhouse: clickhouse.client,
-      registry,
-      logger,
-      operatorKey: apiKey,
-      now: deps.now,
-      isHealthy: () => pricing.isHealthy() && aggregator.isHealthy() && notifier.isHealthy(),
-    });
-    const apiUrl = await api.listen({ host: env.USAGE_API_HOST, port: env.USAGE_API_PORT });
-    steps.unshift({ name: "api", step: () => api.close() });
+    const isHealthy = () =>
+      pricing.every((w) => w.isHealthy()) && aggregator.isHealthy() && notifiers.every((n) => n.isHealthy());
+    const apis: ApiService[] = [];
+    for (let i = 0; i < members; i++) {
+      apis.push(
+        await startApiService({
+          kafka,
+          clickhouse: clickhouse.client,
+          logger,
+          registry,
+          operatorKey: apiKey,
+          host: env.USAGE_API_HOST,
+          port: env.USAGE_API_PORT + i,
+          follower,
+          name: `usage-api-${i}`,
+          now: deps.now,
+          isHealthy,
+        }),
+      );
+    }
+    steps.unshift({ name: "api", step: async () => void (await Promise.all(apis.map((a) => a.stop()))) });
     progress(
-      `API listening on ${apiUrl}${env.USAGE_API_KEY ? "" : ` — operator key (generated; set USAGE_API_KEY to choose one): ${apiKey}`}`,
+      `API listening on ${apis.map((a) => a.url).join(", ")}${env.USAGE_API_KEY ? "" : ` — operator key (generated; set USAGE_API_KEY to choose one): ${apiKey}`}`,
     );
 
     for (const s of steps) shutdown.add(s.name, s.step);
-    return { kafka, brokers, clickhouse, registry, pricing, aggregator, apiUrl, apiKey, shutdown };
+    const spread = () => {
+      const line = (name: string, i: number, partitions: number[] | undefined) =>
+        `${name} member ${i}: partitions ${partitions && partitions.length > 0 ? partitions.join(",") : "none"}`;
+      return [
+        ...pricing.map((w, i) => line("pricing", i, w.consumer.assignment().values().next().value)),
+        ...aggregator.members.map((m, i) => line("aggregator", i, m.consumer.assignment().values().next().value)),
+        ...notifiers.map((n, i) => line("notifier", i, n.consumer.assignment().values().next().value)),
+      ];
+    };
+    return {
+      kafka,
+      brokers,
+      clickhouse,
+      registry,
+      pricing,
+      aggregator,
+      notifiers,
+      apis,
+      apiUrl: apis[0]!.url,
+      apiKey,
+      shutdown,
+      spread,
+    };
   } catch (err) {
     // Undo what was started, newest first, so a failed start leaves no broker behind.
     for (const s of steps) await s.step().catch(() => undefined);

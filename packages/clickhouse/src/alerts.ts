@@ -132,14 +132,35 @@ export async function publishedAlertIds(
   return new Set((await rs.json<{ alert_id: string }>()).map((r) => r.alert_id));
 }
 
-/** Alerts waiting for a webhook attempt whose time has come, the longest-waiting first. */
-export async function dueAlerts(client: ClickHouseClient, nowMs: number, limit: number): Promise<AlertRow[]> {
+const DUE = `state IN ('pending', 'retrying') AND next_attempt_at <= fromUnixTimestamp64Milli({now:Int64}, 'UTC')`;
+
+/** The orgs with an alert waiting for a webhook attempt whose time has come (a notifier keeps those it owns). */
+export async function dueAlertOrgs(client: ClickHouseClient, nowMs: number): Promise<string[]> {
+  const rs = await client.query({
+    query: `SELECT DISTINCT org_id FROM alerts FINAL WHERE ${DUE} ORDER BY org_id`,
+    query_params: { now: nowMs },
+    format: "JSONEachRow",
+  });
+  return (await rs.json<{ org_id: string }>()).map((r) => r.org_id);
+}
+
+/**
+ * Alerts waiting for a webhook attempt whose time has come, the longest-waiting first; of these orgs only when
+ * `orgIds` is given (an empty list: none).
+ */
+export async function dueAlerts(
+  client: ClickHouseClient,
+  nowMs: number,
+  limit: number,
+  orgIds?: string[],
+): Promise<AlertRow[]> {
+  if (orgIds?.length === 0) return [];
   const rs = await client.query({
     query: `SELECT * FROM alerts FINAL
-            WHERE state IN ('pending', 'retrying') AND next_attempt_at <= fromUnixTimestamp64Milli({now:Int64}, 'UTC')
+            WHERE ${orgIds === undefined ? "" : "org_id IN {orgs:Array(String)} AND "}${DUE}
             ORDER BY next_attempt_at, alert_id
             LIMIT {limit:UInt32}`,
-    query_params: { now: nowMs, limit },
+    query_params: orgIds === undefined ? { now: nowMs, limit } : { now: nowMs, limit, orgs: orgIds },
     format: "JSONEachRow",
   });
   return (await rs.json<AlertRow>()).map(row);

@@ -40,10 +40,16 @@ export async function insertCapSignals(client: ClickHouseClient, rows: CapSignal
 }
 
 /** Every signal of a period, oldest first, each once. */
-export async function capSignalsOfPeriod(client: ClickHouseClient, period: string): Promise<CapSignalRow[]> {
+export async function capSignalsOfPeriod(
+  client: ClickHouseClient,
+  period: string,
+  orgIds?: string[],
+): Promise<CapSignalRow[]> {
+  if (orgIds?.length === 0) return [];
   const rs = await client.query({
-    query: `SELECT * FROM cap_signals FINAL WHERE period = {period:String} ORDER BY created_at, signal_id`,
-    query_params: { period },
+    query: `SELECT * FROM cap_signals FINAL WHERE period = {period:String}
+            ${orgIds ? "AND org_id IN {orgs:Array(String)}" : ""} ORDER BY created_at, signal_id`,
+    query_params: { period, orgs: orgIds ?? [] },
     format: "JSONEachRow",
   });
   return (await rs.json<CapSignalRow>()).map((r) => ({

@@ -65,8 +65,14 @@ export interface CreditSummary {
   spent: string;
 }
 
-export async function creditSummaries(client: ClickHouseClient, orgId?: string): Promise<CreditSummary[]> {
-  const where = orgId === undefined ? "" : "WHERE org_id = {org:String}";
+export async function creditSummaries(client: ClickHouseClient, orgId?: string | string[]): Promise<CreditSummary[]> {
+  if (Array.isArray(orgId) && orgId.length === 0) return [];
+  const where =
+    orgId === undefined
+      ? ""
+      : Array.isArray(orgId)
+        ? "WHERE org_id IN {org:Array(String)}"
+        : "WHERE org_id = {org:String}";
   const rs = await client.query({
     query: `WITH ledger AS (
               SELECT org_id, min(created_at) AS opened_at,
@@ -100,11 +106,17 @@ export async function creditSummaries(client: ClickHouseClient, orgId?: string):
 }
 
 /** Amount reloaded per org in a period (YYYY-MM), against the monthly maximum. */
-export async function reloadedInPeriod(client: ClickHouseClient, period: string): Promise<Map<string, string>> {
+export async function reloadedInPeriod(
+  client: ClickHouseClient,
+  period: string,
+  orgIds?: string[],
+): Promise<Map<string, string>> {
+  if (orgIds?.length === 0) return new Map();
   const rs = await client.query({
     query: `SELECT org_id, sum(amount) AS reloaded FROM credit_ledger FINAL
-            WHERE kind = 'reload' AND period = {period:String} GROUP BY org_id`,
-    query_params: { period },
+            WHERE kind = 'reload' AND period = {period:String} ${orgIds ? "AND org_id IN {orgs:Array(String)}" : ""}
+            GROUP BY org_id`,
+    query_params: { period, orgs: orgIds ?? [] },
     format: "JSONEachRow",
   });
   return new Map((await rs.json<{ org_id: string; reloaded: string }>()).map((r) => [r.org_id, r.reloaded]));
@@ -125,6 +137,12 @@ export async function insertAutoReload(
   await client.insert({ table: "credit_auto_reload", values: [row], format: "JSONEachRow" });
 }
 
+/** Auto-reload versions with their own `created_at` (the control recorder's history; see insertPolicyVersions). */
+export async function insertAutoReloads(client: ClickHouseClient, rows: AutoReloadRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({ table: "credit_auto_reload", values: rows, format: "JSONEachRow" });
+}
+
 /** The newest auto-reload settings of every org (or of one org). */
 export async function latestAutoReloads(client: ClickHouseClient, orgId?: string): Promise<AutoReloadRow[]> {
   return (await latestVersions(client, "credit_auto_reload", "settings", orgId)).map(({ value, ...r }) => ({
@@ -136,11 +154,15 @@ export async function latestAutoReloads(client: ClickHouseClient, orgId?: string
 /** The latest exhausted/restored signal of every org: the credit status last signalled. */
 export async function latestCreditStatuses(
   client: ClickHouseClient,
+  orgIds?: string[],
 ): Promise<{ org_id: string; kind: "credits_exhausted" | "credits_restored" }[]> {
+  if (orgIds?.length === 0) return [];
   const rs = await client.query({
     query: `SELECT org_id, argMax(kind, (sequence, kind = 'credits_exhausted')) AS latest
             FROM cap_signals FINAL WHERE kind IN ('credits_exhausted', 'credits_restored')
+            ${orgIds ? "AND org_id IN {orgs:Array(String)}" : ""}
             GROUP BY org_id`,
+    query_params: { orgs: orgIds ?? [] },
     format: "JSONEachRow",
   });
   const rows = await rs.json<{ org_id: string; latest: "credits_exhausted" | "credits_restored" }>();

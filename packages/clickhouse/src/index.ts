@@ -9,6 +9,7 @@ export {
   alertsByIds,
   alertsOfPeriod,
   chDateTime,
+  dueAlertOrgs,
   dueAlerts,
   insertAlertPublications,
   insertAlerts,
@@ -41,6 +42,13 @@ export {
   createClickHouse,
   DEFAULT_DATABASE,
 } from "./client.js";
+export { type ControlChangeRow, controlChangesOf, insertControlChanges } from "./control-changes.js";
+export {
+  type ControlRejectRow,
+  controlRejects,
+  deadLetteredVersions,
+  insertControlRejects,
+} from "./control-rejects.js";
 export {
   type AutoReloadRow,
   type CreditLedgerRow,
@@ -51,6 +59,7 @@ export {
   creditLedger,
   creditSummaries,
   insertAutoReload,
+  insertAutoReloads,
   insertCreditEntries,
   latestAutoReloads,
   latestCreditStatuses,
@@ -65,10 +74,16 @@ export {
   INJECTED_WRITE_FAILURE,
   withClickHouseFaults,
 } from "./faults.js";
-export { type DailyNetSpendRow, dailyNetSpend } from "./forecast.js";
+export { type DailyNetSpendRow, dailyNetSpend, type FirstUsageRow, firstUsageBetween } from "./forecast.js";
 export { openClickHouse } from "./from-env.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
-export { insertPolicyVersion, latestPolicies, type PolicyVersionRow } from "./policy-versions.js";
+export { allOrgIds, insertOrgs } from "./orgs.js";
+export {
+  insertPolicyVersion,
+  insertPolicyVersions,
+  latestPolicies,
+  type PolicyVersionRow,
+} from "./policy-versions.js";
 export {
   insertSpendDaily,
   orgSpend,

@@ -16,6 +16,15 @@ export async function insertPolicyVersion(
   await client.insert({ table: "policy_versions", values: [row], format: "JSONEachRow" });
 }
 
+/**
+ * Policy versions with their own `created_at` (the control recorder's history, version = control-log offset + 1):
+ * a row written again is identical, and ReplacingMergeTree on (org_id, version) keeps one.
+ */
+export async function insertPolicyVersions(client: ClickHouseClient, rows: PolicyVersionRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({ table: "policy_versions", values: rows, format: "JSONEachRow" });
+}
+
 /** The newest policy of every org (or of one org). */
 export async function latestPolicies(client: ClickHouseClient, orgId?: string): Promise<PolicyVersionRow[]> {
   return (await latestVersions(client, "policy_versions", "policy", orgId)).map(({ value, ...r }) => ({

@@ -20,9 +20,22 @@ export interface SpendDailyRow {
   net_cost: string;
 }
 
-export async function insertSpendDaily(client: ClickHouseClient, rows: SpendDailyRow[]): Promise<void> {
+/**
+ * `dedupToken` (the batch's deterministic identity): ClickHouse drops a repeated insert of the same token
+ * (non_replicated_deduplication_window, migration 010), so a batch written twice is one part.
+ */
+export async function insertSpendDaily(
+  client: ClickHouseClient,
+  rows: SpendDailyRow[],
+  dedupToken?: string,
+): Promise<void> {
   if (rows.length === 0) return;
-  await client.insert({ table: "spend_daily", values: rows, format: "JSONEachRow" });
+  await client.insert({
+    table: "spend_daily",
+    values: rows,
+    format: "JSONEachRow",
+    ...(dedupToken ? { clickhouse_settings: { insert_deduplication_token: `spend_daily:${dedupToken}` } } : {}),
+  });
 }
 
 /** Rebuilds one batch's rollup from its usage_events rows (start-up repair after a crash between the two inserts). */
@@ -46,11 +59,18 @@ export interface UserPeriodSpend {
 }
 
 /** Every user's spend between two days inclusive (YYYY-MM-DD): what the aggregator's running totals start from. */
-export async function userSpendBetween(client: ClickHouseClient, from: string, to: string): Promise<UserPeriodSpend[]> {
+export async function userSpendBetween(
+  client: ClickHouseClient,
+  from: string,
+  to: string,
+  orgIds?: string[],
+): Promise<UserPeriodSpend[]> {
+  if (orgIds?.length === 0) return [];
   const rs = await client.query({
     query: `SELECT org_id, user_id, sum(gross_cost) AS gross, sum(net_cost) AS net FROM spend_daily
-            WHERE day >= {from:Date} AND day <= {to:Date} GROUP BY org_id, user_id`,
-    query_params: { from, to },
+            WHERE day >= {from:Date} AND day <= {to:Date} ${orgIds ? "AND org_id IN {orgs:Array(String)}" : ""}
+            GROUP BY org_id, user_id`,
+    query_params: { from, to, orgs: orgIds ?? [] },
     format: "JSONEachRow",
   });
   return rs.json();

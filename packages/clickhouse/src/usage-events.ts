@@ -34,9 +34,19 @@ export interface UsageEventRow {
   is_late: boolean;
 }
 
-export async function insertUsageEvents(client: ClickHouseClient, rows: UsageEventRow[]): Promise<void> {
+/** `dedupToken`: as insertSpendDaily's, so a batch written twice with the same identity is one part. */
+export async function insertUsageEvents(
+  client: ClickHouseClient,
+  rows: UsageEventRow[],
+  dedupToken?: string,
+): Promise<void> {
   if (rows.length === 0) return;
-  await client.insert({ table: "usage_events", values: rows, format: "JSONEachRow" });
+  await client.insert({
+    table: "usage_events",
+    values: rows,
+    format: "JSONEachRow",
+    ...(dedupToken ? { clickhouse_settings: { insert_deduplication_token: `usage_events:${dedupToken}` } } : {}),
+  });
 }
 
 /** The event ids among `ids` (of the given orgs) already recorded: the aggregator's deduplication check. */
@@ -58,23 +68,29 @@ export async function existingEventIds(
 export async function latestSeatTiers(
   client: ClickHouseClient,
   sinceMs: number,
+  orgIds?: string[],
 ): Promise<{ org_id: string; user_id: string; seat_tier: string }[]> {
+  if (orgIds?.length === 0) return [];
   const rs = await client.query({
     query: `SELECT org_id, user_id, argMax(seat_tier, occurred_at) AS seat_tier
             FROM usage_events WHERE occurred_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+            ${orgIds ? "AND org_id IN {orgs:Array(String)}" : ""}
             GROUP BY org_id, user_id`,
-    query_params: { since: sinceMs },
+    query_params: { since: sinceMs, orgs: orgIds ?? [] },
     format: "JSONEachRow",
   });
   return rs.json();
 }
 
 /** Batches written to usage_events (in the day before the newest write) whose rollup is missing from spend_daily. */
-export async function batchesMissingRollup(client: ClickHouseClient): Promise<string[]> {
+export async function batchesMissingRollup(client: ClickHouseClient, orgIds?: string[]): Promise<string[]> {
+  if (orgIds?.length === 0) return [];
+  const orgs = orgIds ? "AND org_id IN {orgs:Array(String)}" : "";
   const rs = await client.query({
     query: `SELECT DISTINCT batch_id FROM usage_events
-            WHERE recorded_at >= (SELECT max(recorded_at) FROM usage_events) - INTERVAL 1 DAY
-              AND batch_id NOT IN (SELECT DISTINCT batch_id FROM spend_daily)`,
+            WHERE recorded_at >= (SELECT max(recorded_at) FROM usage_events WHERE 1 ${orgs}) - INTERVAL 1 DAY ${orgs}
+              AND batch_id NOT IN (SELECT DISTINCT batch_id FROM spend_daily WHERE 1 ${orgs})`,
+    query_params: { orgs: orgIds ?? [] },
     format: "JSONEachRow",
   });
   return (await rs.json<{ batch_id: string }>()).map((r) => r.batch_id);

@@ -10,6 +10,18 @@ export {
 export { crc64Avro } from "./fingerprint.js";
 export * from "./model.js";
 export {
+  type DecodedTotals,
+  decodeTotals,
+  newerTotals,
+  type OrgTotals,
+  orgTotalsSchema,
+  type TotalsRecord,
+  totalsKey,
+  totalsRecordSchema,
+  type UserTotals,
+  userTotalsSchema,
+} from "./totals.js";
+export {
   DEFAULT_BACKFILL_DAYS,
   MAX_FUTURE_MS,
   MAX_ID_LENGTH,

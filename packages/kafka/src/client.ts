@@ -1,13 +1,19 @@
 import type { Logger } from "@usage/runtime";
 import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
 
-/** The topics of SPEC §2. Every one is keyed by `org_id`. */
+/**
+ * The topics of SPEC §2. Every one is keyed by `org_id`, except `control` (keyed by `<org_id>/<what>`, see
+ * @usage/control): one partition, compacted, read in full by every instance.
+ */
 export const TOPICS = {
   events: "usage.events.v1",
   priced: "usage.priced.v1",
   dlq: "usage.dlq.v1",
   signals: "spend.signals.v1",
   alerts: "spend.alerts.v1",
+  control: "usage.control.v1",
+  /** The aggregator's running totals per org and user, compacted; every API instance reads it in full. */
+  totals: "spend.totals.v1",
 } as const;
 export type TopicName = (typeof TOPICS)[keyof typeof TOPICS];
 
@@ -65,7 +71,16 @@ function isRetried(entry: { message: string; retryCount?: number; error?: unknow
 export async function ensureTopics(kafka: Kafka, options: { partitions: number }): Promise<void> {
   await createTopics(
     kafka,
-    Object.values(TOPICS).map((topic) => ({ topic, partitions: options.partitions })),
+    Object.values(TOPICS).map((topic) =>
+      // The control log's offsets are its versions: one partition gives them one order; compaction keeps the
+      // latest change per key for ever.
+      topic === TOPICS.control
+        ? { topic, partitions: 1, config: { "cleanup.policy": "compact" } }
+        : topic === TOPICS.totals
+          ? // The latest totals record per org and user is all a reader needs.
+            { topic, partitions: options.partitions, config: { "cleanup.policy": "compact" } }
+          : { topic, partitions: options.partitions },
+    ),
   );
 }
 
@@ -73,7 +88,10 @@ export async function ensureTopics(kafka: Kafka, options: { partitions: number }
  * Creates the topics that are missing and waits until every partition has a leader. kafkajs' own
  * `waitForLeaders` can reject outside the caller's promise on a just-created topic, so the wait is done here.
  */
-export async function createTopics(kafka: Kafka, topics: { topic: string; partitions: number }[]): Promise<void> {
+export async function createTopics(
+  kafka: Kafka,
+  topics: { topic: string; partitions: number; config?: Record<string, string> }[],
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -82,11 +100,11 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; partit
     if (missing.length > 0) {
       await admin.createTopics({
         waitForLeaders: false,
-        topics: missing.map(({ topic, partitions }) => ({
+        topics: missing.map(({ topic, partitions, config }) => ({
           topic,
           numPartitions: partitions,
           replicationFactor: 1,
-          configEntries: [{ name: "retention.ms", value: "-1" }],
+          configEntries: Object.entries({ "retention.ms": "-1", ...config }).map(([name, value]) => ({ name, value })),
         })),
       });
     }
@@ -102,6 +120,20 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; partit
         throw new Error(`topics have no leader after 30 s: ${topics.map((t) => t.topic).join(", ")}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** How many partitions a topic has now, as the brokers' metadata says. */
+export async function partitionCount(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    const n = topics[0]?.partitions.length ?? 0;
+    if (n === 0) throw new Error(`topic ${topic} has no partitions in the metadata`);
+    return n;
   } finally {
     await admin.disconnect();
   }

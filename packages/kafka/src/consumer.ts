@@ -12,6 +12,27 @@ export interface ConsumedBatch {
   heartbeat(): Promise<void>;
   /** False once a rebalance or stop has taken the partition away: stop work, do not commit. */
   isRunning(): boolean;
+  /** The group generation (counted by this consumer: one per join) the batch was fetched in. */
+  generation: number;
+  /**
+   * Confirms with the group coordinator that this member still owns the partition, right before something that
+   * cannot be undone; throws {@link OwnershipLost} when it does not (see the argument in ownership.ts).
+   */
+  ensureOwned(): Promise<void>;
+}
+
+/** The partition of a batch was taken away (rebalance, eviction after a stall, stop): abandon the batch. */
+export class OwnershipLost extends Error {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    reason: string,
+    /** The coordinator's answer that showed it (kafkajs rejoins the group on it). */
+    readonly coordinatorError?: Error,
+  ) {
+    super(`no longer the owner of ${topic}/${partition}: ${reason}`);
+    this.name = "OwnershipLost";
+  }
 }
 
 /**
@@ -36,6 +57,13 @@ export interface BatchConsumerOptions {
   maxBytesPerPartition?: number;
   /** Called when the consumer stops for good on an error it cannot retry; a service exits so it is restarted. */
   onFatal?: (err: Error) => void;
+  /**
+   * Called with the partitions this member owns after each join (and with an empty map when a rebalance starts, the
+   * member stops or crashes: with eager rebalancing every partition is revoked before the next assignment).
+   */
+  onAssignment?: (assignment: Map<string, number[]>, generation: number) => void;
+  /** Partitions of one member fetched and handled at once (each partition's batches stay in order). Default 1. */
+  partitionsConsumedConcurrently?: number;
 }
 
 export interface BatchConsumer {
@@ -44,8 +72,19 @@ export interface BatchConsumer {
   isHealthy(): boolean;
   /** Messages behind the high watermark, per topic-partition, as of the last batch seen. */
   lag(): Map<string, number>;
+  /**
+   * The partitions per topic the group coordinator gave this member at its last join; empty before a join, from the
+   * moment a rebalance is seen, and after a stop or crash. A member the coordinator evicted (stalled or cut off past
+   * its session timeout) may only learn so at its next answered request: pair with `heartbeatAgeMs()`.
+   */
+  assignment(): Map<string, number[]>;
+  /** Milliseconds since the coordinator last answered this member (a join or a heartbeat); Infinity before. */
+  heartbeatAgeMs(): number;
   readonly groupId: string;
 }
+
+/** How long the coordinator keeps a silent member in the group before giving its partitions to others. */
+export const CONSUMER_SESSION_TIMEOUT_MS = 10_000;
 
 /** The one consumer abstraction every service uses: batches per partition, explicit commits, read_committed. */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
@@ -55,6 +94,16 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let joined = false;
   let crashed = false;
   let stopping = false;
+  let generation = 0;
+  let assigned = new Map<string, number[]>();
+  let answeredAt = Number.NEGATIVE_INFINITY;
+
+  function assign(next: Map<string, number[]>): void {
+    if (next.size === 0 && assigned.size === 0) return;
+    assigned = next;
+    options.onAssignment?.(new Map([...next].map(([topic, partitions]) => [topic, [...partitions]])), generation);
+  }
+  const revokeAll = () => assign(new Map());
 
   return {
     groupId: options.groupId,
@@ -65,46 +114,94 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
         maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
         // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
-        sessionTimeout: 10000,
+        sessionTimeout: CONSUMER_SESSION_TIMEOUT_MS,
         // A rebalance waits this long for members to rejoin; a killed member never does.
         rebalanceTimeout: 15000,
         heartbeatInterval: 1000,
         retry: { retries: 10 },
       });
-      consumer.on(consumer.events.GROUP_JOIN, () => {
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
         crashed = false;
+        answeredAt = performance.now();
+        generation++;
+        const next = new Map<string, number[]>();
+        for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+          if (partitions.length > 0)
+            next.set(
+              topic,
+              [...partitions].sort((x, y) => x - y),
+            );
+        }
+        log.info({ generation, assignment: Object.fromEntries(next) }, "partitions assigned");
+        assign(next);
       });
+      consumer.on(consumer.events.HEARTBEAT, () => {
+        answeredAt = performance.now();
+      });
+      // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
+      consumer.on(consumer.events.REBALANCING, revokeAll);
       consumer.on(consumer.events.CRASH, (e) => {
+        revokeAll();
         crashed = true;
         joined = false;
+        revokeAll();
         log.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
         if (!e.payload.restart) options.onFatal?.(e.payload.error);
       });
       consumer.on(consumer.events.STOP, () => {
+        revokeAll();
         joined = false;
+        revokeAll();
       });
       await consumer.connect();
       await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: 1,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
         eachBatch: async (payload: EachBatchPayload) => {
           const { batch } = payload;
           if (batch.messages.length === 0) return;
           const last = batch.messages[batch.messages.length - 1]!;
           const nextOffset = (BigInt(last.offset) + 1n).toString();
           lag.set(`${batch.topic}/${batch.partition}`, Number(BigInt(batch.highWatermark) - BigInt(nextOffset)));
-          await eachBatch({
-            topic: batch.topic,
-            partition: batch.partition,
-            messages: batch.messages,
-            nextOffset,
-            highWatermark: batch.highWatermark,
-            heartbeat: payload.heartbeat,
-            isRunning: () => payload.isRunning() && !payload.isStale(),
-          });
+          const fetchedIn = generation;
+          const owned = () =>
+            payload.isRunning() &&
+            !payload.isStale() &&
+            generation === fetchedIn &&
+            (assigned.get(batch.topic)?.includes(batch.partition) ?? false);
+          try {
+            await eachBatch({
+              topic: batch.topic,
+              partition: batch.partition,
+              messages: batch.messages,
+              nextOffset,
+              highWatermark: batch.highWatermark,
+              heartbeat: payload.heartbeat,
+              isRunning: owned,
+              generation: fetchedIn,
+              async ensureOwned() {
+                if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+                try {
+                  // Sent unless a heartbeat went out less than heartbeatInterval ago; an evicted member gets
+                  // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS here.
+                  await payload.heartbeat();
+                } catch (err) {
+                  revokeAll();
+                  throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
+                }
+                if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+              },
+            });
+          } catch (err) {
+            if (!(err instanceof OwnershipLost)) throw err;
+            log.warn({ topic: batch.topic, partition: batch.partition, reason: err.message }, "batch abandoned");
+            // The coordinator's error goes back to kafkajs, which rejoins the group; nothing is resolved or committed.
+            if (err.coordinatorError) throw err.coordinatorError;
+            return;
+          }
           // A partition taken away mid-batch is not resolved: its next owner starts from the committed offset.
           if (!payload.isRunning() || payload.isStale()) return;
           payload.resolveOffset(last.offset);
@@ -120,6 +217,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     async stop() {
       if (stopping || !consumer) return;
       stopping = true;
+      // A member on its way out holds nothing, even while its last batch finishes.
+      revokeAll();
       await consumer.disconnect();
       joined = false;
     },
@@ -128,6 +227,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     },
     lag() {
       return new Map(lag);
+    },
+    assignment() {
+      return new Map([...assigned].map(([topic, partitions]) => [topic, [...partitions]]));
+    },
+    heartbeatAgeMs() {
+      return performance.now() - answeredAt;
     },
   };
 }

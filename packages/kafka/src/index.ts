@@ -5,15 +5,26 @@ export {
   ensureTopics,
   groupLag,
   type KafkaOptions,
+  partitionCount,
   TOPICS,
   type TopicName,
 } from "./client.js";
 export {
   type BatchConsumer,
   type BatchConsumerOptions,
+  CONSUMER_SESSION_TIMEOUT_MS,
   type CommitMode,
   type ConsumedBatch,
   createBatchConsumer,
+  OwnershipLost,
 } from "./consumer.js";
+export { createTopicFollower, type TopicFollower, type TopicFollowerOptions } from "./follow.js";
 export { KAFKA_SCRIPT, type LocalBroker, type LocalBrokerOptions, startLocalBroker } from "./local-broker.js";
-export { createProducer, type DeadLetter, deadLetterMessage, type ReadDeadLetter, readDeadLetter } from "./producer.js";
+export { partitionOf } from "./partition.js";
+export {
+  createProducer,
+  type DeadLetter,
+  deadLetterMessage,
+  type ReadDeadLetter,
+  readDeadLetter,
+} from "./producer.js";

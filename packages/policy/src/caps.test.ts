@@ -94,6 +94,8 @@ describe.each(MODES)("userCap and the org ceiling — %s mode", (mode) => {
       ] as const) {
         const cap = userCap(p, user, "1", total, tier);
         expect(cap.blocked_by).toBe("org");
+        // Refused on the org ceiling, so blocked, though 1 is far below the user's own limit (or no limit).
+        expect(cap.status).toBe("blocked");
         expect(cap.remaining).toBe("0");
         expect(allowanceFor(cap)).toEqual({
           allowed: false,
@@ -109,9 +111,39 @@ describe.each(MODES)("userCap and the org ceiling — %s mode", (mode) => {
       source: mode === "override" ? "individual" : "seat_tier:chat",
       spend: "1",
       remaining: "0",
-      status: "ok",
+      status: "blocked",
       blocked_by: "org",
     });
+    // One cent below the ceiling the user is back to their own status: 15 of chat's 20 is the 0.5 threshold's
+    // warning in strict mode (0.5 × 20 = 10 ≤ 15); 15 of 5000 is ok in override mode.
+    expect(userCap(p, "big", "15", "999.99", "chat")).toMatchObject({
+      status: mode === "override" ? "ok" : "warning",
+      blocked_by: null,
+    });
+  });
+
+  it("a user at their own warning level shows blocked, not warning, once the org ceiling is reached", () => {
+    // small: limit 10, spend 9 (0.9 of it, a warning on its own); org 1000 of 1000.
+    expect(userCap(p, "small", "9", "999")).toMatchObject({ status: "warning", blocked_by: null, remaining: "1" });
+    expect(userCap(p, "small", "9", "1000")).toMatchObject({ status: "blocked", blocked_by: "org", remaining: "0" });
+  });
+
+  it("exhausted credits block a user that no cap blocks, and never hide a cap that does", () => {
+    // small at 3 of 10, org at 100 of 1000: nothing but the credits refuses them.
+    expect(userCap(p, "small", "3", "100", undefined, true)).toEqual({
+      limit: "10",
+      source: "individual",
+      spend: "3",
+      remaining: "7",
+      status: "blocked",
+      blocked_by: "credits",
+    });
+    expect(allowanceFor(userCap(p, "small", "3", "100", undefined, true)).allowed).toBe(false);
+    // Own limit and org ceiling are named first.
+    expect(userCap(p, "small", "10", "100", undefined, true)).toMatchObject({ status: "blocked", blocked_by: "user" });
+    expect(userCap(p, "small", "3", "1000", undefined, true)).toMatchObject({ status: "blocked", blocked_by: "org" });
+    // Credits not exhausted: the user's own status (3 of 10 is below 0.5 × 10).
+    expect(userCap(p, "small", "3", "100", undefined, false)).toMatchObject({ status: "ok", blocked_by: null });
   });
 
   it("a user at their own limit is blocked by the user even when the org is blocked too", () => {
@@ -132,7 +164,7 @@ describe.each(MODES)("userCap and the org ceiling — %s mode", (mode) => {
     const cap = userCap(zero, "u", "0", "0");
     expect(cap).toMatchObject({ limit: "0", status: "blocked", blocked_by: "user", remaining: "0" });
     const zeroOrg = policy({ mode, org_limit: "0" });
-    expect(userCap(zeroOrg, "u", "0", "0")).toMatchObject({ limit: null, status: "ok", blocked_by: "org" });
+    expect(userCap(zeroOrg, "u", "0", "0")).toMatchObject({ limit: null, status: "blocked", blocked_by: "org" });
   });
 
   it("warning and blocked statuses for a user are exact", () => {
@@ -229,6 +261,35 @@ describe("evaluateCaps", () => {
     expect(report.users.u2?.blocked_by).toBe("user"); // chat default 20 < 99 (both modes)
     expect(report.users.u4?.blocked_by).toBe("org");
     expect(report.users.u1?.blocked_by).toBe(mode === "override" ? "org" : "user");
+    // Every user is blocked, whoever blocks them: u4 spent 1 of chat's 20, ok on its own.
+    expect(Object.values(report.users).map((c) => c.status)).toEqual(["blocked", "blocked", "blocked"]);
+  });
+
+  it("blocks every user of a prepaid org whose credits are exhausted, caps named first", () => {
+    // Org 2600.5 of 5000 (warning), u2 at 150 of 200 (warning), u3 at 20 of chat's 20 (blocked by the user).
+    const report = evaluateCaps(
+      example,
+      { org_total: "2600.50", users: { u3: "20", u2: "150", u1: "2400" } },
+      { u3: "chat", u1: "chat" },
+      true,
+    );
+    expect(report.org).toEqual({ limit: "5000", spend: "2600.5", status: "warning" });
+    expect(Object.entries(report.users).map(([id, c]) => [id, c.status, c.blocked_by])).toEqual([
+      ["u1", "blocked", "credits"],
+      ["u2", "blocked", "credits"],
+      ["u3", "blocked", "user"],
+    ]);
+    // The same spend without exhausted credits: each user's own status.
+    const funded = evaluateCaps(
+      example,
+      { org_total: "2600.50", users: { u3: "20", u2: "150", u1: "2400" } },
+      { u3: "chat", u1: "chat" },
+    );
+    expect(Object.entries(funded.users).map(([id, c]) => [id, c.status, c.blocked_by])).toEqual([
+      ["u1", "ok", null],
+      ["u2", "warning", null],
+      ["u3", "blocked", "user"],
+    ]);
   });
 
   it("looks up ids like constructor and __proto__ safely", () => {

@@ -17,7 +17,11 @@ export interface UserCap {
   spend: string;
   /** See {@link remainingFor}. */
   remaining: string | null;
-  /** The user's own status against its own effective limit (the org ceiling shows in `blocked_by`). */
+  /**
+   * `blocked` whenever the user's requests are refused (`blocked_by` is not null: own limit, org ceiling or exhausted
+   * credits), else the user's own status against its own effective limit (`warning` or `ok`). For the status against
+   * the own limit alone (the user's own threshold and blocked signals), see {@link entityStatus}.
+   */
   status: Status;
   /**
    * `"user"` when the user's own limit is reached, else `"org"` when the org ceiling is, else `"credits"` when a
@@ -117,36 +121,49 @@ function remainingFor(
   return remaining.isNegative() ? "0" : formatMoney(remaining);
 }
 
-/** One user's cap: effective limit, own status, remaining and who blocks them. */
+/**
+ * One user's cap: effective limit, remaining, who blocks them and their status, `blocked` whenever something does
+ * (SPEC §5: a user's status never says ok while their allowance says no). `creditsExhausted`: the user's org is
+ * prepaid and its balance is at or below zero.
+ */
 export function userCap(
   policy: Policy,
   userId: string,
   userSpend: string,
   orgTotal: string,
   seatTier?: SeatTier,
+  creditsExhausted = false,
 ): UserCap {
   const effective = effectiveUserLimit(policy, userId, seatTier);
   const orgLimit = policy.org_limit ?? null;
   const spent = parseMoney(userSpend, "spend");
   const total = parseMoney(orgTotal, "org_total");
-  const status = entityStatus(userSpend, effective.limit, policy.thresholds);
+  const own = entityStatus(userSpend, effective.limit, policy.thresholds);
   const orgStatus = entityStatus(orgTotal, orgLimit, policy.thresholds);
+  const blockedBy: BlockedBy =
+    own === "blocked" ? "user" : orgStatus === "blocked" ? "org" : creditsExhausted ? "credits" : null;
   return {
     limit: effective.limit,
     source: effective.source,
     spend: formatMoney(spent),
     remaining: remainingFor(finiteLimit(effective.limit), spent, finiteLimit(orgLimit), total),
-    status,
-    blocked_by: status === "blocked" ? "user" : orgStatus === "blocked" ? "org" : null,
+    status: blockedBy === null ? own : "blocked",
+    blocked_by: blockedBy,
   };
 }
 
 /**
  * The caps of every user named in the policy (the `users` map and every group's members) or in the spend, sorted
  * by user id, plus the org's. A user without spend has spent "0". `seatTiers` holds each user's tier on their latest
- * event; a `seat_tier` in the policy takes precedence.
+ * event; a `seat_tier` in the policy takes precedence. `creditsExhausted`: a prepaid org at or below zero, which
+ * blocks every user (see {@link userCap}).
  */
-export function evaluateCaps(policy: Policy, spend: SpendSnapshot, seatTiers?: Record<string, SeatTier>): CapsReport {
+export function evaluateCaps(
+  policy: Policy,
+  spend: SpendSnapshot,
+  seatTiers?: Record<string, SeatTier>,
+  creditsExhausted = false,
+): CapsReport {
   const ids = new Set<string>(Object.keys(policy.users));
   for (const group of Object.values(policy.groups)) for (const member of group.members) ids.add(member);
   for (const id of Object.keys(spend.users)) ids.add(id);
@@ -160,13 +177,16 @@ export function evaluateCaps(policy: Policy, spend: SpendSnapshot, seatTiers?: R
     users: Object.fromEntries(
       sorted.map((id) => [
         id,
-        userCap(policy, id, ownValue(spend.users, id) ?? "0", orgTotal, ownValue(seatTiers, id)),
+        userCap(policy, id, ownValue(spend.users, id) ?? "0", orgTotal, ownValue(seatTiers, id), creditsExhausted),
       ]),
     ),
   };
 }
 
-/** The pre-request check: allowed exactly when nothing blocks the user. */
+/**
+ * The pre-request check: allowed exactly when nothing blocks the user, which is exactly when the user's status (from
+ * {@link userCap}) is not `blocked`.
+ */
 export function allowanceFor(cap: UserCap): Allowance {
   return {
     allowed: cap.blocked_by === null,

@@ -34,3 +34,4 @@ export {
   type PolicyError,
   parsePolicy,
 } from "./policy.js";
+export { type OrgSnapshot, snapshotAllowance, snapshotCaps } from "./snapshot.js";

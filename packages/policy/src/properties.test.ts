@@ -2,7 +2,7 @@ import { SEAT_TIERS, type SeatTier } from "@usage/events";
 import { formatMoney, formatScaled, Money } from "@usage/money";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { allowanceFor, evaluateCaps, type SpendSnapshot } from "./caps.js";
+import { allowanceFor, evaluateCaps, type SpendSnapshot, userCap } from "./caps.js";
 import { effectiveUserLimit, userSeatTier } from "./limits.js";
 import { type LimitValue, type Policy, parsePolicy } from "./policy.js";
 
@@ -173,8 +173,8 @@ describe("policy properties", () => {
 
   it("caps: status, blocked_by, allowance and remaining are consistent", () => {
     fc.assert(
-      fc.property(policyArb, spendArb, seatTiersArb, (policy, spend, seatTiers) => {
-        const report = evaluateCaps(policy, spend, seatTiers);
+      fc.property(policyArb, spendArb, seatTiersArb, fc.boolean(), (policy, spend, seatTiers, creditsExhausted) => {
+        const report = evaluateCaps(policy, spend, seatTiers, creditsExhausted);
         const orgLimit = policy.org_limit;
         const orgBlocked =
           orgLimit !== undefined && orgLimit !== "unlimited" && new Money(spend.org_total).gte(orgLimit);
@@ -190,25 +190,55 @@ describe("policy properties", () => {
         for (const [id, cap] of Object.entries(report.users)) {
           const finite = cap.limit !== null && cap.limit !== "unlimited";
           const ownBlocked = finite && new Money(cap.spend).gte(cap.limit!);
-          // status blocked iff spend >= a finite limit
-          expect(cap.status === "blocked").toBe(ownBlocked);
+          // status blocked iff refused: own spend >= a finite own limit, the org ceiling reached, or no credits
+          expect(cap.status === "blocked").toBe(ownBlocked || orgBlocked || creditsExhausted);
           expect(cap.spend).toBe(formatMoney(new Money(spend.users[id] ?? "0")));
-          expect(cap.blocked_by).toBe(ownBlocked ? "user" : orgBlocked ? "org" : null);
+          expect(cap.blocked_by).toBe(ownBlocked ? "user" : orgBlocked ? "org" : creditsExhausted ? "credits" : null);
 
           const allowance = allowanceFor(cap);
           expect(allowance.allowed).toBe(cap.blocked_by === null);
           // the org ceiling blocks everyone
           if (orgBlocked) expect(allowance.allowed).toBe(false);
 
-          // remaining never negative; "0" exactly when refused; null only when nothing finite applies
+          // remaining (headroom under the caps) never negative; "0" exactly when refused on a cap; null only when
+          // nothing finite applies
           if (cap.remaining === null) {
             expect(finite || (orgLimit !== undefined && orgLimit !== "unlimited")).toBe(false);
           } else {
             expect(new Money(cap.remaining).gte(0)).toBe(true);
-            expect(cap.remaining === "0").toBe(!allowance.allowed);
+            expect(cap.remaining === "0").toBe(ownBlocked || orgBlocked);
           }
         }
       }),
+      RUNS,
+    );
+  });
+
+  it("caps: a user's status is blocked exactly when their allowance is refused", () => {
+    fc.assert(
+      fc.property(
+        policyArb,
+        spendArb,
+        seatTiersArb,
+        fc.boolean(),
+        userArb,
+        (policy, spend, seatTiers, creditsExhausted, userId) => {
+          const report = evaluateCaps(policy, spend, seatTiers, creditsExhausted);
+          for (const cap of Object.values(report.users)) {
+            expect(cap.status === "blocked").toBe(!allowanceFor(cap).allowed);
+          }
+          // The single-user path the allowance endpoint takes agrees, for users in the report and outside it.
+          const cap = userCap(
+            policy,
+            userId,
+            spend.users[userId] ?? "0",
+            spend.org_total,
+            seatTiers[userId],
+            creditsExhausted,
+          );
+          expect(cap.status === "blocked").toBe(!allowanceFor(cap).allowed);
+        },
+      ),
       RUNS,
     );
   });

@@ -80,6 +80,13 @@ export const baseEnvSchema = z.object({
     .min(1, "expected a partition count (1-1024)")
     .max(1024, "expected a partition count (1-1024)")
     .default(4),
+  /** How many members of each consumer-group service one process runs (`usagectl start`, `usagectl run`). */
+  USAGE_MEMBERS: z.coerce
+    .number({ invalid_type_error: "expected a member count (1-32)" })
+    .int("expected a member count (1-32)")
+    .min(1, "expected a member count (1-32)")
+    .max(32, "expected a member count (1-32)")
+    .default(1),
   USAGE_BACKFILL_DAYS: z.coerce
     .number({ invalid_type_error: "expected a whole number of days (1-366)" })
     .int("expected a whole number of days (1-366)")

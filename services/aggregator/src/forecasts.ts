@@ -1,11 +1,12 @@
 /**
  * Forecast signals: every few seconds (USAGE_FORECAST_INTERVAL_MS) the aggregator projects each org's and each
- * limited user's month-end spend from the month's daily net spend (@usage/forecast explains the method) and emits a
- * `forecast` signal for every entity whose cap is projected to be reached before the month ends — once per entity
- * and period: the signal id is derived from (org, entity, period), the mark is kept in memory and rebuilt from
- * cap_signals at start, and the notifier makes one alert of it whatever is replayed.
+ * limited user's month-end spend from the month's daily net spend, observed from each one's first usage of the month
+ * (@usage/forecast explains the method), and emits a `forecast` signal for every entity whose cap is projected to be
+ * reached before the month ends — once per entity and period: the signal id is derived from (org, entity, period),
+ * the mark is kept in memory and rebuilt from cap_signals at start, and the notifier makes one alert of it whatever
+ * is replayed.
  */
-import type { DailyNetSpendRow } from "@usage/clickhouse";
+import type { DailyNetSpendRow, FirstUsageRow } from "@usage/clickhouse";
 import { type DailySpend, forecast } from "@usage/forecast";
 import { formatMoney, Money } from "@usage/money";
 import type { CapsReport } from "@usage/policy";
@@ -46,6 +47,22 @@ export function seriesByEntity(rows: DailyNetSpendRow[]): Map<string, Map<string
   return out;
 }
 
+/** First usage per org (`org`: the earliest of its users') and per user (`user:<id>`), from firstUsageBetween rows. */
+export function firstUsageByEntity(rows: FirstUsageRow[]): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const r of rows) {
+    let org = out.get(r.org_id);
+    if (!org) {
+      org = new Map();
+      out.set(r.org_id, org);
+    }
+    org.set(`user:${r.user_id}`, r.first_at);
+    const earliest = org.get("org");
+    if (earliest === undefined || r.first_at < earliest) org.set("org", r.first_at);
+  }
+  return out;
+}
+
 const finite = (limit: string | "unlimited" | null): limit is string => limit !== null && limit !== "unlimited";
 
 /**
@@ -55,15 +72,18 @@ const finite = (limit: string | "unlimited" | null): limit is string => limit !=
 export function forecastSignals(
   state: SpendState,
   rows: DailyNetSpendRow[],
+  firsts: FirstUsageRow[],
   at: number,
   caps: (orgId: string) => CapsReport,
 ): CapSignal[] {
   const period = state.currentPeriod();
   const series = seriesByEntity(rows);
+  const firstUsage = firstUsageByEntity(firsts);
   const out: CapSignal[] = [];
   for (const orgId of state.orgIds()) {
     const report = caps(orgId);
     const daily = series.get(orgId);
+    const first = firstUsage.get(orgId);
     const entities: { key: string; entity: { type: "org" | "user"; id: string }; limit: string; status: string }[] = [];
     if (finite(report.org.limit)) {
       entities.push({
@@ -84,7 +104,13 @@ export function forecastSignals(
       }
     }
     for (const e of entities) {
-      const f = forecast({ period, now: at, daily: daily?.get(e.key) ?? [], limit: e.limit });
+      const f = forecast({
+        period,
+        now: at,
+        daily: daily?.get(e.key) ?? [],
+        firstUsage: first?.get(e.key) ?? null,
+        limit: e.limit,
+      });
       if (!f.will_reach_limit || !state.markForecast(orgId, period, e.key)) continue;
       const org = state.org(orgId);
       const status = e.status as CapSignal["status"];

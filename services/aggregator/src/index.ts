@@ -1,13 +1,15 @@
 export {
   type Aggregator,
   type AggregatorDeps,
+  type ControlChange,
+  type ControlView,
   createAggregator,
-  loadSpendState,
-  type SpendControl,
 } from "./aggregator.js";
 export { type AggregatorEnv, aggregatorEnvSchema, loadAggregatorEnv } from "./env.js";
+export { type AggregatorService, controlView, startAggregatorService } from "./main.js";
 export { type AggregatorMetrics, createAggregatorMetrics } from "./metrics.js";
+export { loadPartition, type PartitionState } from "./partition.js";
 export { type CapSignal, signalId } from "./signals.js";
-export { createSpendView, type SpendView } from "./spend-view.js";
 export { type EntityTransition, SpendState } from "./state.js";
+export { batchIdentity, decodeStep, pricedEventProblem } from "./steps.js";
 export { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";

@@ -12,6 +12,12 @@ export function createAggregatorMetrics(registry: Registry) {
       help: "Priced events whose event_id was already recorded",
       registers: [registry],
     }),
+    rejected: new Counter({
+      name: "usage_aggregator_rejected_total",
+      help: "Priced records sent to usage.dlq.v1, by reason (invalid_encoding, invalid_field)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
     late: new Counter({
       name: "usage_aggregator_late_events_total",
       help: "Events recorded after their month closed",

@@ -61,11 +61,65 @@ describe("SpendState", () => {
     expect(state.allowance("org_1", "u2")).toMatchObject({ allowed: true, blocked_by: null });
   });
 
-  it("counts a late event's month apart from the current one", () => {
+  it("caps: users refused on the org ceiling or on exhausted credits show blocked, as their allowance says", () => {
     const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
-    state.addSpend("org_1", "u1", "2026-10", "99");
+    state.setPolicy("org_1", policy({ org_limit: "50", users: { u1: { limit: "100" } } }), 1);
+    state.addSpend("org_1", "u1", "2026-11", "20");
+    state.addSpend("org_1", "u2", "2026-11", "30");
+    // 20 + 30 = 50, the org limit: u1 (20 of its own 100) and u2 (no own limit) are both refused.
+    const caps = state.caps("org_1");
+    expect(Object.entries(caps.users).map(([id, c]) => [id, c.status, c.blocked_by])).toEqual([
+      ["u1", "blocked", "org"],
+      ["u2", "blocked", "org"],
+    ]);
+    for (const id of ["u1", "u2"]) expect(state.allowance("org_1", id).allowed).toBe(false);
+    // The user's own transitions stay against its own limit: no blocked signal for u1 or u2, the org's only.
+    expect(state.evaluate("org_1").map((t) => `${t.entity.type}:${t.entity.id}:${t.kind}`)).toEqual([
+      "org:org_1:blocked",
+    ]);
+
+    // A prepaid org with 30 bought and 30 spent since: balance 0, everyone refused on credits.
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "100" } } }), 2);
+    const org = state.org("org_1");
+    org.credits = emptyAccount(0);
+    applyPurchase(org.credits, "30");
+    state.addCreditSpend("org_1", 1, "30");
+    const prepaid = state.caps("org_1");
+    expect(prepaid.credits).toEqual({ balance: "0", status: "blocked" });
+    expect(Object.entries(prepaid.users).map(([id, c]) => [id, c.status, c.blocked_by])).toEqual([
+      ["u1", "blocked", "credits"],
+      ["u2", "blocked", "credits"],
+    ]);
+    expect(state.allowance("org_1", "u2")).toMatchObject({ allowed: false, blocked_by: "credits" });
+    // A purchase lifts the balance above zero: u1 is back to its own status (20 of 100 is below 0.5 × 100).
+    applyPurchase(org.credits, "0.01");
+    expect(state.caps("org_1").users.u1).toMatchObject({ status: "ok", blocked_by: null });
+  });
+
+  it("never counts a late event toward the current month's caps", () => {
+    const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "50" } } }), 1);
+    expect(state.recordSpend("org_1", "u1", Date.parse("2026-10-31T23:59:59.999Z"), "99")).toBe(false);
+    expect(state.recordSpend("org_1", "u1", Date.parse("2026-11-01T00:00:00Z"), "1")).toBe(true);
+    // Five minutes ahead at a month's end lands in the next month, which is not closed.
+    expect(state.recordSpend("org_1", "u1", Date.parse("2026-12-01T00:04:00Z"), "7")).toBe(true);
+    expect(state.caps("org_1").org.spend).toBe("1");
+    expect(state.allowance("org_1", "u1")).toMatchObject({ allowed: true, spend: "1", remaining: "49" });
+    expect(state.evaluate("org_1")).toEqual([]);
+  });
+
+  it("forgets a month once it is over (memory stays bounded by the current month)", () => {
+    let now = Date.parse("2026-11-30T23:00:00Z");
+    const state = new SpendState(() => now);
+    state.setPolicy("org_1", policy({ users: { u1: { limit: "10" } } }), 1);
+    state.recordSpend("org_1", "u1", now, "12");
+    expect(state.evaluate("org_1").map((t) => t.kind)).toEqual(["blocked"]);
     state.prune();
-    expect(state.caps("org_1").org.spend).toBe("0");
+    expect([...state.org("org_1").periods.keys()]).toEqual(["2026-11"]);
+    now = Date.parse("2026-12-01T00:00:00Z");
+    state.prune();
+    expect([...state.org("org_1").periods.keys()]).toEqual([]);
+    expect([...state.org("org_1").marks.keys()]).toEqual([]);
   });
 });
 
@@ -154,11 +208,14 @@ describe("running totals at any magnitude", () => {
     // Limits have at most 6 decimal places: the org's is 0.000000237008 below the total.
     const limits = { discount_pct: DISCOUNT, org_limit: "10008003.591682", users: { u1: { limit: "20000000" } } };
     state.setPolicy("org_1", policy(limits), 1);
-    for (const net of netCosts()) state.addSpend("org_1", "u1", "2026-11", net);
+    for (const net of netCosts()) expect(state.recordSpend("org_1", "u1", NOW, net)).toBe(true);
 
+    // The snapshot the API's read model answers from carries the same exact figures.
+    expect(state.snapshot("org_1")).toMatchObject({ orgTotal: TOTAL, users: { u1: TOTAL } });
     const caps = state.caps("org_1");
     expect(caps.org).toEqual({ limit: "10008003.591682", spend: TOTAL, status: "blocked" });
-    expect(caps.users.u1).toMatchObject({ spend: TOTAL, remaining: "0", status: "warning", blocked_by: "org" });
+    // Past half of their own limit, and blocked by the org's (SPEC §5: a refused user shows blocked).
+    expect(caps.users.u1).toMatchObject({ spend: TOTAL, remaining: "0", status: "blocked", blocked_by: "org" });
     expect(state.allowance("org_1", "u1")).toEqual({
       allowed: false,
       limit: "20000000",
@@ -191,6 +248,7 @@ describe("running totals at any magnitude", () => {
     for (const net of netCosts()) state.addCreditSpend("org_1", NOW, net);
     // 10008004 − 10008003.591682237008
     expect(state.caps("org_1").credits).toEqual({ balance: "0.408317762992", status: "ok" });
+    expect(state.snapshot("org_1").creditBalance).toBe("0.408317762992");
     expect(creditView(org, "2026-11")).toMatchObject({
       balance: "0.408317762992",
       spent: TOTAL,

@@ -10,16 +10,17 @@ import { periodOf } from "@usage/periods";
 import {
   type Allowance,
   type AutoReload,
-  allowanceFor,
   balanceOf,
   type CapsReport,
   type CreditAccount,
   type CreditAction,
   defaultPolicy,
   entityStatus,
-  evaluateCaps,
   highestThresholdReached,
+  type OrgSnapshot,
   type Policy,
+  snapshotAllowance,
+  snapshotCaps,
   stepCredits,
   type UserCap,
   userCap,
@@ -96,6 +97,18 @@ export class SpendState {
     p.users.set(userId, (p.users.get(userId) ?? new Money(0)).plus(net));
   }
 
+  /**
+   * Counts an event's net spend toward the caps of its own period when that period is the current one or ahead (an
+   * event may be stamped up to 5 minutes in the future, into next month). A late event's month is closed: it never
+   * counts toward current caps, and false says so.
+   */
+  recordSpend(orgId: string, userId: string, occurredAt: number, net: MoneyValue): boolean {
+    const period = periodOf(occurredAt);
+    if (period < this.currentPeriod()) return false;
+    this.addSpend(orgId, userId, period, net);
+    return true;
+  }
+
   /** Net spend of an event of a prepaid org draws its credits when it occurred at or after the account opened. */
   addCreditSpend(orgId: string, occurredAt: number, net: MoneyValue): void {
     const account = this.orgs.get(orgId)?.credits;
@@ -162,19 +175,25 @@ export class SpendState {
     return org.seatTiers.get(userId)?.tier;
   }
 
-  caps(orgId: string): CapsReport {
+  /** The org's figures as every API instance sees them (spend.totals.v1): caps and allowance are computed alike. */
+  snapshot(orgId: string): OrgSnapshot {
     const org = this.org(orgId);
     const spend = this.periodSpend(org, this.currentPeriod());
     const users: Record<string, string> = {};
     for (const [u, v] of spend.users) users[u] = formatMoney(v);
-    const tiers: Record<string, SeatTier> = {};
-    for (const [u, t] of org.seatTiers) tiers[u] = t.tier;
-    const report = evaluateCaps(org.policy, { org_total: formatMoney(spend.org), users }, tiers);
-    if (!org.credits) return report;
-    const balance = balanceOf(org.credits);
-    const exhausted = balance.lte(0);
-    if (exhausted) for (const cap of Object.values(report.users)) cap.blocked_by ??= "credits";
-    return { ...report, credits: { balance: formatMoney(balance), status: exhausted ? "blocked" : "ok" } };
+    const seatTiers: Record<string, SeatTier> = {};
+    for (const [u, t] of org.seatTiers) seatTiers[u] = t.tier;
+    return {
+      policy: org.policy,
+      orgTotal: formatMoney(spend.org),
+      users,
+      seatTiers,
+      creditBalance: org.credits ? formatMoney(balanceOf(org.credits)) : undefined,
+    };
+  }
+
+  caps(orgId: string): CapsReport {
+    return snapshotCaps(this.snapshot(orgId));
   }
 
   /** A prepaid org whose balance is at or below zero. */
@@ -196,11 +215,7 @@ export class SpendState {
   }
 
   allowance(orgId: string, userId: string): Allowance {
-    const allowance = allowanceFor(this.userCap(orgId, userId));
-    if (allowance.blocked_by === null && this.creditsExhausted(orgId)) {
-      return { ...allowance, allowed: false, blocked_by: "credits" };
-    }
-    return allowance;
+    return snapshotAllowance(this.snapshot(orgId), userId);
   }
 
   /**

@@ -13,7 +13,6 @@
  * the answer is sent).
  */
 import { randomUUID } from "node:crypto";
-import type { SpendControl } from "@usage/aggregator";
 import {
   type ClickHouseClient,
   type CreditLedgerRow,
@@ -21,9 +20,7 @@ import {
   creditEntry,
   creditEntryId,
   creditLedger,
-  insertAutoReload,
   insertCreditEntries,
-  latestAutoReloads,
 } from "@usage/clickhouse";
 import { canonicalMoney } from "@usage/money";
 import { periodOf } from "@usage/periods";
@@ -38,10 +35,13 @@ import type {
   RawServerDefault,
 } from "fastify";
 import type { Principal } from "./auth.js";
+import type { SpendReader } from "./read-model.js";
+import { CONTROL_WAIT_MS, type ControlWriter } from "./server.js";
 
 export interface CreditRouteDeps {
   clickhouse: ClickHouseClient;
-  control: SpendControl;
+  reader: SpendReader;
+  control: ControlWriter;
   authorize: (request: FastifyRequest) => { orgId: string; principal: Principal };
   now: () => number;
 }
@@ -72,7 +72,7 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
   deps: CreditRouteDeps,
 ): void {
   const view = (orgId: string) => {
-    const v = deps.control.credits(orgId);
+    const v = deps.reader.credits(orgId);
     return v ? { ...v, prepaid: true } : { org_id: orgId, prepaid: false };
   };
 
@@ -116,7 +116,19 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
       created_by: by(principal),
     };
     await insertCreditEntries(deps.clickhouse, [row]);
-    await deps.control.applyCredits(orgId);
+    const entries = (await creditLedger(deps.clickhouse, orgId)).length;
+    // Stored first, then announced: the aggregator member owning the org reads the account again on the notice and
+    // publishes it; the answer waits (boundedly) until this instance reads the purchase in the balance.
+    await deps.control.publish({
+      kind: "credit_purchase",
+      org_id: orgId,
+      entry_id: entryId,
+      reference,
+      amount: parsed.value.amount,
+      actor: by(principal),
+      at: new Date(at).toISOString(),
+    });
+    await deps.reader.waitUntil(() => (deps.reader.credits(orgId)?.entries ?? 0) >= entries, CONTROL_WAIT_MS);
     return reply.code(201).send({ entry: entryOut(row), credits: view(orgId) });
   });
 
@@ -124,22 +136,28 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
     const { orgId, principal } = deps.authorize(request);
     const parsed = parseAutoReload(request.body);
     if (!parsed.ok) return fail(reply, 400, "invalid_auto_reload", `${parsed.field}: ${parsed.message}`);
-    const stored = await latestAutoReloads(deps.clickhouse, orgId);
-    const version = Math.max(stored[0]?.version ?? 0, deps.control.credits(orgId)?.auto_reload?.version ?? 0) + 1;
-    await insertAutoReload(deps.clickhouse, {
+    const version = await deps.control.publish({
+      kind: "auto_reload",
       org_id: orgId,
-      version,
-      settings: JSON.stringify(parsed.value),
-      created_by: by(principal),
+      settings: parsed.value,
+      actor: by(principal),
+      at: new Date(deps.now()).toISOString(),
     });
-    await deps.control.applyAutoReload(orgId, parsed.value, version);
+    await deps.control.waitFor(version, CONTROL_WAIT_MS);
+    // A prepaid org's account shows the settings once its owner has applied them.
+    if (deps.reader.credits(orgId)) {
+      await deps.reader.waitUntil(
+        () => Number(deps.reader.credits(orgId)?.auto_reload?.version ?? 0) >= version,
+        CONTROL_WAIT_MS,
+      );
+    }
     return { ...parsed.value, version };
   });
 
   app.get("/v1/orgs/:org/credits/auto-reload", async (request, reply) => {
     const { orgId } = deps.authorize(request);
-    const [row] = await latestAutoReloads(deps.clickhouse, orgId);
-    if (!row) return fail(reply, 404, "no_auto_reload", `org ${orgId} has no auto-reload settings`);
-    return { ...(JSON.parse(row.settings) as object), version: row.version };
+    const current = deps.reader.autoReload(orgId);
+    if (!current) return fail(reply, 404, "no_auto_reload", `org ${orgId} has no auto-reload settings`);
+    return { ...current.settings, version: current.version };
   });
 }

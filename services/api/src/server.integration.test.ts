@@ -1,49 +1,76 @@
-import type { SpendControl } from "@usage/aggregator";
-import { SpendState } from "@usage/aggregator";
 import { type ClickHouse, migrate } from "@usage/clickhouse";
-import type { Policy } from "@usage/policy";
+import { createControlFollower, createControlPublisher } from "@usage/control";
+import { createProducer, partitionOf, TOPICS } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testClickHouse } from "../../../test/harness/index.js";
+import { resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
+import { createSpendReadModel } from "./read-model.js";
 import { type Api, buildApi, routesOf } from "./server.js";
 
 const KEY = "operator-key-for-tests-0123";
+const NOW = Date.parse("2026-11-15T12:00:00Z");
+const logger = createLogger({ level: "silent" });
+const kafka = testKafka("api-test");
 let ch: ClickHouse;
 let app: Api;
-const state = new SpendState(() => Date.parse("2026-11-15T12:00:00Z"));
+let stop: () => Promise<void>;
 
 beforeAll(async () => {
   ch = await testClickHouse("api");
   await migrate(ch.client);
-  // The aggregator's real in-memory state behind the SpendControl interface, without Kafka.
-  const control: SpendControl = {
-    caps: (org) => state.caps(org),
-    allowance: (org, user) => state.allowance(org, user),
-    policy: (org) => ({ policy: state.org(org).policy, version: state.org(org).policyVersion }),
-    applyPolicy: async (org: string, policy: Policy, version: number) => {
-      state.setPolicy(org, policy, version);
-      state.evaluate(org);
-      return [];
-    },
-    credits: () => undefined,
-    applyCredits: async () => [],
-    applyAutoReload: async () => [],
-    isReady: () => true,
-  };
+  await resetTopics(kafka);
+  // The real read side of an API instance: the control plane's follower and the totals topic, over the test broker.
+  const follower = createControlFollower({ kafka, logger });
+  await follower.start();
+  const reader = createSpendReadModel({ kafka, logger, control: follower, now: () => NOW });
+  await reader.start();
+  const publisher = createControlPublisher({ kafka });
+  await publisher.connect();
   app = buildApi({
-    control,
+    reader,
+    control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
     clickhouse: ch.client,
     registry: new Registry(),
-    logger: createLogger({ level: "silent" }),
+    logger,
     operatorKey: KEY,
-    now: () => Date.parse("2026-11-15T12:00:00Z"),
+    now: () => NOW,
   });
+  stop = async () => {
+    await publisher.close();
+    await reader.stop();
+    await follower.stop();
+  };
 });
 afterAll(async () => {
   await app.close();
+  await stop();
   await ch.close();
 });
+
+/** Publishes running totals as an aggregator member does after a batch (spend.totals.v1). */
+async function publishTotals(orgId: string, users: Record<string, string>, orgTotal: string) {
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const partition = partitionOf(orgId, 4);
+  const common = { period: "2026-11", source: { partition, offset: "1" }, at: new Date(NOW).toISOString() };
+  await producer.send({
+    topic: TOPICS.totals,
+    messages: [
+      {
+        key: orgId,
+        partition,
+        value: JSON.stringify({ type: "org", org_id: orgId, spend: orgTotal, credits: null, ...common }),
+      },
+      ...Object.entries(users).map(([userId, spend]) => ({
+        key: `${orgId}\u0000${userId}`,
+        partition,
+        value: JSON.stringify({ type: "user", org_id: orgId, user_id: userId, spend, seat_tier: null, ...common }),
+      })),
+    ],
+  });
+  await producer.disconnect();
+}
 
 const auth = { authorization: `Bearer ${KEY}` };
 
@@ -98,7 +125,13 @@ describe("HTTP API", () => {
     expect(again.json()).toMatchObject({ version: 2, users: { u1: { limit: "7.5" } } });
     expect((await app.inject({ url: "/v1/orgs/org_1/policy", headers: auth })).json()).toMatchObject({ version: 2 });
 
-    state.addSpend("org_1", "u1", "2026-11", "7.5");
+    await publishTotals("org_1", { u1: "7.5" }, "7.5");
+    await waitFor(
+      "the totals in the read model",
+      async () =>
+        (await app.inject({ url: "/v1/orgs/org_1/users/u1/allowance", headers: auth })).json().spend === "7.5",
+      30_000,
+    );
     const allowance = await app.inject({ url: "/v1/orgs/org_1/users/u1/allowance", headers: auth });
     expect(allowance.json()).toEqual({
       allowed: false,

@@ -2,21 +2,16 @@
  * The admin and analytics HTTP API (SPEC §8). Every route but /healthz and /metrics needs
  * `Authorization: Bearer <key>`; errors are `{ "error": { "code", "message" } }`.
  *
- * Caps, allowance and policy reads are answered from the aggregator's in-memory state (fresh and fast: a surface
- * asks before every request); spend is read from ClickHouse's spend_daily rollup.
+ * The API holds no state of its own (SPEC §12): caps, allowance, policy and credits are answered from a read model
+ * of Kafka topics every instance holds in full (read-model.ts: spend.totals.v1 and the control plane), fresh and
+ * in memory (a surface asks before every request); spend and analytics are read from ClickHouse. Changes (policy,
+ * auto-reload, purchases) are published on the control plane, which gives each its version, and answered once
+ * this instance's follower has applied them.
  */
-import type { SpendControl } from "@usage/aggregator";
-import {
-  type ClickHouseClient,
-  insertPolicyVersion,
-  latestPolicies,
-  orgSpend,
-  SPEND_GROUPS,
-  type SpendGroup,
-} from "@usage/clickhouse";
+import { type ClickHouseClient, orgSpend, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
 import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
-import { parsePolicy } from "@usage/policy";
+import { type AutoReload, type Policy, parsePolicy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
@@ -26,9 +21,33 @@ import { createAuthenticator, type Principal } from "./auth.js";
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerForecastRoutes } from "./forecast-routes.js";
+import type { SpendReader } from "./read-model.js";
+
+/** A change for the control plane (usage.control.v1): what the API publishes. */
+export type ControlChangeInput =
+  | { kind: "policy"; org_id: string; policy: Policy; actor: string; at: string }
+  | { kind: "auto_reload"; org_id: string; settings: AutoReload; actor: string; at: string }
+  | {
+      kind: "credit_purchase";
+      org_id: string;
+      entry_id: string;
+      reference: string;
+      amount: string;
+      actor: string;
+      at: string;
+    };
+
+/** Publishes control changes and tells when this instance has applied one. */
+export interface ControlWriter {
+  /** Resolves with the change's version (its position in the control log). */
+  publish(change: ControlChangeInput): Promise<number>;
+  /** Resolves once this instance's control follower has applied `version`. */
+  waitFor(version: number, timeoutMs: number): Promise<void>;
+}
 
 export interface ApiDeps {
-  control: SpendControl;
+  reader: SpendReader;
+  control: ControlWriter;
   clickhouse: ClickHouseClient;
   registry: Registry;
   logger: Logger;
@@ -49,6 +68,8 @@ export class ApiError extends Error {
 }
 
 const ORG_ID = /^[^\s/]{1,128}$/;
+/** How long a change's answer waits for this instance to apply it (normally a few tens of milliseconds). */
+export const CONTROL_WAIT_MS = 5000;
 const routeLists = new WeakMap<object, { method: string; url: string }[]>();
 
 /** Every route an API instance serves (tenant-isolation tests walk them all). */
@@ -79,7 +100,7 @@ export function buildApi(deps: ApiDeps) {
   );
 
   app.get("/healthz", async (_request, reply) => {
-    const healthy = deps.control.isReady() && (deps.isHealthy?.() ?? true);
+    const healthy = deps.reader.isReady() && (deps.isHealthy?.() ?? true);
     return reply.code(healthy ? 200 : 503).send({ status: healthy ? "ok" : "starting" });
   });
 
@@ -147,27 +168,27 @@ export function buildApi(deps: ApiDeps) {
         },
       });
     }
-    const stored = await latestPolicies(deps.clickhouse, orgId);
-    const version = Math.max(stored[0]?.version ?? 0, deps.control.policy(orgId).version) + 1;
-    await insertPolicyVersion(deps.clickhouse, {
+    // The control log orders concurrent PUTs and versions each; the recorder keeps the history in policy_versions.
+    const version = await deps.control.publish({
+      kind: "policy",
       org_id: orgId,
-      version,
-      policy: JSON.stringify(parsed.policy),
-      created_by: principal.kind === "operator" ? "operator" : `key:${principal.keyId}`,
+      policy: parsed.policy,
+      actor: principal.kind === "operator" ? "operator" : `key:${principal.keyId}`,
+      at: new Date(now()).toISOString(),
     });
-    await deps.control.applyPolicy(orgId, parsed.policy, version);
+    await deps.control.waitFor(version, CONTROL_WAIT_MS);
     return reply.send({ ...parsed.policy, version });
   });
 
   app.get("/v1/orgs/:org/policy", async (request) => {
     const { orgId } = authorize(request);
-    const { policy, version } = deps.control.policy(orgId);
+    const { policy, version } = deps.reader.policy(orgId);
     return { ...policy, version };
   });
 
   app.get("/v1/orgs/:org/caps", async (request) => {
     const { orgId } = authorize(request);
-    return deps.control.caps(orgId);
+    return deps.reader.caps(orgId);
   });
 
   app.get("/v1/orgs/:org/users/:user/allowance", async (request) => {
@@ -175,7 +196,7 @@ export function buildApi(deps: ApiDeps) {
     const userId = (request.params as { user: string }).user;
     if (!ORG_ID.test(userId))
       throw new ApiError(400, "invalid_user", "user id must be 1 to 128 characters without spaces or '/'");
-    return deps.control.allowance(orgId, userId);
+    return deps.reader.allowance(orgId, userId);
   });
 
   app.get("/v1/orgs/:org/spend", async (request) => {
@@ -213,8 +234,14 @@ export function buildApi(deps: ApiDeps) {
 
   registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
-  registerCreditRoutes(app, { clickhouse: deps.clickhouse, control: deps.control, authorize, now });
-  registerForecastRoutes(app, { clickhouse: deps.clickhouse, control: deps.control, authorize, now });
+  registerCreditRoutes(app, {
+    clickhouse: deps.clickhouse,
+    reader: deps.reader,
+    control: deps.control,
+    authorize,
+    now,
+  });
+  registerForecastRoutes(app, { clickhouse: deps.clickhouse, reader: deps.reader, authorize, now });
   registerDashboard(app);
 
   return app;

@@ -1,6 +1,7 @@
 /**
  * The delivery loop against a real ClickHouse (embedded) and real HTTP receivers: signed POSTs, delivered on 2xx,
- * retried with backoff, dead-lettered after the last attempt (and kept), no_webhook when the org has none.
+ * retried with backoff, dead-lettered after the last attempt (and kept), no_webhook when the org has none; only the
+ * owned orgs' alerts, and nothing POSTed or written once the ownership is lost.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import {
@@ -8,6 +9,7 @@ import {
   alertStateCounts,
   alertsOfPeriod,
   type ClickHouse,
+  type ClickHouseClient,
   chDateTime,
   insertAlerts,
   migrate,
@@ -21,6 +23,7 @@ import { testClickHouse } from "../../../test/harness/index.js";
 import { newAlertRow } from "./alert.js";
 import { createDeliveryLoop } from "./delivery.js";
 import { createNotifierMetrics } from "./metrics.js";
+import type { Ownership } from "./ownership.js";
 import type { CapSignal } from "./signal.js";
 
 const SECRET = "delivery-test-secret-0123456789";
@@ -253,5 +256,103 @@ describe("delivery loop", () => {
     } finally {
       await loop.stop();
     }
+  });
+
+  it("delivers only the owned orgs' alerts, and neither POSTs nor stores outcomes once the ownership is lost", async () => {
+    // Earlier than every other test's clock, so their alerts are not due here (this test runs last).
+    const clock = Date.parse("2026-11-01T00:00:00.000Z");
+    const ok = await receiver(
+      () => 200,
+      () => clock,
+    );
+    servers.push(ok.server);
+    const orgs = ["o_mine_1", "o_mine_2", "o_theirs"];
+    for (const org of orgs) {
+      await upsertWebhook(ch.client, { org_id: org, url: ok.url, secret: SECRET, updated_at: chDateTime(clock) });
+    }
+    const rows = orgs.map((org, i) =>
+      newAlertRow(signal(org, "u1"), { group: "g", partition: 0, offset: `${i}` }, clock),
+    );
+    await insertAlerts(ch.client, rows);
+    const id = Object.fromEntries(rows.map((r) => [r.org_id, r.alert_id]));
+    const state = async (org: string) => (await alertsOfPeriod(ch.client, org, PERIOD))[0]!;
+
+    let holding = true;
+    let own: Ownership | undefined;
+    const ownership = (): Ownership => ({
+      owns: (org) => org.startsWith("o_mine"),
+      held: () => holding,
+      partitions: [0],
+      partitionCount: 1,
+    });
+    let failInserts = false;
+    // The real client, with inserts refused on demand (a ClickHouse write outage).
+    const clickhouse = new Proxy(ch.client, {
+      get(target, prop) {
+        if (prop === "insert" && failInserts) return async () => Promise.reject(new Error("injected write failure"));
+        const v = Reflect.get(target, prop);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    }) as ClickHouseClient;
+    let loseAfterPost = false;
+    const loop = createDeliveryLoop({
+      clickhouse,
+      logger: createLogger({ level: "silent" }),
+      metrics: createNotifierMetrics(new Registry()),
+      retry: { baseMs: 1000, maxMs: 1000, maxAttempts: 5 },
+      timeoutMs: 1000,
+      pollMs: 50,
+      concurrency: 1,
+      now: () => clock,
+      ownership: async () => own,
+      fetch: async (url, init) => {
+        const res = await fetch(url, init);
+        if (loseAfterPost) holding = false; // a rebalance while this POST was in flight
+        return res;
+      },
+    });
+
+    // No ownership (between rebalances): nothing at all.
+    expect(await loop.runOnce()).toBe(0);
+    expect(ok.got).toHaveLength(0);
+
+    // Lost after the first POST: the second is not started, and neither outcome is stored.
+    own = ownership();
+    loseAfterPost = true;
+    expect(await loop.runOnce()).toBe(0);
+    expect(ok.got).toHaveLength(1);
+    expect(ok.got[0]!.alertId).not.toBe(id.o_theirs);
+    for (const org of orgs) expect(await state(org)).toMatchObject({ state: "pending", attempts: 0 });
+
+    // Owned again (a new assignment): both of ours are delivered, the other org's alert is left to its owner.
+    loseAfterPost = false;
+    holding = true;
+    own = ownership();
+    expect(await loop.runOnce()).toBe(2);
+    expect(await state("o_mine_1")).toMatchObject({ state: "delivered", attempts: 1 });
+    expect(await state("o_mine_2")).toMatchObject({ state: "delivered", attempts: 1 });
+    expect(await state("o_theirs")).toMatchObject({ state: "pending", attempts: 0 });
+    expect(ok.got.filter((g) => g.alertId === id.o_theirs)).toHaveLength(0);
+    expect(ok.got).toHaveLength(3);
+
+    // An outcome held back by a failed insert is dropped once the ownership it was made under is gone: the
+    // alert is attempted afresh (POSTed again) rather than the old outcome stored.
+    const late = newAlertRow(signal("o_mine_1", "u2"), { group: "g", partition: 0, offset: "9" }, clock);
+    await insertAlerts(ch.client, [late]);
+    failInserts = true;
+    await expect(loop.runOnce()).rejects.toThrow(/injected write failure/);
+    expect(ok.got.filter((g) => g.alertId === late.alert_id)).toHaveLength(1);
+    failInserts = false;
+    holding = false;
+    own = undefined;
+    expect(await loop.runOnce()).toBe(0);
+    const pendingLate = (await alertsOfPeriod(ch.client, "o_mine_1", PERIOD)).find((a) => a.entity_id === "u2");
+    expect(pendingLate).toMatchObject({ state: "pending", attempts: 0 });
+    holding = true;
+    own = ownership();
+    expect(await loop.runOnce()).toBe(1);
+    expect(ok.got.filter((g) => g.alertId === late.alert_id)).toHaveLength(2);
+    const deliveredLate = (await alertsOfPeriod(ch.client, "o_mine_1", PERIOD)).find((a) => a.entity_id === "u2");
+    expect(deliveredLate).toMatchObject({ state: "delivered", attempts: 1 });
   });
 });

@@ -2,26 +2,51 @@
  * Webhook delivery runs from the alerts table, not from the consumer, so a delivery survives any restart: whatever
  * is pending or retrying in the table is what gets delivered.
  *
- * One tick (ticks never overlap; a new alert kicks one at once, else every pollMs):
- *   1. read the alerts due now: state pending or retrying, next_attempt_at reached (FINAL: the newest version);
+ * Who delivers what: each notifier member runs one loop and delivers only the alerts of the orgs it owns
+ * (ownership.ts: the org's spend.signals.v1 partition is assigned to this member's consumer, confirmed by the group
+ * coordinator within a lease). A member that owns nothing — before its first assignment, between a rebalance and the
+ * next join, once stopping, or cut off from the broker — delivers nothing. When a member leaves or dies, the survivor
+ * that gets its partitions finds the pending and retrying alerts in the table: nothing is handed over. Ownership is
+ * per consumer group, so one notifier group delivers from a database: a second group running beside it (a replay
+ * under another group id) would deliver every alert again.
+ *
+ * One tick (ticks never overlap; a new alert or a new assignment kicks one at once, else every pollMs):
+ *   0. take the current ownership; write the outcomes held back by a failed insert if it is still the ownership
+ *      they were made under, else drop them (see below);
+ *   1. read the orgs with alerts due now, keep the owned ones, read their due alerts: state pending or retrying,
+ *      next_attempt_at reached (FINAL: the newest version);
  *   2. read the webhooks of their orgs;
- *   3. POST each alert's stored payload, signed afresh (bounded concurrency, per-request timeout, no redirects);
- *   4. write one new row version per alert (one insert): delivered (2xx), retrying (with the next attempt time:
- *      exponential backoff, full jitter), dead (the last attempt failed; kept and visible, never dropped), or
- *      no_webhook (the org has none; the alert is still on spend.alerts.v1);
+ *   3. POST each alert's stored payload, signed afresh (bounded concurrency, per-request timeout, no redirects),
+ *      each only while the ownership is still held;
+ *   4. if the ownership is still held, write one new row version per alert (one insert): delivered (2xx), retrying
+ *      (with the next attempt time: exponential backoff, full jitter), dead (the last attempt failed; kept and
+ *      visible, never dropped), or no_webhook (the org has none; the alert is still on spend.alerts.v1);
  *   5. count outcomes.
  * A crash between 3 and 4 repeats those POSTs after the restart: delivery is at-least-once and receivers
  * deduplicate on alert_id (X-Usage-Alert-Id, and in the body). When the insert of 4 fails (ClickHouse refusing
  * writes), the outcomes are kept in memory and written first at every later tick; no alert is POSTed again, and
- * nothing new is attempted, until they are stored — so an outage of ClickHouse never turns into a storm of repeats. Row versions of an alert get strictly increasing
- * updated_at, so FINAL always picks the latest.
+ * nothing new is attempted, until they are stored — so an outage of ClickHouse never turns into a storm of repeats.
+ * Row versions of an alert get strictly increasing updated_at, so FINAL always picks the latest.
  *
- * One delivery loop per ClickHouse database: two notifiers on one database would both pick the same due alerts.
+ * A member that loses its partitions mid-tick must not write over the new owner. The outcome rows are versions of
+ * ReplacingMergeTree(updated_at): the highest updated_at wins (a tie: the last inserted), whoever wrote it, and a
+ * member's updated_at comes from its own clock. So a stale member's outcome written after the new owner's could
+ * win — with the clocks of two hosts apart, even when it describes an older attempt. Hence the checks in 3 and 4:
+ * a POST is not started and outcomes are not written once the ownership is not held; outcomes held back by a failed
+ * insert are dropped when the ownership they were made under is gone. A dropped outcome only costs a repeated POST:
+ * the new owner finds the alert still pending or retrying and POSTs it again (at-least-once across a rebalance, as
+ * across a crash). What remains is an insert already under way when the rebalance is seen or the lease runs out.
+ * The new owner gets the partition only after this member has rejoined (a live member, eager rebalancing) or half
+ * a session timeout after its lease ended (a member stalled or cut off), so that insert has normally landed before
+ * the new owner reads. If both versions still met, each starts from the same stored version (same attempt number)
+ * and describes a POST that really happened, so whichever wins is delivered (the receiver has it), retrying (one
+ * more POST) or dead (that attempt was the last for both): never a lost alert.
  */
 import {
   type AlertRow,
   type ClickHouseClient,
   chDateTime,
+  dueAlertOrgs,
   dueAlerts,
   insertAlerts,
   parseChDateTime,
@@ -32,6 +57,7 @@ import type { Logger } from "@usage/runtime";
 import { ALERT_ID_HEADER, SIGNATURE_HEADER, signPayload, webhookUrlProblem } from "@usage/webhooks";
 import { afterAttempt, type RetryPolicy } from "./backoff.js";
 import type { NotifierMetrics } from "./metrics.js";
+import { OWNS_ALL, type Ownership } from "./ownership.js";
 
 export interface DeliveryDeps {
   clickhouse: ClickHouseClient;
@@ -48,6 +74,10 @@ export interface DeliveryDeps {
   now?: () => number;
   random?: () => number;
   fetch?: typeof fetch;
+  /** Which orgs this loop delivers for, asked at every tick (ownership.ts); without it, every org of the database. */
+  ownership?: () => Promise<Ownership | undefined>;
+  /** The member this loop belongs to, in the `due` gauge and the logs. */
+  member?: string;
 }
 
 export interface DeliveryLoop {
@@ -63,7 +93,8 @@ export interface DeliveryLoop {
 const MAX_ERROR_LENGTH = 500;
 
 export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
-  const log = deps.logger.child({ component: "delivery" });
+  const member = deps.member ?? "0";
+  const log = deps.logger.child({ component: "delivery", member });
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const post = deps.fetch ?? globalThis.fetch;
@@ -75,6 +106,8 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
   let again = false;
   /** Outcomes POSTed but not yet stored (their insert failed): written before anything else is attempted. */
   const unwritten = new Map<string, AlertRow>();
+  /** The ownership the unwritten outcomes were made under. */
+  let unwrittenUnder: Ownership = OWNS_ALL;
 
   function schedule(delayMs: number): void {
     if (stopped) return;
@@ -102,23 +135,51 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
   }
 
   async function runOnce(): Promise<number> {
+    const own = deps.ownership ? await deps.ownership() : OWNS_ALL;
     if (unwritten.size > 0) {
-      await insertAlerts(deps.clickhouse, [...unwritten.values()]);
-      log.info({ alerts: unwritten.size }, "stored delivery outcomes held back by a failed write");
-      unwritten.clear();
+      if (!unwrittenUnder.held()) {
+        log.warn(
+          { alerts: unwritten.size, alert_ids: [...unwritten.keys()].slice(0, 20) },
+          "partitions lost before held-back delivery outcomes were stored: dropped; their new owner POSTs them again",
+        );
+        unwritten.clear();
+      } else {
+        await insertAlerts(deps.clickhouse, [...unwritten.values()]);
+        log.info({ alerts: unwritten.size }, "stored delivery outcomes held back by a failed write");
+        unwritten.clear();
+      }
     }
-    const due = await dueAlerts(deps.clickhouse, now(), limit);
-    deps.metrics.due.set(due.length);
+    if (!own) {
+      deps.metrics.due.set({ member }, 0);
+      return 0;
+    }
+    const orgs = own === OWNS_ALL ? undefined : (await dueAlertOrgs(deps.clickhouse, now())).filter(own.owns);
+    const due = await dueAlerts(deps.clickhouse, now(), limit, orgs);
+    deps.metrics.due.set({ member }, due.length);
     if (due.length === 0) return 0;
     const hooks = await webhooksOf(deps.clickhouse, [...new Set(due.map((a) => a.org_id))]);
     const versions: AlertRow[] = [];
+    let unsent = 0;
     await forEachLimited(due, concurrency, async (alert) => {
+      // A POST cannot be taken back: none is started once this member may no longer own the alert.
+      if (!own.held()) {
+        unsent++;
+        return;
+      }
       versions.push(await attempt(alert, hooks.get(alert.org_id)));
     });
+    if (!own.held()) {
+      log.warn(
+        { posted: versions.length, not_posted: unsent, alert_ids: versions.slice(0, 20).map((v) => v.alert_id) },
+        "partitions lost during a delivery tick: outcomes not stored; their new owner attempts these alerts again",
+      );
+      return 0;
+    }
     try {
       await insertAlerts(deps.clickhouse, versions);
     } catch (err) {
       for (const v of versions) unwritten.set(v.alert_id, v);
+      unwrittenUnder = own;
       throw err;
     }
     const counts = { delivered: 0, retry: 0, dead: 0, no_webhook: 0 };

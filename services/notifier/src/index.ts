@@ -10,7 +10,8 @@ export {
 export { createDeliveryLoop, type DeliveryDeps, type DeliveryLoop } from "./delivery.js";
 export { loadNotifierEnv, type NotifierEnv, notifierEnvSchema } from "./env.js";
 export { runNotifier } from "./main.js";
-export { createNotifierMetrics, type NotifierMetrics } from "./metrics.js";
+export { createNotifierMetrics, type NotifierMetrics, notifierMetrics } from "./metrics.js";
 export { createNotifier, type Notifier, type NotifierDeps } from "./notifier.js";
+export { createOwnershipTracker, type Ownership, type OwnershipTracker } from "./ownership.js";
 export { buildNotifier } from "./service.js";
-export { type CapSignal, capSignalSchema, decodeSignal } from "./signal.js";
+export { type CapSignal, capSignalSchema, decodeSignal, type SignalRejection } from "./signal.js";

@@ -1,5 +1,21 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 
+const byRegistry = new WeakMap<Registry, NotifierMetrics>();
+
+/**
+ * The notifier's metrics in this registry, created at the first call: every member of a process shares them
+ * (prom-client refuses a name registered twice). Counters add up over the members; the consumer lag is per
+ * partition, which one member holds at a time; alerts due are per member.
+ */
+export function notifierMetrics(registry: Registry): NotifierMetrics {
+  let metrics = byRegistry.get(registry);
+  if (!metrics) {
+    metrics = createNotifierMetrics(registry);
+    byRegistry.set(registry, metrics);
+  }
+  return metrics;
+}
+
 export function createNotifierMetrics(registry: Registry) {
   return {
     created: new Counter({
@@ -27,7 +43,8 @@ export function createNotifierMetrics(registry: Registry) {
     }),
     due: new Gauge({
       name: "usage_alert_deliveries_due",
-      help: "Alerts due for a webhook attempt at the last delivery poll",
+      help: "Alerts due for a webhook attempt at the last delivery poll, of the orgs the member delivers for",
+      labelNames: ["member"],
       registers: [registry],
     }),
     lag: new Gauge({

@@ -1,8 +1,11 @@
 /**
  * The notifier: spend.signals.v1 → alerts (ClickHouse) → spend.alerts.v1, and signed webhooks from the alerts table.
+ * Any number of members run in one consumer group, in one process or many (service.ts builds one per call); each
+ * creates the alerts of the partitions it is assigned and delivers the alerts of the orgs those partitions carry.
  *
  * Order of work for one batch (one partition of spend.signals.v1; every signal of an org is on one partition):
- *   1. decode and validate the signals (an unreadable one is logged with its offset and skipped, never retried);
+ *   1. decode and validate the signals (an unreadable one is logged with its offset, counted, and set aside for
+ *      usage.dlq.v1 in step 6; it creates nothing and is never retried);
  *   2. derive each signal's alert id (alert.ts); look the ids up in memory (the alerts of recent periods, loaded
  *      at start and kept since) and, when any is not there, in the alerts table (every alert of the batch's orgs and
  *      periods), so no alert is created without the table having been asked;
@@ -13,16 +16,22 @@
  *   4. insert the new alerts into alerts;
  *   5. publish the new (and re-published) alerts to spend.alerts.v1, keyed by org_id, acked by all replicas;
  *   5b. record them in alert_publications;
- *   6. the consumer commits the offset when the handler returns; the delivery loop is kicked.
+ *   6. send the unreadable records to usage.dlq.v1 (original bytes, `dlq.reason` invalid_encoding or invalid_field,
+ *      `dlq.source.*`), acked by all replicas;
+ *   7. the consumer commits the offset when the handler returns; the delivery loop is kicked.
  * The alert row written in 4 is the dedup record: no id is claimed before its alert is stored, and memory learns of
  * an alert only after its insert. A crash before 4 redelivers the batch, which creates the same alerts (same ids).
  * A crash between 4 and 5b redelivers it too: its alerts are found, created by these very messages, not recorded
  * as published, and published again (same alert ids; consumers of spend.alerts.v1 deduplicate on alert_id, as
  * webhook receivers do). A replay — a new consumer group from offset 0, or this group's offsets reset — finds every
  * alert, created by another group's messages or already recorded as published: nothing is created, published or
- * delivered again.
+ * delivered again. The dead letters go last so that a batch retried through a ClickHouse outage does not send them
+ * at every try; a crash between 6 and 7 sends them again on redelivery (the same `dlq.source.*` headers tell the
+ * copies apart).
  *
- * Webhook delivery never runs here: see delivery.ts.
+ * Webhook delivery never runs in the batch: see delivery.ts. The consumer's assignment says which orgs this member's
+ * delivery loop serves (ownership.ts); every change of assignment kicks a tick, so a member that gets a departed
+ * member's partitions takes over its pending deliveries at once.
  */
 import {
   type AlertIdentity,
@@ -38,12 +47,15 @@ import {
 } from "@usage/clickhouse";
 import {
   type BatchConsumer,
+  CONSUMER_SESSION_TIMEOUT_MS,
   type ConsumedBatch,
   createBatchConsumer,
   createProducer,
+  deadLetterMessage,
   type Kafka,
   type Message,
   type Producer,
+  partitionCount,
   TOPICS,
 } from "@usage/kafka";
 import { Money } from "@usage/money";
@@ -53,6 +65,7 @@ import { alertId, entityKey, newAlertRow } from "./alert.js";
 import type { RetryPolicy } from "./backoff.js";
 import { createDeliveryLoop, type DeliveryLoop } from "./delivery.js";
 import type { NotifierMetrics } from "./metrics.js";
+import { createOwnershipTracker } from "./ownership.js";
 import { type CapSignal, decodeSignal } from "./signal.js";
 
 export interface NotifierDeps {
@@ -68,6 +81,8 @@ export interface NotifierDeps {
   random?: () => number;
   fetch?: typeof fetch;
   onFatal?: (err: Error) => void;
+  /** This member's name among the members of one process (logs, the `due` gauge). Default "0". */
+  member?: string;
 }
 
 export interface Notifier {
@@ -88,20 +103,32 @@ interface Known {
 const pairKey = (orgId: string, period: string) => `${orgId}\u0000${period}`;
 
 export function createNotifier(deps: NotifierDeps): Notifier {
-  const log = deps.logger.child({ service: "notifier" });
+  const member = deps.member ?? "0";
+  const log = deps.logger.child({ service: "notifier", member });
   const now = deps.now ?? Date.now;
   const known = new Map<string, Known>();
   let producer: Producer | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
 
-  const consumer = createBatchConsumer({
+  const consumer: BatchConsumer = createBatchConsumer({
     kafka: deps.kafka,
     groupId: deps.groupId,
     topics: [TOPICS.signals],
     logger: log,
     commit: "after-batch",
     onFatal: deps.onFatal,
+    onAssignment(assignment) {
+      ownership.assigned(assignment);
+      log.info({ partitions: assignment.get(TOPICS.signals) ?? [] }, "spend.signals.v1 partitions assigned");
+      delivery.kick();
+    },
+  });
+  const ownership = createOwnershipTracker({
+    topic: TOPICS.signals,
+    heartbeatAgeMs: () => consumer.heartbeatAgeMs(),
+    leaseMs: CONSUMER_SESSION_TIMEOUT_MS / 2,
+    partitionCount: () => partitionCount(deps.kafka, TOPICS.signals),
   });
   const delivery = createDeliveryLoop({
     clickhouse: deps.clickhouse,
@@ -113,6 +140,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     now,
     random: deps.random,
     fetch: deps.fetch,
+    ownership: () => ownership.current(),
+    member,
   });
 
   function remember(
@@ -137,20 +166,29 @@ export function createNotifier(deps: NotifierDeps): Notifier {
 
   async function handle(batch: ConsumedBatch): Promise<void> {
     const signals: { signal: CapSignal; offset: string; id: string }[] = [];
-    let invalid = 0;
+    const dead: Message[] = [];
     for (const m of batch.messages) {
       const d = decodeSignal(m.value);
       if (!d.ok) {
-        invalid++;
         log.error(
-          { partition: batch.partition, offset: m.offset, signal_id: d.signalId, reason: d.message },
-          "unreadable cap signal skipped",
+          { partition: batch.partition, offset: m.offset, signal_id: d.signalId, code: d.code, reason: d.message },
+          "unreadable cap signal sent to usage.dlq.v1 and skipped",
+        );
+        dead.push(
+          deadLetterMessage({
+            key: m.key,
+            value: m.value,
+            code: d.code,
+            message: d.message,
+            field: d.field,
+            source: { topic: batch.topic, partition: batch.partition, offset: m.offset },
+          }),
         );
         continue;
       }
       signals.push({ signal: d.signal, offset: m.offset, id: alertId(d.signal) });
     }
-    deps.metrics.skipped.inc({ reason: "invalid" }, invalid);
+    const invalid = dead.length;
 
     // Step 2: the table is asked whenever memory does not already know every alert of the batch.
     const pairs = new Map(signals.map((s) => [pairKey(s.signal.org_id, s.signal.period), s.signal]));
@@ -224,6 +262,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       );
     }
 
+    // Step 6.
+    if (dead.length > 0) await producer!.send({ topic: TOPICS.dlq, messages: dead, acks: -1 });
+
+    deps.metrics.skipped.inc({ reason: "invalid" }, invalid);
     for (const row of fresh) deps.metrics.created.inc({ kind: row.kind });
     deps.metrics.skipped.inc({ reason: "duplicate" }, duplicates);
     deps.metrics.skipped.inc({ reason: "passed" }, passed);

@@ -3,10 +3,15 @@ import type { Kafka } from "@usage/kafka";
 import type { Logger } from "@usage/runtime";
 import type { Registry } from "prom-client";
 import type { NotifierEnv } from "./env.js";
-import { createNotifierMetrics } from "./metrics.js";
+import { notifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
 
-/** Wires a notifier from its configuration; used by `usagectl run notifier` and the in-process pipeline. */
+/**
+ * Wires one notifier member from its configuration; used by `usagectl run notifier` and the in-process pipeline.
+ * Call it once per member to run several in one process — same env (so the same consumer group), same kafka,
+ * clickhouse and registry, a distinct `member` each — then `start()` each and `stop()` each. Each member has its
+ * own consumer and delivery loop; the metrics are registered once per registry and shared.
+ */
 export function buildNotifier(deps: {
   env: Pick<
     NotifierEnv,
@@ -21,6 +26,8 @@ export function buildNotifier(deps: {
   clickhouse: ClickHouseClient;
   logger: Logger;
   registry: Registry;
+  /** Which member of this process (0, 1, …): in the logs and the `due` gauge. Default 0. */
+  member?: number;
   now?: () => number;
   onFatal?: (err: Error) => void;
 }): Notifier {
@@ -29,7 +36,7 @@ export function buildNotifier(deps: {
     kafka: deps.kafka,
     clickhouse: deps.clickhouse,
     logger: deps.logger,
-    metrics: createNotifierMetrics(deps.registry),
+    metrics: notifierMetrics(deps.registry),
     groupId: env.USAGE_NOTIFIER_GROUP,
     retry: {
       baseMs: env.USAGE_WEBHOOK_RETRY_BASE_MS,
@@ -40,5 +47,6 @@ export function buildNotifier(deps: {
     pollMs: env.USAGE_NOTIFIER_POLL_MS,
     now: deps.now,
     onFatal: deps.onFatal,
+    member: String(deps.member ?? 0),
   });
 }

@@ -28,10 +28,23 @@ describe("decodeSignal", () => {
 
   it("refuses what it cannot store or act on, naming the field and the signal", () => {
     const bad = (patch: Record<string, unknown>) => decodeSignal(encode({ ...signal, ...patch }));
-    expect(decodeSignal(null)).toMatchObject({ ok: false });
-    expect(decodeSignal(Buffer.from("{nope"))).toMatchObject({ ok: false, message: "not JSON" });
-    expect(bad({ threshold: null })).toMatchObject({ ok: false, message: /threshold/, signalId: signal.signal_id });
-    expect(bad({ period: "2026-13" })).toMatchObject({ ok: false, message: /period/ });
+    expect(decodeSignal(null)).toMatchObject({ ok: false, code: "invalid_encoding" });
+    expect(decodeSignal(Buffer.from("{nope"))).toMatchObject({
+      ok: false,
+      code: "invalid_encoding",
+      message: "not JSON",
+    });
+    expect(decodeSignal(Buffer.from("[1,2]"))).toMatchObject({ ok: false, code: "invalid_encoding" });
+    expect(decodeSignal(Buffer.from("null"))).toMatchObject({ ok: false, code: "invalid_encoding" });
+    expect(bad({ threshold: null })).toMatchObject({
+      ok: false,
+      code: "invalid_field",
+      field: "threshold",
+      message: /threshold/,
+      signalId: signal.signal_id,
+    });
+    expect(bad({ period: "2026-13" })).toMatchObject({ ok: false, code: "invalid_field", field: "period" });
+    expect(bad({ entity: { type: "user", id: "" } })).toMatchObject({ code: "invalid_field", field: "entity.id" });
     expect(bad({ spend: "1e3" })).toMatchObject({ ok: false, message: /spend/ });
     expect(bad({ kind: "exploded" })).toMatchObject({ ok: false, message: /kind/ });
     expect(bad({ org_id: "" })).toMatchObject({ ok: false, message: /org_id/ });

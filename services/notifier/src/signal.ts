@@ -1,7 +1,8 @@
 /**
  * The spend.signals.v1 message the notifier reads: the aggregator's `CapSignal` (services/aggregator/src/signals.ts),
  * JSON, keyed by org_id. Validated here because a consumer does not trust its input: an unreadable message is
- * logged (with its partition and offset) and skipped, never allowed to stop the partition.
+ * logged (with its partition and offset), sent to usage.dlq.v1 with its reason, and skipped, never allowed to stop
+ * the partition.
  */
 import { z } from "zod";
 
@@ -64,23 +65,41 @@ export const capSignalSchema = z
   );
 export type CapSignal = z.infer<typeof capSignalSchema>;
 
-export type DecodedSignal = { ok: true; signal: CapSignal } | { ok: false; message: string; signalId?: string };
+/**
+ * Why a message is not a signal, as a usage.dlq.v1 reason (SPEC §3): `invalid_encoding` when it is not a JSON
+ * object at all, `invalid_field` (with the field) when it is one that breaks a rule.
+ */
+export type SignalRejection = {
+  ok: false;
+  code: "invalid_encoding" | "invalid_field";
+  message: string;
+  field?: string;
+  signalId?: string;
+};
+
+export type DecodedSignal = { ok: true; signal: CapSignal } | SignalRejection;
 
 export function decodeSignal(value: Buffer | null): DecodedSignal {
-  if (value === null) return { ok: false, message: "empty message" };
+  if (value === null) return { ok: false, code: "invalid_encoding", message: "empty message" };
   let json: unknown;
   try {
     json = JSON.parse(value.toString("utf8"));
   } catch {
-    return { ok: false, message: "not JSON" };
+    return { ok: false, code: "invalid_encoding", message: "not JSON" };
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { ok: false, code: "invalid_encoding", message: "not a JSON object" };
   }
   const parsed = capSignalSchema.safeParse(json);
   if (parsed.success) return { ok: true, signal: parsed.data };
   const first = parsed.error.issues[0];
-  const signalId = (json as { signal_id?: unknown } | null)?.signal_id;
+  const field = first?.path.join(".") || undefined;
+  const signalId = (json as { signal_id?: unknown }).signal_id;
   return {
     ok: false,
-    message: `${first?.path.join(".") || "signal"}: ${first?.message}`,
+    code: "invalid_field",
+    message: `${field ?? "signal"}: ${first?.message}`,
+    field,
     signalId: typeof signalId === "string" ? signalId.slice(0, 128) : undefined,
   };
 }

@@ -11,6 +11,20 @@
  * batch is visible to read_committed consumers and the offset is not advanced, so the batch is priced again.
  * A crash after 3 leaves output and offset committed together. Step 4 after 3 means the set never claims an id
  * whose output was not committed. Downstream reads with isolation read_committed.
+ *
+ * Many instances (SPEC §12): each worker has a stable transactional id (`pricing-<group>-<instance id>[-<member>]`).
+ *   - What fences a zombie: a restarted instance with the same id fences its predecessor (initTransactions bumps the
+ *     producer epoch: the old open transaction is aborted and any later send or commit of the old producer fails).
+ *     An instance whose partitions went to ANOTHER instance (stalled past its session timeout) has a different id,
+ *     and kafkajs does not send the group generation with the transactional offset commit (KIP-447), so the broker
+ *     alone would not refuse it: the worker confirms ownership with the coordinator before it opens the transaction
+ *     and again right before the commit (ConsumedBatch.ensureOwned; the argument is in services/aggregator's
+ *     aggregator.ts), and aborts when it no longer owns the partition.
+ *   - What the aggregator's deduplication covers: whatever gets past that — a commit frozen for longer than the
+ *     session timeout between the check and the broker, a producer retry after a timeout — can only repeat priced
+ *     records of event ids already priced. The aggregator drops any event id usage_events already holds, whichever
+ *     worker, transaction or replay it came from, so a repeat on usage.priced.v1 never counts twice; the recent-ids
+ *     set here only saves that work for the common case (a surface's retries).
  */
 import type { PricedUsageEvent } from "@usage/events";
 import { pricedUsageEventV1 } from "@usage/events";
@@ -103,7 +117,7 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
       priced.push(toMessage(outcome.event));
     }
 
-    if (!batch.isRunning()) return;
+    await batch.ensureOwned();
     const tx = await producer!.transaction();
     try {
       // Several requests per transaction keep every record batch under the broker's message.max.bytes.
@@ -113,6 +127,7 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
         consumerGroupId: deps.groupId,
         topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }],
       });
+      await batch.ensureOwned();
       await tx.commit();
     } catch (err) {
       await tx.abort().catch((abortErr: unknown) => log.warn({ err: abortErr }, "transaction abort failed"));

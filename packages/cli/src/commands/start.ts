@@ -46,6 +46,18 @@ export function registerStart(program: Command): void {
         await startDemo({ pipeline, logger, rate: opts.rate, seed: opts.seed, say, isStopping: () => stopRequested });
       }
       say(`pipeline running (brokers ${pipeline.brokers.join(",")}); Ctrl-C stops it`);
+      // How the group spreads partitions over the members, now and after every rebalance.
+      let shown = "";
+      const showSpread = () => {
+        const lines = pipeline.spread();
+        const text = lines.join("\n");
+        if (text === shown || stopRequested) return;
+        shown = text;
+        for (const line of lines) say(`${process.stderr.isTTY ? "\r\x1b[2K" : ""}${line}`);
+      };
+      const spreadTimer = setInterval(showSpread, 2000);
+      spreadTimer.unref();
+      pipeline.shutdown.addFirst("partition spread", async () => clearInterval(spreadTimer));
       await stopped;
     });
 }
@@ -86,8 +98,12 @@ async function startDemo(deps: {
 
   // A demo policy, so thresholds are crossed and alerts appear while the workload runs (set through the API, as
   // an admin would; an org that already has a policy keeps it).
+  const headers = { authorization: `Bearer ${pipeline.apiKey}`, "content-type": "application/json" };
   for (const org of ["org_1", "org_2", "org_3"]) {
-    if (pipeline.aggregator.policy(org).version > 0) continue;
+    const current = (await (await fetch(`${pipeline.apiUrl}/v1/orgs/${org}/policy`, { headers })).json()) as {
+      version?: number;
+    };
+    if ((current.version ?? 0) > 0) continue;
     await fetch(`${pipeline.apiUrl}/v1/orgs/${org}/policy`, {
       method: "PUT",
       headers: { authorization: `Bearer ${pipeline.apiKey}`, "content-type": "application/json" },
@@ -152,7 +168,7 @@ async function startDemo(deps: {
       const secs = (now - last.at) / 1000;
       const published = producer.stats.published;
       let lag = 0;
-      for (const v of pipeline.pricing.consumer.lag().values()) lag += v;
+      for (const w of pipeline.pricing) for (const v of w.consumer.lag().values()) lag += v;
       const line =
         `produced ${published} (${Math.round((published - last.published) / secs)}/s) · ` +
         `priced ${pricedCount} (${Math.round((pricedCount - last.priced) / secs)}/s) · ` +

@@ -1,0 +1,210 @@
+/**
+ * The changes of the control log (usage.control.v1): zod schemas, compaction keys, the wire encoding, and the
+ * arithmetic between a record's offset and its version. Pure: no I/O.
+ */
+import { TOPICS } from "@usage/kafka";
+import { parseAutoReload, parsePolicy, parsePurchase } from "@usage/policy";
+import { z } from "zod";
+
+export const CONTROL_TOPIC = TOPICS.control;
+
+export const CHANGE_KINDS = ["policy", "auto_reload", "credit_purchase", "webhook", "api_key"] as const;
+export type ChangeKind = (typeof CHANGE_KINDS)[number];
+
+/** An org id, key id or reference: a key segment, so never a '/' (SPEC §8 ids have none). */
+const segment = z.string().regex(/^[^\s/]{1,128}$/, "expected 1 to 128 characters without spaces or '/'");
+
+const common = {
+  org_id: segment,
+  /** Who made the change: `operator`, `key:<key id>`, or the service that made it. */
+  actor: z.string().min(1).max(256),
+  /** When the change was made: an RFC 3339 UTC timestamp. */
+  at: z.string().datetime(),
+};
+
+/** A new spend policy for the org; `policy` is validated and normalised with @usage/policy on write and on read. */
+export const policyChangeSchema = z
+  .object({ kind: z.literal("policy"), ...common, policy: z.unknown() })
+  .transform((c, ctx) => {
+    const parsed = parsePolicy(c.policy, c.org_id);
+    if (!parsed.ok) {
+      for (const e of parsed.errors) {
+        ctx.addIssue({
+          code: "custom",
+          path: e.path && e.path !== "(root)" ? ["policy", e.path] : ["policy"],
+          message: e.message,
+        });
+      }
+      return z.NEVER;
+    }
+    return { kind: c.kind, org_id: c.org_id, actor: c.actor, at: c.at, policy: parsed.policy };
+  });
+
+/** New auto-reload settings for the org (validated with @usage/policy parseAutoReload). */
+export const autoReloadChangeSchema = z
+  .object({ kind: z.literal("auto_reload"), ...common, settings: z.unknown() })
+  .transform((c, ctx) => {
+    const parsed = parseAutoReload(c.settings);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: "custom", path: ["settings", parsed.field], message: parsed.message });
+      return z.NEVER;
+    }
+    return { kind: c.kind, org_id: c.org_id, actor: c.actor, at: c.at, settings: parsed.value };
+  });
+
+/** A notice: the API has written this purchase's credit_ledger row. `amount` is a decimal string of USD. */
+export const creditPurchaseChangeSchema = z
+  .object({
+    kind: z.literal("credit_purchase"),
+    ...common,
+    entry_id: z.string().min(1).max(128),
+    reference: segment,
+    amount: z.string(),
+  })
+  .transform((c, ctx) => {
+    const parsed = parsePurchase({ amount: c.amount, reference: c.reference });
+    if (!parsed.ok) {
+      ctx.addIssue({ code: "custom", path: [parsed.field], message: parsed.message });
+      return z.NEVER;
+    }
+    return {
+      kind: c.kind,
+      org_id: c.org_id,
+      actor: c.actor,
+      at: c.at,
+      entry_id: c.entry_id,
+      reference: c.reference,
+      amount: parsed.value.amount,
+    };
+  });
+
+/** A notice that the org's webhook changed. Never the secret: unknown fields are dropped on write and on read. */
+export const webhookChangeSchema = z.object({ kind: z.literal("webhook"), ...common });
+
+/** A notice that an API key of the org was created or revoked. */
+export const apiKeyChangeSchema = z.object({
+  kind: z.literal("api_key"),
+  ...common,
+  key_id: segment,
+  action: z.enum(["created", "revoked"]),
+});
+
+const SCHEMAS = {
+  policy: policyChangeSchema,
+  auto_reload: autoReloadChangeSchema,
+  credit_purchase: creditPurchaseChangeSchema,
+  webhook: webhookChangeSchema,
+  api_key: apiKeyChangeSchema,
+} as const;
+
+/** Any change (zod union; {@link parseChange} gives the better error). */
+export const changeSchema = z.union([
+  policyChangeSchema,
+  autoReloadChangeSchema,
+  creditPurchaseChangeSchema,
+  webhookChangeSchema,
+  apiKeyChangeSchema,
+]);
+
+export type PolicyChange = z.output<typeof policyChangeSchema>;
+export type AutoReloadChange = z.output<typeof autoReloadChangeSchema>;
+export type CreditPurchaseChange = z.output<typeof creditPurchaseChangeSchema>;
+export type WebhookChange = z.output<typeof webhookChangeSchema>;
+export type ApiKeyChange = z.output<typeof apiKeyChangeSchema>;
+export type Change = PolicyChange | AutoReloadChange | CreditPurchaseChange | WebhookChange | ApiKeyChange;
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** What a publisher takes: a change whose `at` defaults to the time of publishing. */
+export type ChangeInput = DistributiveOmit<Change, "at"> & { at?: string };
+
+/** A change as read from the log: its version (offset + 1) and its record key. */
+export type VersionedChange = Change & { version: number; key: string };
+
+export type ParseChangeResult =
+  | { ok: true; change: Change }
+  | { ok: false; reason: "invalid_encoding" | "invalid_field"; field?: string; message: string };
+
+/** Validates a change (any kind) and returns it normalised, or the first problem with its field. */
+export function parseChange(input: unknown): ParseChangeResult {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return { ok: false, reason: "invalid_encoding", message: "a change is a JSON object" };
+  }
+  const kind = (input as { kind?: unknown }).kind;
+  if (typeof kind !== "string" || !(CHANGE_KINDS as readonly string[]).includes(kind)) {
+    return {
+      ok: false,
+      reason: "invalid_field",
+      field: "kind",
+      message: `kind must be one of ${CHANGE_KINDS.join(", ")}`,
+    };
+  }
+  const parsed = SCHEMAS[kind as ChangeKind].safeParse(input);
+  if (parsed.success) return { ok: true, change: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  return { ok: false, reason: "invalid_field", field: issue.path.join("."), message: issue.message };
+}
+
+/** The record key: compaction keeps the latest record per key, so the key says what must be kept. */
+export function controlKey(change: Change): string {
+  switch (change.kind) {
+    // Only the latest policy and settings matter for the state in force; their history is in ClickHouse.
+    case "policy":
+      return `${change.org_id}/policy`;
+    case "auto_reload":
+      return `${change.org_id}/auto_reload`;
+    // One key per purchase: every purchase notice is kept.
+    case "credit_purchase":
+      return `${change.org_id}/credit_purchase/${change.reference}`;
+    case "webhook":
+      return `${change.org_id}/webhook`;
+    case "api_key":
+      return `${change.org_id}/api_key/${change.key_id}`;
+  }
+}
+
+/** The record value: the change's JSON. */
+export function encodeChange(change: Change): string {
+  return JSON.stringify(change);
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Reads one record of the control log: its value must be a valid change, and its key the change's own key (a
+ * record under another key would be compacted with the wrong changes).
+ */
+export function decodeRecord(key: Buffer | null, value: Buffer | null): ParseChangeResult {
+  if (value === null) return { ok: false, reason: "invalid_encoding", message: "record has no value" };
+  let json: unknown;
+  try {
+    json = JSON.parse(UTF8.decode(value));
+  } catch (err) {
+    return { ok: false, reason: "invalid_encoding", message: `value is not UTF-8 JSON: ${(err as Error).message}` };
+  }
+  const parsed = parseChange(json);
+  if (!parsed.ok) return parsed;
+  const want = controlKey(parsed.change);
+  const got = key === null ? null : key.toString("utf8");
+  if (got !== want) {
+    return {
+      ok: false,
+      reason: "invalid_field",
+      field: "key",
+      message: `record key ${JSON.stringify(got)} is not the change's key ${JSON.stringify(want)}`,
+    };
+  }
+  return parsed;
+}
+
+/** The version of the record at `offset` (a Kafka offset, as kafkajs gives it): offset + 1. */
+export function versionOfOffset(offset: string | bigint): number {
+  const version = BigInt(offset) + 1n;
+  if (version < 1n || version > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`offset ${offset} out of range`);
+  return Number(version);
+}
+
+/** The offset of the record that is `version`: version − 1. */
+export function offsetOfVersion(version: number): string {
+  if (!Number.isSafeInteger(version) || version < 1) throw new RangeError(`version ${version} is not a version`);
+  return String(version - 1);
+}

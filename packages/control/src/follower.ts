@@ -1,0 +1,251 @@
+/**
+ * Follows the control log in this process: reads usage.control.v1 in full from offset 0 and keeps the state in
+ * force (the latest policy and auto-reload settings per org, with their versions), then every change as it is
+ * published. Each follower is its own throwaway consumer group that never commits: the group only satisfies
+ * kafkajs, which cannot consume without one; where it starts is always offset 0, and after a rejoin (a stall past
+ * the session timeout) kafkajs would start there again, so records below the position are skipped.
+ *
+ * Per record, in log order, one at a time: decode → update the state → await each listener → advance the position
+ * → resolve the waiters. So `waitFor(v)` resolving means the state and every listener have seen version v.
+ * A record that does not validate is logged, counted and skipped (the recorder dead-letters it, once); a listener
+ * that throws is logged and the follower goes on: one bad listener must not stop every change after it.
+ */
+import { randomUUID } from "node:crypto";
+import type { Kafka } from "@usage/kafka";
+import type { AutoReload, Policy } from "@usage/policy";
+import type { Logger } from "@usage/runtime";
+import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import { CONTROL_TOPIC, decodeRecord, type VersionedChange, versionOfOffset } from "./changes.js";
+
+export type ChangeListener = (change: VersionedChange) => void | Promise<void>;
+
+export interface ControlFollower {
+  /** Resolves once the follower has read up to the end offset that existed when start was called. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** True between the end of start's catch-up and stop (or a consumer crash). */
+  isReady(): boolean;
+  /** The highest version read: applied, or skipped as invalid. 0 before the first record. */
+  position(): number;
+  /** Resolves once `version` has been applied here (listeners included); rejects after `timeoutMs`, or on stop. */
+  waitFor(version: number, timeoutMs: number): Promise<void>;
+  policy(orgId: string): { policy: Policy; version: number } | undefined;
+  autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
+  /** Orgs with any change, sorted. */
+  orgIds(): string[];
+  /** Called for every change in log order, history first when registered before start; returns an unsubscribe. */
+  onChange(listener: ChangeListener): () => void;
+  /** Records skipped because they did not validate. */
+  invalidCount(): number;
+  readonly groupId: string;
+}
+
+export interface ControlFollowerDeps {
+  kafka: Kafka;
+  logger: Logger;
+  /** Prefix of the throwaway group id (default `usage-control-follower`). */
+  groupPrefix?: string;
+  /** How long the broker may hold an empty fetch: a change reaches this process within about this long. */
+  maxWaitTimeMs?: number;
+}
+
+interface Waiter {
+  version: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export function createControlFollower(deps: ControlFollowerDeps): ControlFollower {
+  const groupId = `${deps.groupPrefix ?? "usage-control-follower"}-${process.pid}-${randomUUID()}`;
+  const log = deps.logger.child({ component: "control-follower", group: groupId });
+  const policies = new Map<string, { policy: Policy; version: number }>();
+  const autoReloads = new Map<string, { settings: AutoReload; version: number }>();
+  const orgs = new Set<string>();
+  let listeners: ChangeListener[] = [];
+  let waiters: Waiter[] = [];
+  /** The next offset to apply, which is also the version of the last record read (offset + 1). */
+  let next = 0;
+  let invalid = 0;
+  let ready = false;
+  let stopped = false;
+  let joins = 0;
+  let consumer: Consumer | undefined;
+  let caughtUp: { end: number; resolve: () => void; reject: (err: Error) => void } | undefined;
+
+  function advance(to: number): void {
+    if (to <= next) return;
+    next = to;
+    if (waiters.length > 0) {
+      const due = waiters.filter((w) => w.version <= next);
+      waiters = waiters.filter((w) => w.version > next);
+      for (const w of due) {
+        clearTimeout(w.timer);
+        w.resolve();
+      }
+    }
+    if (caughtUp && next >= caughtUp.end) {
+      caughtUp.resolve();
+      caughtUp = undefined;
+    }
+  }
+
+  async function apply(message: KafkaMessage): Promise<void> {
+    const version = versionOfOffset(message.offset);
+    const decoded = decodeRecord(message.key, message.value);
+    if (!decoded.ok) {
+      invalid++;
+      log.error(
+        { version, key: message.key?.toString("utf8"), reason: decoded.reason, field: decoded.field },
+        `control record skipped: ${decoded.message}`,
+      );
+      return;
+    }
+    const change: VersionedChange = { ...decoded.change, version, key: message.key!.toString("utf8") };
+    orgs.add(change.org_id);
+    if (change.kind === "policy") policies.set(change.org_id, { policy: change.policy, version });
+    else if (change.kind === "auto_reload") autoReloads.set(change.org_id, { settings: change.settings, version });
+    for (const listener of [...listeners]) {
+      try {
+        await listener(change);
+      } catch (err) {
+        log.error({ err, version, kind: change.kind, org_id: change.org_id }, "control change listener failed");
+      }
+    }
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    for (const message of batch.messages) {
+      const version = versionOfOffset(message.offset);
+      // Already applied: a refetch after a rejoin starts from offset 0 again.
+      if (version <= next) continue;
+      await apply(message);
+      advance(version);
+      payload.resolveOffset(message.offset);
+      await payload.heartbeat();
+    }
+    // Records the batch held but kafkajs filtered (none are written today: no transactions on this topic).
+    payload.resolveOffset(batch.lastOffset());
+    advance(versionOfOffset(batch.lastOffset()));
+  }
+
+  return {
+    groupId,
+    async start() {
+      if (consumer) throw new Error("control follower already started");
+      const admin = deps.kafka.admin();
+      await admin.connect();
+      let end: number;
+      try {
+        // A topic just created may not have its leader settled yet: ask again for a while.
+        let offsets: Awaited<ReturnType<typeof admin.fetchTopicOffsets>> = [];
+        for (let attempt = 0; ; attempt++) {
+          try {
+            offsets = await admin.fetchTopicOffsets(CONTROL_TOPIC);
+            break;
+          } catch (err) {
+            if (attempt >= 40) throw err;
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
+        if (offsets.length !== 1) {
+          throw new Error(`${CONTROL_TOPIC} must have exactly one partition, it has ${offsets.length}`);
+        }
+        end = Number(offsets[0]!.high);
+      } finally {
+        await admin.disconnect();
+      }
+      const c = deps.kafka.consumer({
+        groupId,
+        readUncommitted: false,
+        maxWaitTimeInMs: deps.maxWaitTimeMs ?? 50,
+        sessionTimeout: 30000,
+        heartbeatInterval: 3000,
+        retry: { retries: 10 },
+      });
+      consumer = c;
+      const done = new Promise<void>((resolve, reject) => {
+        caughtUp = { end, resolve, reject };
+      });
+      // Awaited below unless the log is empty; never an unhandled rejection when it is not.
+      done.catch(() => undefined);
+      c.on(c.events.GROUP_JOIN, () => {
+        joins++;
+        // A rejoin restarts from offset 0 (nothing is committed): skip ahead rather than refetch the whole log.
+        // Only an optimisation: eachBatch skips what was applied whether or not the seek took.
+        if (joins > 1 && next > 0) {
+          try {
+            c.seek({ topic: CONTROL_TOPIC, partition: 0, offset: String(next) });
+          } catch (err) {
+            log.warn({ err }, "control follower could not seek after a rejoin; refetching from offset 0");
+          }
+        }
+      });
+      c.on(c.events.CRASH, (e) => {
+        log.error({ err: e.payload.error, restart: e.payload.restart }, "control follower consumer crashed");
+        if (!e.payload.restart) {
+          ready = false;
+          caughtUp?.reject(e.payload.error);
+          caughtUp = undefined;
+        }
+      });
+      c.on(c.events.END_BATCH_PROCESS, (e) => {
+        // Batches kafkajs filtered entirely never reach eachBatch, but their end still counts as read.
+        if (e.payload.batchSize === 0) advance(versionOfOffset(e.payload.lastOffset));
+      });
+      await c.connect();
+      await c.subscribe({ topics: [CONTROL_TOPIC], fromBeginning: true });
+      await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+      if (next >= end) {
+        caughtUp = undefined;
+      } else {
+        await done;
+      }
+      ready = !stopped;
+      log.info({ version: next, orgs: orgs.size, invalid }, "control log read up to its end at start");
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      ready = false;
+      const pending = waiters;
+      waiters = [];
+      for (const w of pending) {
+        clearTimeout(w.timer);
+        w.reject(new Error("control follower stopped"));
+      }
+      caughtUp?.reject(new Error("control follower stopped"));
+      caughtUp = undefined;
+      await consumer?.disconnect();
+    },
+    isReady: () => ready,
+    position: () => next,
+    waitFor(version, timeoutMs) {
+      if (version <= next) return Promise.resolve();
+      if (stopped) return Promise.reject(new Error("control follower stopped"));
+      return new Promise<void>((resolve, reject) => {
+        const waiter: Waiter = {
+          version,
+          resolve,
+          reject,
+          timer: setTimeout(() => {
+            waiters = waiters.filter((w) => w !== waiter);
+            reject(new Error(`control version ${version} not applied within ${timeoutMs} ms (at ${next})`));
+          }, timeoutMs),
+        };
+        waiters.push(waiter);
+      });
+    },
+    policy: (orgId) => policies.get(orgId),
+    autoReload: (orgId) => autoReloads.get(orgId),
+    orgIds: () => [...orgs].sort(),
+    onChange(listener) {
+      listeners = [...listeners, listener];
+      return () => {
+        listeners = listeners.filter((l) => l !== listener);
+      };
+    },
+    invalidCount: () => invalid,
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * The partition Kafka's default partitioner picks for a key (murmur2, as the Java client and kafkajs'
+ * DefaultPartitioner): every topic of the pipeline is keyed by org_id, so this names the partition that holds an
+ * org's records — and therefore the consumer-group member that owns the org — without asking the broker.
+ */
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+// kafkajs' own murmur2 (the function its DefaultPartitioner uses), so the answer is the producer's by construction.
+const murmur2 = require("kafkajs/src/producer/partitioners/default/murmur2") as (key: string | Buffer) => number;
+
+export function partitionOf(key: string, partitions: number): number {
+  if (!Number.isSafeInteger(partitions) || partitions < 1) {
+    throw new RangeError(`partitions must be a positive integer, got ${partitions}`);
+  }
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}

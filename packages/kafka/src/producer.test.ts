@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { partitionOf } from "./partition.js";
+
+// Murmur2 of these keys as Kafka's Java client computes it (Utils.murmur2, the vectors of its UtilsTest); the
+// partition is (hash & 0x7fffffff) % count, worked out by hand below.
+const REFERENCE: [key: string, hash: number, positive: number][] = [
+  ["21", -973932308, 1173551340],
+  ["foobar", -790332482, 1357151166],
+  ["a-little-bit-long-string", -985981536, 1161502112],
+  ["lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971, 2088585677],
+  ["abc", 479470107, 479470107],
+];
+
+describe("partitionOf", () => {
+  it("picks the partition the Java client picks for a key", () => {
+    const expected: Record<string, [n4: number, n7: number, n12: number]> = {
+      "21": [0, 3, 0],
+      foobar: [2, 0, 6],
+      "a-little-bit-long-string": [0, 1, 8],
+      lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8: [1, 3, 5],
+      abc: [3, 4, 3],
+    };
+    for (const [key, hash, positive] of REFERENCE) {
+      expect(hash & 0x7fffffff).toBe(positive);
+      expect([4, 7, 12].map((n) => positive % n)).toEqual(expected[key]); // the hand-worked table is consistent
+      expect([4, 7, 12].map((n) => partitionOf(key, n))).toEqual(expected[key]);
+    }
+  });
+
+  it("always answers the same partition, and one within the topic", () => {
+    for (let i = 0; i < 200; i++) {
+      const p = partitionOf(`org_${i}`, 6);
+      expect(p).toBeGreaterThanOrEqual(0);
+      expect(p).toBeLessThan(6);
+      expect(partitionOf(`org_${i}`, 6)).toBe(p);
+    }
+    expect(partitionOf("anything", 1)).toBe(0);
+    expect(() => partitionOf("org", 0)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,39 @@
+/**
+ * Caps and allowance of an org from a snapshot of its figures: the one computation behind the aggregator's own
+ * answers and every API instance's read model (spend.totals.v1 + the control plane), so both answer alike.
+ */
+import type { SeatTier } from "@usage/events";
+import { parseMoney } from "@usage/money";
+import { type Allowance, allowanceFor, type CapsReport, evaluateCaps, userCap } from "./caps.js";
+import type { Policy } from "./policy.js";
+
+export interface OrgSnapshot {
+  policy: Policy;
+  /** The org's net spend in the current period. */
+  orgTotal: string;
+  /** Each user's net spend in the current period. */
+  users: Record<string, string>;
+  /** Each user's seat tier on their latest event. */
+  seatTiers: Record<string, SeatTier>;
+  /** A prepaid org's balance; undefined for an org without credits. */
+  creditBalance?: string;
+}
+
+function creditsExhausted(s: OrgSnapshot): boolean {
+  return s.creditBalance !== undefined && parseMoney(s.creditBalance, "balance").lte(0);
+}
+
+/** `GET …/caps`: every user's cap and the org's; a prepaid org also gets its credits line. */
+export function snapshotCaps(s: OrgSnapshot): CapsReport {
+  const exhausted = creditsExhausted(s);
+  const report = evaluateCaps(s.policy, { org_total: s.orgTotal, users: s.users }, s.seatTiers, exhausted);
+  if (s.creditBalance === undefined) return report;
+  return { ...report, credits: { balance: s.creditBalance, status: exhausted ? "blocked" : "ok" } };
+}
+
+/** `GET …/users/{user}/allowance`. */
+export function snapshotAllowance(s: OrgSnapshot, userId: string): Allowance {
+  const own = Object.hasOwn(s.users, userId) ? s.users[userId]! : "0";
+  const tier = Object.hasOwn(s.seatTiers, userId) ? s.seatTiers[userId] : undefined;
+  return allowanceFor(userCap(s.policy, userId, own, s.orgTotal, tier, creditsExhausted(s)));
+}

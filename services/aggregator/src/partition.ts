@@ -1,0 +1,137 @@
+/**
+ * The state one aggregator member holds for one partition of usage.priced.v1, and how it is loaded when the
+ * partition is assigned.
+ *
+ * Which orgs a partition holds is derived from the key with Kafka's default partitioner (murmur2 of org_id modulo
+ * the partition count, @usage/kafka partitionOf) over the `orgs` table and the orgs known to the control plane,
+ * rather than stored with every row: it stays right when an operator adds partitions, and it costs one small read of
+ * the org list. Everything else is read for those orgs only (`org_id IN …` on tables ordered by org_id), so loading
+ * a partition costs what the partition holds, not what the tables hold.
+ *
+ * Load: repair any batch of these orgs interrupted between its usage_events and spend_daily inserts → policies and
+ * auto-reload settings from the control plane → current (and next) month's spend per user from spend_daily → seat
+ * tiers from the latest events → credit accounts → what was signalled (cap_signals) → evaluate every org, so any
+ * signal a previous owner computed but did not get out is emitted again under its deterministic id.
+ */
+import {
+  allOrgIds,
+  batchesMissingRollup,
+  type ClickHouseClient,
+  type CreditLedgerRow,
+  capSignalsOfPeriod,
+  creditLedger,
+  creditSummaries,
+  latestCreditStatuses,
+  latestSeatTiers,
+  rebuildRollup,
+  reloadedInPeriod,
+  userSpendBetween,
+} from "@usage/clickhouse";
+import { SEAT_TIERS, type SeatTier } from "@usage/events";
+import { partitionOf } from "@usage/kafka";
+import { Money } from "@usage/money";
+import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
+import type { Logger } from "@usage/runtime";
+import type { ControlView } from "./aggregator.js";
+import { accountFromSummary, missedReloadSignals } from "./credits.js";
+import { type CapSignal, toSignal } from "./signals.js";
+import { SpendState } from "./state.js";
+import { stepCredits } from "./steps.js";
+
+export interface PartitionState {
+  partition: number;
+  /** The group generation (as counted by the member's consumer) the state was loaded in. */
+  generation: number;
+  spend: SpendState;
+  /** Orgs known to be in the `orgs` table (written before an org's first event). */
+  orgs: Set<string>;
+}
+
+export async function loadPartition(deps: {
+  clickhouse: ClickHouseClient;
+  control: ControlView;
+  partition: number;
+  partitions: number;
+  generation: number;
+  now: () => number;
+  backfillDays: number;
+  logger: Logger;
+}): Promise<{ state: PartitionState; signals: CapSignal[]; entries: CreditLedgerRow[] }> {
+  const ch = deps.clickhouse;
+  const mine = (orgId: string) => partitionOf(orgId, deps.partitions) === deps.partition;
+  const recorded = (await allOrgIds(ch)).filter(mine);
+  const orgIds = [...new Set([...recorded, ...deps.control.orgIds().filter(mine)])];
+
+  for (const batchId of await batchesMissingRollup(ch, recorded)) {
+    deps.logger.warn({ batch_id: batchId }, "rebuilding the rollup of a batch interrupted between its two inserts");
+    await rebuildRollup(ch, batchId);
+  }
+
+  const spend = new SpendState(deps.now);
+  for (const orgId of orgIds) {
+    const policy = deps.control.policy(orgId);
+    if (policy) spend.setPolicy(orgId, policy.policy, policy.version);
+    const autoReload = deps.control.autoReload(orgId);
+    if (autoReload) spend.org(orgId).autoReload = { settings: autoReload.settings, version: autoReload.version };
+  }
+  const t = deps.now();
+  // The current month, and the next one: an event may be up to 5 minutes ahead at a month's end.
+  for (const from of [monthStart(t), nextMonthStart(t)]) {
+    for (const s of await userSpendBetween(ch, dayOf(from), dayOf(nextMonthStart(from) - 1), recorded)) {
+      spend.addSpend(s.org_id, s.user_id, periodOf(from), s.net);
+    }
+  }
+  for (const r of await latestSeatTiers(ch, t - deps.backfillDays * 86_400_000, recorded)) {
+    if ((SEAT_TIERS as readonly string[]).includes(r.seat_tier))
+      spend.noteSeatTier(r.org_id, r.user_id, r.seat_tier as SeatTier, 0);
+  }
+  const period = spend.currentPeriod();
+  const reloaded = await reloadedInPeriod(ch, period, orgIds);
+  for (const s of await creditSummaries(ch, orgIds)) {
+    const org = spend.org(s.org_id);
+    org.credits = accountFromSummary(s, reloaded.get(s.org_id), period, org.autoReload?.settings);
+  }
+  for (const s of await latestCreditStatuses(ch, orgIds)) {
+    const account = spend.org(s.org_id).credits;
+    if (account) account.blocked = s.kind === "credits_exhausted";
+  }
+  const signalled = await capSignalsOfPeriod(ch, period, orgIds);
+  for (const row of signalled) {
+    const key = row.entity_type === "org" ? "org" : `user:${row.entity_id}`;
+    if (row.kind === "forecast") {
+      spend.markForecast(row.org_id, row.period, key);
+      continue;
+    }
+    if (row.kind === "credits_reload_limit") {
+      spend.org(row.org_id).credits?.limitSignalled.add(row.period);
+      continue;
+    }
+    if (row.kind !== "threshold" && row.kind !== "blocked" && row.kind !== "unblocked") continue;
+    const mark = spend.org(row.org_id).marks.get(row.period)?.get(key);
+    const threshold = maxOf(mark?.threshold ?? null, row.threshold === null ? null : String(row.threshold));
+    spend.setMark(row.org_id, row.period, key, { threshold, status: row.status });
+  }
+
+  const state: PartitionState = {
+    partition: deps.partition,
+    generation: deps.generation,
+    spend,
+    orgs: new Set(recorded),
+  };
+  const signals: CapSignal[] = [];
+  for (const orgId of spend.orgIds()) for (const tr of spend.evaluate(orgId)) signals.push(toSignal(tr, null, t));
+  for (const orgId of spend.orgIds()) {
+    const org = spend.org(orgId);
+    if (!org.credits?.reloadedIn.has(period)) continue;
+    signals.push(...missedReloadSignals(org, await creditLedger(ch, orgId), signalled, period, t));
+  }
+  const credits = stepCredits(state, spend.orgIds(), new Map(), t);
+  signals.push(...credits.signals);
+  return { state, signals, entries: credits.entries };
+}
+
+function maxOf(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return new Money(a).gte(b) ? a : b;
+}
