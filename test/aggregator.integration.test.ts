@@ -7,11 +7,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
+import { netCost } from "@usage/money";
 import { periodOf, type Window, windowAsOf } from "@usage/periods";
-import { createPricer, loadRateCard, netCost } from "@usage/pricing";
+import { createPricer, loadRateCard } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Exact } from "./harness/exact.js";
 import { freePort, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
 
 const COUNT = 100_000;
@@ -96,7 +97,7 @@ describe("aggregator", () => {
       const price = createPricer(loadRateCard());
       const distinct = new Map<string, UsageEvent>();
       for (const e of events) distinct.set(e.event_id, e);
-      const expected = new Map<string, { gross: Decimal; net: Decimal; user: string; org: string; at: number }>();
+      const expected = new Map<string, { gross: Exact; net: Exact; user: string; org: string; at: number }>();
       for (const e of distinct.values()) {
         const v = validateUsageEvent(e, { now });
         if (!v.ok) throw new Error(v.rejection.message);
@@ -104,8 +105,8 @@ describe("aggregator", () => {
         if (!p.ok) throw new Error(p.rejection.message);
         const net = e.org_id === "org_1" ? netCost(p.value.total_cost, POLICY.discount_pct) : p.value.total_cost;
         expected.set(e.event_id, {
-          gross: new Decimal(p.value.total_cost),
-          net: new Decimal(net),
+          gross: Exact.of(p.value.total_cost),
+          net: Exact.of(net),
           user: e.user_id,
           org: e.org_id,
           at: Date.parse(e.occurred_at),
@@ -113,7 +114,7 @@ describe("aggregator", () => {
       }
       const sumOf = (org: string, window: Window, user?: string) => {
         const range = windowAsOf(window, now);
-        let total = new Decimal(0);
+        let total = Exact.of(0);
         for (const x of expected.values()) {
           if (
             x.org === org &&
@@ -126,12 +127,12 @@ describe("aggregator", () => {
         return total;
       };
       const orgs = [...new Set([...expected.values()].map((x) => x.org))].sort();
-      const grandTotal = orgs.reduce((t, org) => t.plus(sumOf(org, "ytd")), new Decimal(0));
+      const grandTotal = orgs.reduce((t, org) => t.plus(sumOf(org, "ytd")), Exact.of(0));
 
       await waitFor(
         "every distinct event in the YTD totals",
         async () => {
-          let total = new Decimal(0);
+          let total = Exact.of(0);
           for (const org of orgs)
             total = total.plus((await api<{ total: string }>(base, `/v1/orgs/${org}/spend?window=ytd`)).total);
           return total.eq(grandTotal);
@@ -146,9 +147,9 @@ describe("aggregator", () => {
             base,
             `/v1/orgs/${org}/spend?window=${window}&group_by=user`,
           );
-          expect(new Decimal(body.total).eq(sumOf(org, window)), `${org} ${window} total`).toBe(true);
+          expect(Exact.of(body.total).eq(sumOf(org, window)), `${org} ${window} total`).toBe(true);
           for (const row of body.rows) {
-            expect(new Decimal(row.spend).eq(sumOf(org, window, row.key)), `${org} ${window} ${row.key}`).toBe(true);
+            expect(Exact.of(row.spend).eq(sumOf(org, window, row.key)), `${org} ${window} ${row.key}`).toBe(true);
           }
           const users = new Set([...expected.values()].filter((x) => x.org === org).map((x) => x.user));
           const withSpend = [...users].filter((u) => !sumOf(org, window, u).isZero());
@@ -159,12 +160,14 @@ describe("aggregator", () => {
       // Caps: the API's report equals `usagectl policy evaluate` on the current month's spend computed here.
       const period = periodOf(now);
       const userSpend: Record<string, string> = {};
-      let orgTotal = new Decimal(0);
+      let orgTotal = Exact.of(0);
       const tiers: Record<string, string> = {};
       for (const e of distinct.values()) if (e.org_id === "org_1") tiers[e.user_id] = e.seat_tier;
       for (const x of expected.values()) {
         if (x.org !== "org_1" || periodOf(x.at) !== period) continue;
-        userSpend[x.user] = new Decimal(userSpend[x.user] ?? 0).plus(x.net).toFixed();
+        userSpend[x.user] = Exact.of(userSpend[x.user] ?? 0)
+          .plus(x.net)
+          .toFixed();
         orgTotal = orgTotal.plus(x.net);
       }
       const dir = tempDir("usage-caps-");

@@ -20,13 +20,14 @@ import {
 } from "@usage/clickhouse";
 import type { UsageEvent } from "@usage/events";
 import { validateUsageEvent } from "@usage/events";
+import { netCost } from "@usage/money";
 import { dayOf, dayStart, monthStart, periodOf, windowAsOf } from "@usage/periods";
-import { createPricer, loadRateCard, netCost, resolveModelId } from "@usage/pricing";
+import { createPricer, loadRateCard, resolveModelId } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerAnalyticsRoutes } from "../services/api/src/analytics-routes.js";
+import { Exact } from "./harness/exact.js";
 import {
   freePort,
   resetTopics,
@@ -63,18 +64,17 @@ interface Priced {
   output: number;
   cacheWrite: number;
   cacheRead: number;
-  gross: Decimal;
-  net: Decimal;
+  gross: Exact;
+  net: Exact;
   at: number;
   arrived: number;
 }
 
-// decimal.js rounds to 20 significant digits by default; money here has up to 28.
-const Exact = Decimal.clone({ precision: 100 });
-const dec = (s: string) => new Exact(s);
+// Exact rationals, sharing no code with the Money the services use.
+const dec = (s: string) => Exact.of(s);
 const tokensOf = (e: Priced) => e.input + e.output + e.cacheWrite + e.cacheRead;
 const promptOf = (e: Priced) => e.input + e.cacheWrite + e.cacheRead;
-const sum = (xs: Priced[], f: (e: Priced) => Decimal) => xs.reduce((t, e) => t.plus(f(e)), new Exact(0));
+const sum = (xs: Priced[], f: (e: Priced) => Exact) => xs.reduce((t, e) => t.plus(f(e)), Exact.of(0));
 const isLate = (e: Priced) => periodOf(e.at) < periodOf(e.arrived);
 const inRange = (xs: Priced[], org: string, fromMs: number, toMs: number) =>
   xs.filter((e) => e.org === org && e.at >= fromMs && e.at < toMs);
@@ -107,7 +107,7 @@ function expectedTopUsers(xs: Priced[], org: string, fromMs: number, toMs: numbe
     tokens: es.reduce((t, e) => t + tokensOf(e), 0),
   }));
   rows.sort((a, b) => {
-    const spend = b.spend.comparedTo(a.spend);
+    const spend = b.spend.cmp(a.spend);
     const tokens = b.tokens - a.tokens;
     const first = by === "spend" ? spend : tokens;
     const second = by === "spend" ? tokens : spend;
@@ -136,7 +136,7 @@ function expectedTrends(xs: Priced[], org: string, from: string, to: string, gro
       requests: es.length,
       tokens: es.reduce((t, e) => t + tokensOf(e), 0),
     }));
-    groups.sort((a, b) => b.spend.comparedTo(a.spend) || cmp(a.key, b.key));
+    groups.sort((a, b) => b.spend.cmp(a.spend) || cmp(a.key, b.key));
     days.push({ day: dayOf(d), groups });
   }
   return days;
@@ -342,7 +342,7 @@ async function checkRoutes(
         x.gross.toFixed(),
       ]);
     });
-    const csvGross = records.reduce((t, r) => t.plus(r[9]!), new Exact(0));
+    const csvGross = records.reduce((t, r) => t.plus(r[9]!), Exact.of(0));
     expect(csvGross.eq(sum(inRange(xs, org, fromMs, toMs), (e) => e.gross)), `${range} gross`).toBe(true);
   }
 
@@ -748,11 +748,11 @@ describe("analytics through the pipeline", () => {
       const spend = JSON.parse((await get("/v1/orgs/org_1/spend?window=mtd&group_by=user")).text) as {
         rows: { gross_spend: string }[];
       };
-      const mtdGross = spend.rows.reduce((t, r) => t.plus(r.gross_spend), new Exact(0));
+      const mtdGross = spend.rows.reduce((t, r) => t.plus(r.gross_spend), Exact.of(0));
       const csv = (await get("/v1/orgs/org_1/export.csv?range=mtd")).text;
       const csvGross = parseCsv(csv)
         .slice(1)
-        .reduce((t, r) => t.plus(r[9]!), new Exact(0));
+        .reduce((t, r) => t.plus(r[9]!), Exact.of(0));
       expect(csvGross.toFixed()).toBe(mtdGross.toFixed());
 
       // usagectl: the same CSV byte for byte, the same reconciliation, readable tables, one-line errors.

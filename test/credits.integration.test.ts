@@ -13,8 +13,8 @@ import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { createPricer, loadRateCard } from "@usage/pricing";
 import { createUsageProducer } from "@usage/producer";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Exact } from "./harness/exact.js";
 import {
   freePort,
   metricSum,
@@ -156,7 +156,7 @@ describe("prepaid credits and forecasts", () => {
       };
 
       // The independent model: the rules as the README states them.
-      const model = { purchased: new Decimal(5), reloaded: new Decimal(0), spent: new Decimal(0), armed: true };
+      const model = { purchased: Exact.of(5), reloaded: Exact.of(0), spent: Exact.of(0), armed: true };
       const balance = () => model.purchased.plus(model.reloaded).minus(model.spent);
       let reloads = 0;
       let blockedAfter: number | undefined;
@@ -185,7 +185,7 @@ describe("prepaid credits and forecasts", () => {
         }
         await waitFor(
           `event ${i} to draw credits`,
-          async () => new Decimal((await credits()).spent).eq(model.spent),
+          async () => Exact.of((await credits()).spent).eq(model.spent),
           15_000,
         );
         const c = await credits();
@@ -223,7 +223,7 @@ describe("prepaid credits and forecasts", () => {
       expect(await allowance("u_1")).toMatchObject({ allowed: true, blocked_by: null });
       const after = await credits();
       expect(
-        new Decimal(after.balance).plus(after.spent).eq(new Decimal(after.purchased).plus(after.reloaded)),
+        Exact.of(after.balance).plus(after.spent).eq(Exact.of(after.purchased).plus(after.reloaded)),
         "balance + net spend = purchases + reloads",
       ).toBe(true);
       expect([after.purchased, after.reloaded, after.spent]).toEqual(["6.5", "6", "11"]);

@@ -17,15 +17,15 @@ import { existsSync, mkdirSync } from "node:fs";
 import { createServer as createHttpServer, request as httpRequest, type Server } from "node:http";
 import { join } from "node:path";
 import type { Forecast } from "@usage/forecast";
+import { netCost } from "@usage/money";
 import { type Window, windowAsOf } from "@usage/periods";
-import { netCost } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import Fastify from "fastify";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { loadDashboard, registerDashboard } from "../services/api/src/dashboard.js";
 import type { OrgForecast } from "../services/api/src/forecast-routes.js";
+import { Exact } from "./harness/exact.js";
 import {
   freePort,
   pipelineEnv,
@@ -217,20 +217,20 @@ describe("dashboard page", () => {
 
         // Independent recomputation of the net totals: price each event offline, apply the discount per event.
         const priced = priceDistinct(events, now).map(({ event, gross }) => ({
-          net: new Decimal(netCost(gross, POLICY.discount_pct)),
+          net: Exact.of(netCost(gross, POLICY.discount_pct)),
           at: Date.parse(event.occurred_at),
         }));
         const expectedTotal = (window: Window) => {
           const range = windowAsOf(window, now);
           return priced
             .filter((x) => x.at >= range.fromMs && x.at < range.toExclusiveMs)
-            .reduce((t, x) => t.plus(x.net), new Decimal(0));
+            .reduce((t, x) => t.plus(x.net), Exact.of(0));
         };
         await waitFor(
           "every event in the YTD total",
           async () => {
             const ytd = await must<SpendBody>(base, OPERATOR_KEY, `/v1/orgs/${ORG}/spend?window=ytd`);
-            return new Decimal(ytd.total).eq(expectedTotal("ytd"));
+            return Exact.of(ytd.total).eq(expectedTotal("ytd"));
           },
           180_000,
         );
@@ -294,7 +294,7 @@ describe("dashboard page", () => {
         for (const window of ["mtd", "qtd", "ytd"] as const) {
           const body = await must<SpendBody>(base, key, `/v1/orgs/${ORG}/spend?window=${window}`);
           expect(await shown(page, `tile-${window}`), `tile ${window}`).toBe(body.total);
-          expect(new Decimal(body.total).eq(expectedTotal(window)), `${window} recomputed`).toBe(true);
+          expect(Exact.of(body.total).eq(expectedTotal(window)), `${window} recomputed`).toBe(true);
           expect(await shown(page, `tile-${window}-range`)).toBe(`${body.from} → ${body.to}`);
           expect(await shown(page, `tile-${window}-requests`)).toBe(String(body.rows[0]?.requests ?? 0));
           expect(await shown(page, `tile-${window}-gross`)).toBe(body.rows[0]?.gross_spend ?? "0");
@@ -368,7 +368,7 @@ describe("dashboard page", () => {
         } else {
           expect(await panelState("trend")).toBe("ready");
           for (const d of trends.days) {
-            const total = d.groups.reduce((t, g) => t.plus(g.spend), new Decimal(0));
+            const total = d.groups.reduce((t, g) => t.plus(g.spend), Exact.of(0));
             if (!total.isZero()) expect(await shown(page, `trend-day-${d.day}-spend`), d.day).toBe(total.toFixed());
           }
         }
@@ -384,7 +384,7 @@ describe("dashboard page", () => {
         // its spend to date is the recomputed MTD total, its limits the caps'.
         const forecast = (await (await forecastAnswer).json()) as OrgForecast;
         expect(await panelState("forecast")).toBe("ready");
-        expect(new Decimal(forecast.org.spend_to_date).eq(expectedTotal("mtd")), "forecast spend to date").toBe(true);
+        expect(Exact.of(forecast.org.spend_to_date).eq(expectedTotal("mtd")), "forecast spend to date").toBe(true);
         expect(forecast.org.limit).toBe(caps.org.limit);
         expect(Object.keys(forecast.users)).toEqual(Object.keys(caps.users));
         for (const [user, f] of Object.entries(forecast.users)) expect(f.limit, user).toBe(caps.users[user]!.limit);

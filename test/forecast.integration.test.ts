@@ -25,14 +25,14 @@ import {
   type UsageEventRow,
 } from "@usage/clickhouse";
 import { type DailySpend, forecast } from "@usage/forecast";
+import { netCost } from "@usage/money";
 import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
 import { evaluateCaps, parsePolicy } from "@usage/policy";
-import { netCost } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OrgForecast, registerForecastRoutes } from "../services/api/src/forecast-routes.js";
+import { Exact } from "./harness/exact.js";
 import {
   freePort,
   pipelineEnv,
@@ -273,11 +273,11 @@ describe("forecast through the pipeline", () => {
     // Independent recomputation: each distinct event priced offline, the discount applied per event (org_1 only),
     // summed per org, user and day of this month.
     // Each entity's first usage is the earliest occurred_at of its distinct events this month.
-    const series = new Map<string, Map<string, Decimal>>(); // "org" or "org/user" → day → net
+    const series = new Map<string, Map<string, Exact>>(); // "org" or "org/user" → day → net
     const firsts = new Map<string, number>(); // "org" or "org/user" → first usage (ms)
     const add = (key: string, at: number, net: string) => {
-      const days = series.get(key) ?? new Map<string, Decimal>();
-      days.set(dayOf(at), (days.get(dayOf(at)) ?? new Decimal(0)).plus(net));
+      const days = series.get(key) ?? new Map<string, Exact>();
+      days.set(dayOf(at), (days.get(dayOf(at)) ?? Exact.of(0)).plus(net));
       series.set(key, days);
       firsts.set(key, Math.min(firsts.get(key) ?? at, at));
     };
@@ -292,24 +292,24 @@ describe("forecast through the pipeline", () => {
     const dailyOf = (key: string): DailySpend[] =>
       [...(series.get(key) ?? [])].map(([day, net]) => ({ day, spend: net.toFixed() }));
     const firstOf = (key: string): number | null => firsts.get(key) ?? null;
-    const totalOf = (key: string) => dailyOf(key).reduce((t, d) => t.plus(d.spend), new Decimal(0));
+    const totalOf = (key: string) => dailyOf(key).reduce((t, d) => t.plus(d.spend), Exact.of(0));
 
     // Limits placed around each entity's projection now, so the answer covers every case: reached, will reach,
     // will not reach, unlimited, none, and a user named in the policy without spend.
     const projectionNow = (key: string) =>
-      new Decimal(forecast({ period, now, daily: dailyOf(key), firstUsage: firstOf(key), limit: null }).projected);
-    const midway = (key: string) => totalOf(key).plus(projectionNow(key)).div(2).toDecimalPlaces(2).toFixed();
+      Exact.of(forecast({ period, now, daily: dailyOf(key), firstUsage: firstOf(key), limit: null }).projected);
+    const midway = (key: string) => totalOf(key).plus(projectionNow(key)).div(2).round(2, "half_up").toFixed();
     const users = ["u_1_1", "u_1_2", "u_1_3", "u_1_4", "u_1_5", "u_1_6"];
     const [rising, ...rest] = [...users].sort((a, b) =>
       projectionNow(`org_1/${b}`)
         .minus(totalOf(`org_1/${b}`))
-        .comparedTo(projectionNow(`org_1/${a}`).minus(totalOf(`org_1/${a}`))),
+        .cmp(projectionNow(`org_1/${a}`).minus(totalOf(`org_1/${a}`))),
     ) as [string, ...string[]];
     const [reached, unlimited, grouped1, grouped2, none] = rest as [string, string, string, string, string];
-    const groupLimit = Decimal.max(projectionNow(`org_1/${grouped1}`), projectionNow(`org_1/${grouped2}`))
+    const groupLimit = Exact.max(projectionNow(`org_1/${grouped1}`), projectionNow(`org_1/${grouped2}`))
       .times(2)
       .plus(1)
-      .toDecimalPlaces(2)
+      .round(2, "half_up")
       .toFixed();
     const policy = {
       discount_pct: discount,
@@ -317,7 +317,7 @@ describe("forecast through the pipeline", () => {
       groups: { team: { limit: groupLimit, members: [grouped1, grouped2] } },
       users: {
         [rising]: { limit: midway(`org_1/${rising}`) },
-        [reached]: { limit: totalOf(`org_1/${reached}`).div(2).toDecimalPlaces(2).toFixed() },
+        [reached]: { limit: totalOf(`org_1/${reached}`).div(2).round(2, "half_up").toFixed() },
         [unlimited]: { limit: "unlimited" },
         u_1_99: { limit: "5" },
       },
@@ -359,8 +359,7 @@ describe("forecast through the pipeline", () => {
             const f = (await call(`/v1/orgs/${org}/forecast`)).body as OrgForecast;
             const caps = (await call(`/v1/orgs/${org}/caps`)).body as { org: { spend: string } };
             const expected = totalOf(org);
-            if (!new Decimal(f.org.spend_to_date).eq(expected) || !new Decimal(caps.org.spend).eq(expected))
-              return false;
+            if (!Exact.of(f.org.spend_to_date).eq(expected) || !Exact.of(caps.org.spend).eq(expected)) return false;
           }
           return true;
         },

@@ -6,10 +6,11 @@
  * replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
  */
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
-import { createPricer, loadRateCard, netCost } from "@usage/pricing";
+import { netCost } from "@usage/money";
+import { createPricer, loadRateCard } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
-import { Decimal } from "decimal.js";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Exact } from "./harness/exact.js";
 import { freePorts, resetTopics, runCli, spawnCli, tempDir, testBrokers, testKafka, waitFor } from "./harness/index.js";
 import { startReceiver } from "./harness/receiver.js";
 
@@ -87,7 +88,7 @@ describe("the operator journey", () => {
     // Independent recomputation of every figure from the generated events.
     const price = createPricer(loadRateCard());
     const distinct = new Map<string, UsageEvent>(events.map((e) => [e.event_id, e]));
-    const perUser = new Map<string, Decimal>();
+    const perUser = new Map<string, Exact>();
     let lateCount = 0;
     for (const e of distinct.values()) {
       const v = validateUsageEvent(e, { now });
@@ -96,12 +97,12 @@ describe("the operator journey", () => {
       if (!p.ok) throw new Error(p.rejection.message);
       const net = e.org_id === "org_1" ? netCost(p.value.total_cost, POLICY.discount_pct) : p.value.total_cost;
       const key = `${e.org_id}/${e.user_id}`;
-      perUser.set(key, (perUser.get(key) ?? new Decimal(0)).plus(net));
+      perUser.set(key, (perUser.get(key) ?? Exact.of(0)).plus(net));
       if (e.occurred_at.slice(0, 7) < new Date(now).toISOString().slice(0, 7)) lateCount++;
     }
     expect(lateCount).toBeGreaterThan(0);
     const ytdOf = (org: string) =>
-      [...perUser].filter(([k]) => k.startsWith(`${org}/`)).reduce((t, [, v]) => t.plus(v), new Decimal(0));
+      [...perUser].filter(([k]) => k.startsWith(`${org}/`)).reduce((t, [, v]) => t.plus(v), Exact.of(0));
 
     type Spend = { total: string; rows: { key: string; spend: string }[] };
     await waitFor(
@@ -111,14 +112,14 @@ describe("the operator journey", () => {
           api<Spend>("/v1/orgs/org_1/spend?window=ytd"),
           api<Spend>("/v1/orgs/org_2/spend?window=ytd"),
         ]);
-        return new Decimal(a.total).eq(ytdOf("org_1")) && new Decimal(b.total).eq(ytdOf("org_2"));
+        return Exact.of(a.total).eq(ytdOf("org_1")) && Exact.of(b.total).eq(ytdOf("org_2"));
       },
       90_000,
     );
     for (const org of ["org_1", "org_2"]) {
       const byUser = await api<Spend>(`/v1/orgs/${org}/spend?window=ytd&group_by=user`);
       for (const row of byUser.rows)
-        expect(new Decimal(row.spend).eq(perUser.get(`${org}/${row.key}`)!), `${org}/${row.key}`).toBe(true);
+        expect(Exact.of(row.spend).eq(perUser.get(`${org}/${row.key}`)!), `${org}/${row.key}`).toBe(true);
     }
 
     // 3. Signed alerts reach the webhook, once each, and the API lists them as delivered.
@@ -149,24 +150,24 @@ describe("the operator journey", () => {
     });
     // Caps from the read model equal the recomputation: every user's month-to-date spend, exactly.
     const month = new Date(now).toISOString().slice(0, 7);
-    const mtd = new Map<string, Decimal>();
+    const mtd = new Map<string, Exact>();
     for (const e of distinct.values()) {
       if (e.org_id !== "org_1" || e.occurred_at.slice(0, 7) !== month) continue;
       const v = validateUsageEvent(e, { now });
       const p = v.ok ? price(v.value) : undefined;
       if (!p?.ok) continue;
-      mtd.set(e.user_id, (mtd.get(e.user_id) ?? new Decimal(0)).plus(netCost(p.value.total_cost, POLICY.discount_pct)));
+      mtd.set(e.user_id, (mtd.get(e.user_id) ?? Exact.of(0)).plus(netCost(p.value.total_cost, POLICY.discount_pct)));
     }
     const caps = await api<{ users: Record<string, { spend: string }> }>("/v1/orgs/org_1/caps");
-    for (const [user, spend] of mtd) expect(new Decimal(caps.users[user]!.spend).eq(spend), user).toBe(true);
+    for (const [user, spend] of mtd) expect(Exact.of(caps.users[user]!.spend).eq(spend), user).toBe(true);
     // The CSV export: one row per user × product × model, the gross column adding up to the MTD gross.
     const csv = await (
       await fetch(`${base}/v1/orgs/org_2/export.csv?range=mtd`, { headers: { authorization: `Bearer ${KEY}` } })
     ).text();
     const csvRows = csv.trim().split(/\r?\n/).slice(1);
-    let csvGross = new Decimal(0);
+    let csvGross = Exact.of(0);
     for (const row of csvRows) csvGross = csvGross.plus(row.split(",").at(-1)!);
-    let org2Gross = new Decimal(0);
+    let org2Gross = Exact.of(0);
     for (const e of distinct.values()) {
       if (e.org_id !== "org_2" || e.occurred_at.slice(0, 7) !== month) continue;
       const v = validateUsageEvent(e, { now });

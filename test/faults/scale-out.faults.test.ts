@@ -14,11 +14,12 @@ import { createKafka, ensureTopics, groupLag, type Kafka, TOPICS } from "@usage/
 import { buildNotifier, type Notifier } from "@usage/notifier";
 import { Registry } from "prom-client";
 import { afterAll, describe, expect, it } from "vitest";
+import { Exact } from "../harness/exact.js";
 import { freePort, metricSum, quietLogger, runCli, spawnCli, testClickHouse } from "../harness/index.js";
 import { type Receiver, startReceiver } from "../harness/receiver.js";
 import { type Cluster, startCluster } from "./harness/cluster.js";
 import { sleep, waitFor } from "./harness/pipeline.js";
-import { currentSpend, Dec, makeWorkload, type Workload, windowSum } from "./harness/workload.js";
+import { currentSpend, makeWorkload, type Workload, windowSum } from "./harness/workload.js";
 
 const KEY = "scale-out-operator-key-0123456789";
 const SECRET = "scale-out-webhook-secret-0123456789";
@@ -228,10 +229,10 @@ describe("scale-out", () => {
           0,
           `/v1/orgs/${org}/spend?window=${window}&group_by=user`,
         );
-        expect(new Dec(body.total).eq(windowSum(wl, org, window).spend), `${org} ${window}`).toBe(true);
+        expect(Exact.of(body.total).eq(windowSum(wl, org, window).spend), `${org} ${window}`).toBe(true);
         for (const row of body.rows) {
           const want = windowSum(wl, org, window, row.key);
-          expect(new Dec(row.spend).eq(want.spend), `${org} ${window} ${row.key}`).toBe(true);
+          expect(Exact.of(row.spend).eq(want.spend), `${org} ${window} ${row.key}`).toBe(true);
           expect(row.requests, `${org} ${window} ${row.key} requests`).toBe(want.requests);
         }
       }
@@ -273,9 +274,9 @@ describe("scale-out", () => {
         10_000,
       );
       const want = current.get(org);
-      expect(new Dec(capsA!.org.spend).eq(want?.total ?? 0), `${org} org spend`).toBe(true);
+      expect(Exact.of(capsA!.org.spend).eq(want?.total ?? 0), `${org} org spend`).toBe(true);
       for (const [user, spend] of want?.users ?? []) {
-        expect(new Dec(capsA!.users[user]!.spend).eq(spend), `${org} ${user} spend`).toBe(true);
+        expect(Exact.of(capsA!.users[user]!.spend).eq(spend), `${org} ${user} spend`).toBe(true);
         const [a, b] = await Promise.all([
           call(0, `/v1/orgs/${org}/users/${user}/allowance`),
           call(1, `/v1/orgs/${org}/users/${user}/allowance`),

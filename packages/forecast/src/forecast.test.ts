@@ -2,9 +2,9 @@
  * Forecasts on synthetic daily series. Expected figures are worked out here by hand (the arithmetic is in the
  * comments) or from a closed form of the documented method, not by re-running its loop.
  */
-import { Decimal } from "decimal.js";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { Exact, type ExactValue } from "../../../test/harness/exact.js";
 import { type DailySpend, type ForecastInput, forecast } from "./index.js";
 
 const t = (iso: string) => Date.parse(iso);
@@ -13,12 +13,8 @@ const from1st = (month: string) => t(`${month}-01T00:00:00Z`);
 /** `n` days of the same amount from the 1st of `month` (YYYY-MM). */
 const days = (month: string, n: number, spend: string): DailySpend[] =>
   Array.from({ length: n }, (_, i) => ({ day: `${month}-${String(i + 1).padStart(2, "0")}`, spend }));
-const D = Decimal.clone({ precision: 60 });
-/** Rounded half up to 6 places, canonical (no trailing zeros). */
-const six = (x: Decimal.Value) => {
-  const r = new D(x).toDecimalPlaces(6, Decimal.ROUND_HALF_UP);
-  return r.isZero() ? "0" : r.toFixed();
-};
+/** Rounded half up to 6 places, canonical (no trailing zeros); exact rationals, not the code's Money. */
+const six = (x: ExactValue) => Exact.of(x).round(6, "half_up").toFixed();
 
 describe("forecast", () => {
   it("flat: a steady 10 a day projects 10 a day, 300 for a 30-day month", () => {
@@ -96,8 +92,8 @@ describe("forecast", () => {
       })),
       limit: null,
     });
-    const rate = new D(ramp.daily_rate);
-    expect(rate.gt(10.5)).toBe(true); // mean of 1..20
+    const rate = Exact.of(ramp.daily_rate);
+    expect(rate.gt("10.5")).toBe(true); // mean of 1..20
     expect(rate.gt(15)).toBe(true); // closer to the recent days than to the mean
     expect(rate.lt(20)).toBe(true);
   });
@@ -114,18 +110,18 @@ describe("forecast", () => {
     ];
     const expectedRate = (day: number) => {
       const complete = day - 1;
-      const sumW = new D(0.8)
-        .times(new D(1).minus(new D(0.8).pow(complete)))
-        .div(0.2)
-        .plus(0.5);
+      const sumW = Exact.of("0.8")
+        .times(Exact.of(1).minus(Exact.of("0.8").pow(complete)))
+        .div("0.2")
+        .plus("0.5");
       return six(
-        new D(90)
-          .times(new D(0.8).pow(day - 5))
+        Exact.of(90)
+          .times(Exact.of("0.8").pow(day - 5))
           .div(sumW)
           .plus(10),
       );
     };
-    const rates: Decimal[] = [];
+    const rates: Exact[] = [];
     for (const day of [6, 8, 12, 20, 28]) {
       const f = forecast({
         period: "2026-11",
@@ -135,7 +131,7 @@ describe("forecast", () => {
         limit: null,
       });
       expect(f.daily_rate, `Nov ${day}`).toBe(expectedRate(day));
-      rates.push(new D(f.daily_rate));
+      rates.push(Exact.of(f.daily_rate));
     }
     // Nov 6 noon: 10 + 72 / 3.18928 = 32.5756283549…; projected 145 + 32.575628 × 24.5 = 943.102886.
     expect(rates[0]!.toFixed()).toBe("32.575628");
@@ -151,7 +147,7 @@ describe("forecast", () => {
     for (let i = 1; i < rates.length; i++) expect(rates[i]!.lt(rates[i - 1]!), `decays ${i}`).toBe(true);
     for (const r of rates) expect(r.gt(10)).toBe(true);
     // Three weeks on, the extra 90 adds about 90 × 0.8^23 / 4.5 ≈ 0.12 a day.
-    expect(rates.at(-1)!.lt(10.2)).toBe(true);
+    expect(rates.at(-1)!.lt("10.2")).toBe(true);
   });
 
   it("month start with one day of data: today's pace, finite, not zero", () => {
@@ -414,6 +410,33 @@ describe("forecast", () => {
     expect(awkward).toMatchObject({ limit_reached: true, reaches_limit_on: "2026-11-02" });
   });
 
+  it("is exact at Decimal256 magnitudes: sums, the weighted rate and the projection", () => {
+    // 75 significant digits a day (ClickHouse Decimal256 holds 76), Nov 1–14, and a little by 10:00 on the 15th.
+    const x = `${"9876543210".repeat(7)}9876.5`;
+    const daily = [...days("2026-11", 14, x), { day: "2026-11-15", spend: "1234.5" }];
+    const f = forecast({
+      period: "2026-11",
+      firstUsage: from1st("2026-11"),
+      now: t("2026-11-15T10:00:00Z"),
+      daily,
+      limit: null,
+    });
+    // The closed form of the header, on exact rationals: weights 0.8^k for the 14 complete days, 10/24 for today.
+    const weights = Exact.sum(Array.from({ length: 14 }, (_, k) => Exact.of("0.8").pow(k + 1)));
+    const spent = Exact.of(x).times(14).plus("1234.5");
+    const rate = Exact.of(x)
+      .times(weights)
+      .plus("1234.5")
+      .div(weights.plus(Exact.of(10).div(24)))
+      .round(6, "half_up");
+    // 15 days and 14 hours left.
+    const projected = spent.plus(rate.times(Exact.of(15 * 24 + 14).div(24))).round(6, "half_up");
+    expect(f.spend_to_date).toBe(spent.toFixed());
+    expect(f.daily_rate).toBe(rate.toFixed());
+    expect(f.projected).toBe(projected.toFixed());
+    expect(f.projected.split(".")[1]).toHaveLength(6);
+  });
+
   it("takes days in any order, adds repeated days, and counts a day just ahead as today's", () => {
     const daily = [...days("2026-11", 9, "4"), { day: "2026-11-10", spend: "1" }];
     const base = forecast({
@@ -424,8 +447,8 @@ describe("forecast", () => {
       limit: "100",
     });
     const shuffled = [...daily].reverse().flatMap((d) => [
-      { day: d.day, spend: new D(d.spend).div(4).toFixed() },
-      { day: d.day, spend: new D(d.spend).times(3).div(4).toFixed() },
+      { day: d.day, spend: Exact.of(d.spend).div(4).toFixed() },
+      { day: d.day, spend: Exact.of(d.spend).times(3).div(4).toFixed() },
     ]);
     expect(
       forecast({
@@ -488,7 +511,7 @@ describe("forecast", () => {
 
   it("properties: the rate is a weighted mean of the observed paces; more spend never projects less", () => {
     const DAY = 86_400_000;
-    const cents = fc.integer({ min: 0, max: 1_000_000 }).map((c) => new D(c).div(100).toFixed());
+    const cents = fc.integer({ min: 0, max: 1_000_000 }).map((c) => Exact.of(c).div(100).toFixed());
     const input = fc.record({
       spends: fc.array(cents, { minLength: 30, maxLength: 30 }),
       // An instant in November 2026.
@@ -512,14 +535,20 @@ describe("forecast", () => {
         expect(f.days_of_data).toBe(today - firstDay + 1);
         // Each observed day's spend scaled to a full day bounds the rate: the first usage's day from the first usage
         // (when before today), the complete days after it, today from midnight or the first usage (at least an hour).
-        const paces: Decimal[] = [];
-        if (firstDay < today) paces.push(new D(spends[firstDay]!).times(DAY).div((firstDay + 1) * DAY - firstOffset));
-        for (let i = firstDay + 1; i < today; i++) paces.push(new D(spends[i]!));
+        const paces: Exact[] = [];
+        if (firstDay < today) {
+          paces.push(
+            Exact.of(spends[firstDay]!)
+              .times(DAY)
+              .div((firstDay + 1) * DAY - firstOffset),
+          );
+        }
+        for (let i = firstDay + 1; i < today; i++) paces.push(Exact.of(spends[i]!));
         const observedToday = Math.max(offset - Math.max(today * DAY, firstOffset), 3_600_000);
-        paces.push(new D(spends[today]!).times(DAY).div(observedToday));
-        const lo = D.min(...paces).toDecimalPlaces(6, Decimal.ROUND_DOWN);
-        const hi = D.max(...paces).toDecimalPlaces(6, Decimal.ROUND_UP);
-        const rate = new D(f.daily_rate);
+        paces.push(Exact.of(spends[today]!).times(DAY).div(observedToday));
+        const lo = Exact.min(...paces).round(6, "down");
+        const hi = Exact.max(...paces).round(6, "up");
+        const rate = Exact.of(f.daily_rate);
         expect(rate.gte(lo) && rate.lte(hi), `${rate} in [${lo}, ${hi}]`).toBe(true);
         // Leaving out the days before the first usage never lowers the rate below counting them as zero days.
         const fromFirst = forecast({ period: "2026-11", firstUsage: from1st("2026-11"), now, daily, limit });
@@ -527,14 +556,16 @@ describe("forecast", () => {
         // The reach decision agrees with the projection, computed exactly from the answer's own rate.
         if (limit !== null && !f.limit_reached) {
           // spend + rate × days left ≥ limit, multiplied out by the day's milliseconds.
-          const projectedMs = new D(f.spend_to_date).times(DAY).plus(rate.times(t("2026-12-01T00:00:00Z") - now));
-          expect(f.will_reach_limit).toBe(projectedMs.gte(new D(limit).times(DAY)));
+          const projectedMs = Exact.of(f.spend_to_date)
+            .times(DAY)
+            .plus(rate.times(t("2026-12-01T00:00:00Z") - now));
+          expect(f.will_reach_limit).toBe(projectedMs.gte(Exact.of(limit).times(DAY)));
         }
         // More spend on any one observed day never lowers the projection.
         const day = firstDay + (offset % (today - firstDay + 1));
-        const more = daily.map((d, i) => (i === day ? { ...d, spend: new D(d.spend).plus("0.01").toFixed() } : d));
+        const more = daily.map((d, i) => (i === day ? { ...d, spend: Exact.of(d.spend).plus("0.01").toFixed() } : d));
         expect(
-          new D(forecast({ period: "2026-11", firstUsage, now, daily: more, limit }).projected).gte(f.projected),
+          Exact.of(forecast({ period: "2026-11", firstUsage, now, daily: more, limit }).projected).gte(f.projected),
         ).toBe(true);
       }),
       { numRuns: 300 },

@@ -23,9 +23,10 @@
  *     projects 9,600 × 24 = 230,400 a day, not its ten-minute pace (× 144 = 1,382,400 a day), nor near zero. The
  *     same hour as at a month's start, because the evidence is the same: minutes of data.
  *   - rate = Σ 0.8^age · spend(d) / Σ 0.8^age · observed(d), over the observed days d (observed(d): the fraction
- *     of d observed, 1 for a complete day), rounded half up to 6 decimal places. The sums are kept in milliseconds
- *     so the only division is the last one. An extra amount x on one day raises the rate by x × its weight /
- *     Σ weights, and its weight shrinks by 0.8 with every day that passes: a spike lifts the projection, then decays.
+ *     of d observed, 1 for a complete day), rounded half up to 6 decimal places, once. The sums are kept in
+ *     milliseconds so the only division is the last one, and it is exact (never rounded to a precision first, which
+ *     could round twice). An extra amount x on one day raises the rate by x × its weight / Σ weights, and its
+ *     weight shrinks by 0.8 with every day that passes: a spike lifts the projection, then decays.
  *   - An entity observed from the month's first instant (`firstUsage` = the 1st at 00:00) gets exactly the
  *     all-days mean the method had before observation started at the first usage.
  * projected = spend_to_date + rate × the days left from `now` to the end of the month (fractional days).
@@ -53,8 +54,8 @@
  *   - No limit (`null`) or `"unlimited"`: nothing is reached, `reaches_limit_on` null.
  * Amounts out are canonical decimal strings (no exponent, no trailing zeros, "0" for zero), as everywhere else.
  */
+import { divide, formatMoney, Money, sumMoney } from "@usage/money";
 import { dayOf, dayStart, parseDay, periodRange } from "@usage/periods";
-import { Decimal } from "decimal.js";
 
 export interface DailySpend {
   /** YYYY-MM-DD, UTC. */
@@ -114,9 +115,6 @@ export const MIN_TODAY_MS = 3_600_000;
 export const RATE_PLACES = 6;
 
 const DAY_MS = 86_400_000;
-/** Amounts are at most 38 digits (ClickHouse Decimal(38, 18)); 80 significant digits keep products exact. */
-const Dec = Decimal.clone({ precision: 80, rounding: Decimal.ROUND_HALF_UP });
-type Dec = InstanceType<typeof Dec>;
 const PLAIN_DECIMAL = /^\d+(?:\.\d+)?$/;
 
 export function forecast(input: ForecastInput): Forecast {
@@ -137,7 +135,7 @@ export function forecast(input: ForecastInput): Forecast {
   const today = Math.floor((now - range.from) / DAY_MS);
 
   // The month's spend per day (index 0 = the 1st).
-  const perDay: Dec[] = Array.from({ length: days }, () => new Dec(0));
+  const perDay: Money[] = Array.from({ length: days }, () => new Money(0));
   for (const entry of input.daily) {
     const at = typeof entry?.day === "string" ? parseDay(entry.day) : undefined;
     if (at === undefined) throw new RangeError(`day must be a date YYYY-MM-DD, got ${JSON.stringify(entry?.day)}`);
@@ -150,19 +148,20 @@ export function forecast(input: ForecastInput): Forecast {
     const i = (at - range.from) / DAY_MS;
     perDay[i] = perDay[i]!.plus(entry.spend);
   }
-  const spendToDate = perDay.reduce((sum, d) => sum.plus(d), new Dec(0));
+  const spendToDate = sumMoney(perDay);
   const start = observationStart(firstUsage, perDay, range.from, now);
   const firstDay = start === undefined ? undefined : Math.floor((start - range.from) / DAY_MS);
 
   // The weighted mean (see the header), its denominator in weighted milliseconds observed: today (and any day after
   // it) at weight 1 for its observed part, then each day back from yesterday at 0.8, 0.64, … down to the start's day,
-  // of which only the part from the start counts. Nothing observed yet: rate 0.
-  let rate = new Dec(0);
+  // of which only the part from the start counts. Nothing observed yet: rate 0. Weights are exact decimals, so only
+  // the division rounds, once.
+  let rate = new Money(0);
   if (start !== undefined && firstDay !== undefined) {
     const todayStart = range.from + today * DAY_MS;
-    let numerator = perDay.slice(today).reduce((sum, d) => sum.plus(d), new Dec(0));
-    let denominatorMs = new Dec(Math.max(now - Math.max(todayStart, start), MIN_TODAY_MS));
-    let weight = new Dec(1);
+    let numerator = sumMoney(perDay.slice(today));
+    let denominatorMs = new Money(Math.max(now - Math.max(todayStart, start), MIN_TODAY_MS));
+    let weight = new Money(1);
     for (let i = today - 1; i >= firstDay; i--) {
       weight = weight.times(DECAY);
       numerator = numerator.plus(weight.times(perDay[i]!));
@@ -170,9 +169,14 @@ export function forecast(input: ForecastInput): Forecast {
         weight.times(range.from + (i + 1) * DAY_MS - Math.max(start, range.from + i * DAY_MS)),
       );
     }
-    rate = numerator.times(DAY_MS).div(denominatorMs).toDecimalPlaces(RATE_PLACES);
+    rate = divide(numerator.times(DAY_MS), denominatorMs, RATE_PLACES, Money.ROUND_HALF_UP);
   }
-  const projected = spendToDate.plus(rate.times(range.to - now).div(DAY_MS)).toDecimalPlaces(RATE_PLACES);
+  const projected = divide(
+    spendToDate.times(DAY_MS).plus(rate.times(range.to - now)),
+    String(DAY_MS),
+    RATE_PLACES,
+    Money.ROUND_HALF_UP,
+  );
 
   let reached = false;
   let reachDay: number | undefined;
@@ -180,7 +184,7 @@ export function forecast(input: ForecastInput): Forecast {
     reached = spendToDate.gte(limit);
     if (reached) {
       // The first day by whose end the month's spend reached the limit.
-      let cumulative = new Dec(0);
+      let cumulative = new Money(0);
       for (let i = 0; i < days && reachDay === undefined; i++) {
         cumulative = cumulative.plus(perDay[i]!);
         if (cumulative.gte(limit)) reachDay = i;
@@ -199,10 +203,10 @@ export function forecast(input: ForecastInput): Forecast {
     period: input.period,
     as_of: new Date(now).toISOString(),
     method: FORECAST_METHOD,
-    spend_to_date: canonical(spendToDate),
-    daily_rate: canonical(rate),
-    projected: canonical(projected),
-    limit: limit === undefined ? input.limit : canonical(limit),
+    spend_to_date: formatMoney(spendToDate),
+    daily_rate: formatMoney(rate),
+    projected: formatMoney(projected),
+    limit: limit === undefined ? input.limit : formatMoney(limit),
     limit_reached: reached,
     reaches_limit_on: reachDay === undefined ? null : dayOf(range.from + reachDay * DAY_MS),
     will_reach_limit: !reached && reachDay !== undefined,
@@ -214,7 +218,7 @@ export function forecast(input: ForecastInput): Forecast {
  * Where observation starts (see the header): the first usage, moved back to the midnight of an earlier day with spend,
  * and no later than `now`; undefined when there is neither a first usage nor spend.
  */
-function observationStart(firstUsage: number | null, perDay: readonly Dec[], from: number, now: number) {
+function observationStart(firstUsage: number | null, perDay: readonly Money[], from: number, now: number) {
   const firstSpendDay = perDay.findIndex((d) => !d.isZero());
   let start = firstUsage ?? undefined;
   if (firstSpendDay >= 0) {
@@ -225,17 +229,12 @@ function observationStart(firstUsage: number | null, perDay: readonly Dec[], fro
 }
 
 /** A finite limit as a decimal; undefined for none or "unlimited". */
-function parseLimit(limit: string | "unlimited" | null): Dec | undefined {
+function parseLimit(limit: string | "unlimited" | null): Money | undefined {
   if (limit === null || limit === "unlimited") return undefined;
   if (typeof limit !== "string" || !PLAIN_DECIMAL.test(limit)) {
     throw new RangeError(
       `limit must be a non-negative decimal string, "unlimited" or null, got ${JSON.stringify(limit)}`,
     );
   }
-  return new Dec(limit);
-}
-
-/** Canonical text: "12.5", "0"; never an exponent or "-0". */
-function canonical(d: Dec): string {
-  return d.isZero() ? "0" : d.toFixed();
+  return new Money(limit);
 }

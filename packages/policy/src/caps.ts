@@ -3,7 +3,7 @@
  * returned is a canonical decimal string.
  */
 import type { SeatTier } from "@usage/events";
-import { type Dec, formatDec, limitToDec, toDec } from "./decimal.js";
+import { formatMoney, limitToMoney, type Money, parseMoney } from "@usage/money";
 import { effectiveUserLimit, ownValue } from "./limits.js";
 import type { Policy } from "./policy.js";
 
@@ -55,15 +55,15 @@ export interface Allowance {
 }
 
 /** A finite limit as a decimal, or undefined for `null` / `"unlimited"`. */
-function finiteLimit(limit: string | "unlimited" | null | undefined): Dec | undefined {
+function finiteLimit(limit: string | "unlimited" | null | undefined): Money | undefined {
   if (limit === null || limit === undefined || limit === "unlimited") return undefined;
-  return limitToDec(limit);
+  return limitToMoney(limit);
 }
 
-function parseThresholds(thresholds: readonly string[]): { text: string; value: Dec }[] {
+function parseThresholds(thresholds: readonly string[]): { text: string; value: Money }[] {
   return thresholds.map((t) => {
-    const value = toDec(t, "threshold");
-    return { text: formatDec(value), value };
+    const value = parseMoney(t, "threshold");
+    return { text: formatMoney(value), value };
   });
 }
 
@@ -74,9 +74,9 @@ function parseThresholds(thresholds: readonly string[]): { text: string; value: 
 export function entityStatus(spend: string, limit: string | "unlimited" | null, thresholds: string[]): Status {
   const cap = finiteLimit(limit);
   if (cap === undefined) return "ok";
-  const spent = toDec(spend, "spend");
+  const spent = parseMoney(spend, "spend");
   if (cap.isZero() || spent.gte(cap)) return "blocked";
-  let lowest: Dec | undefined;
+  let lowest: Money | undefined;
   for (const t of parseThresholds(thresholds)) if (lowest === undefined || t.value.lt(lowest)) lowest = t.value;
   return lowest !== undefined && spent.gte(lowest.times(cap)) ? "warning" : "ok";
 }
@@ -92,8 +92,8 @@ export function highestThresholdReached(
 ): string | null {
   const cap = finiteLimit(limit);
   if (cap === undefined) return null;
-  const spent = toDec(spend, "spend");
-  let best: { text: string; value: Dec } | undefined;
+  const spent = parseMoney(spend, "spend");
+  let best: { text: string; value: Money } | undefined;
   for (const t of parseThresholds(thresholds)) {
     if ((cap.isZero() || spent.gte(t.value.times(cap))) && (best === undefined || t.value.gt(best.value))) best = t;
   }
@@ -106,19 +106,19 @@ export function highestThresholdReached(
  * finite own limit nor a finite org limit applies (nothing caps the user).
  */
 function remainingFor(
-  ownLimit: Dec | undefined,
-  ownSpend: Dec,
-  orgLimit: Dec | undefined,
-  orgTotal: Dec,
+  ownLimit: Money | undefined,
+  ownSpend: Money,
+  orgLimit: Money | undefined,
+  orgTotal: Money,
 ): string | null {
-  let remaining: Dec | undefined;
+  let remaining: Money | undefined;
   if (ownLimit !== undefined) remaining = ownLimit.minus(ownSpend);
   if (orgLimit !== undefined) {
     const orgRemaining = orgLimit.minus(orgTotal);
     if (remaining === undefined || orgRemaining.lt(remaining)) remaining = orgRemaining;
   }
   if (remaining === undefined) return null;
-  return remaining.isNegative() ? "0" : formatDec(remaining);
+  return remaining.isNegative() ? "0" : formatMoney(remaining);
 }
 
 /**
@@ -136,8 +136,8 @@ export function userCap(
 ): UserCap {
   const effective = effectiveUserLimit(policy, userId, seatTier);
   const orgLimit = policy.org_limit ?? null;
-  const spent = toDec(userSpend, "spend");
-  const total = toDec(orgTotal, "org_total");
+  const spent = parseMoney(userSpend, "spend");
+  const total = parseMoney(orgTotal, "org_total");
   const own = entityStatus(userSpend, effective.limit, policy.thresholds);
   const orgStatus = entityStatus(orgTotal, orgLimit, policy.thresholds);
   const blockedBy: BlockedBy =
@@ -145,7 +145,7 @@ export function userCap(
   return {
     limit: effective.limit,
     source: effective.source,
-    spend: formatDec(spent),
+    spend: formatMoney(spent),
     remaining: remainingFor(finiteLimit(effective.limit), spent, finiteLimit(orgLimit), total),
     status: blockedBy === null ? own : "blocked",
     blocked_by: blockedBy,
@@ -170,7 +170,7 @@ export function evaluateCaps(
   const sorted = [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
   const orgLimit = policy.org_limit ?? null;
-  const orgTotal = formatDec(toDec(spend.org_total, "org_total"));
+  const orgTotal = formatMoney(parseMoney(spend.org_total, "org_total"));
   return {
     org: { limit: orgLimit, spend: orgTotal, status: entityStatus(orgTotal, orgLimit, policy.thresholds) },
     // Object.fromEntries defines own properties, so any user id (even "__proto__") is a plain key.

@@ -1,3 +1,4 @@
+import { Money } from "@usage/money";
 import { describe, expect, it } from "vitest";
 import {
   type AutoReload,
@@ -10,7 +11,6 @@ import {
   parsePurchase,
   stepCredits,
 } from "./credits.js";
-import { Dec } from "./decimal.js";
 
 const RELOAD: AutoReload = { enabled: true, when_below: "10", amount: "50", monthly_max: "120" };
 
@@ -116,12 +116,12 @@ describe("credits: auto-reload", () => {
 
 describe("credits: armed after a restart equals armed in memory", () => {
   it("follows the latest entry", () => {
-    expect(armedAfterLoad(undefined, new Dec(5), "10")).toBe(true);
-    expect(armedAfterLoad({ kind: "purchase", balanceAfter: "0" }, new Dec(5), "10")).toBe(true);
-    expect(armedAfterLoad({ kind: "reload", balanceAfter: "8" }, new Dec(5), "10")).toBe(false);
-    expect(armedAfterLoad({ kind: "reload", balanceAfter: "60" }, new Dec(5), "10")).toBe(true);
-    expect(armedAfterLoad({ kind: "reload", balanceAfter: "8" }, new Dec(11), "10")).toBe(true);
-    expect(armedAfterLoad({ kind: "reload", balanceAfter: "8" }, new Dec(5), undefined)).toBe(true);
+    expect(armedAfterLoad(undefined, new Money(5), "10")).toBe(true);
+    expect(armedAfterLoad({ kind: "purchase", balanceAfter: "0" }, new Money(5), "10")).toBe(true);
+    expect(armedAfterLoad({ kind: "reload", balanceAfter: "8" }, new Money(5), "10")).toBe(false);
+    expect(armedAfterLoad({ kind: "reload", balanceAfter: "60" }, new Money(5), "10")).toBe(true);
+    expect(armedAfterLoad({ kind: "reload", balanceAfter: "8" }, new Money(11), "10")).toBe(true);
+    expect(armedAfterLoad({ kind: "reload", balanceAfter: "8" }, new Money(5), undefined)).toBe(true);
   });
 });
 

@@ -13,7 +13,7 @@
  * at or above `when_below` (the reload itself may do that) or a purchase is made. The state after a restart is
  * rebuilt from the ledger with the same rule (see {@link armedAfterLoad}), so a crash never causes a second reload.
  */
-import { Dec, formatDec, PLAIN_DECIMAL } from "./decimal.js";
+import { formatMoney, Money, PLAIN_DECIMAL } from "@usage/money";
 
 export interface AutoReload {
   enabled: boolean;
@@ -39,9 +39,9 @@ function amountField(body: Record<string, unknown>, field: string, positive: boo
       message: `${field} must be a decimal string of USD with at most 6 decimal places, e.g. "100.00"`,
     };
   }
-  const d = new Dec(v);
+  const d = new Money(v);
   if (positive && d.lte(0)) return { ok: false, field, message: `${field} must be greater than 0` };
-  return { ok: true, value: formatDec(d) };
+  return { ok: true, value: formatMoney(d) };
 }
 
 /** Validates an auto-reload settings body. */
@@ -60,7 +60,7 @@ export function parseAutoReload(body: unknown): ParseResult<AutoReload> {
   if (!amount.ok) return amount;
   const max = amountField(b, "monthly_max", false);
   if (!max.ok) return max;
-  if (new Dec(max.value).lt(amount.value)) {
+  if (new Money(max.value).lt(amount.value)) {
     return { ok: false, field: "monthly_max", message: "monthly_max must be at least amount, or no reload could run" };
   }
   return { ok: true, value: { enabled, when_below: whenBelow.value, amount: amount.value, monthly_max: max.value } };
@@ -89,15 +89,15 @@ export function parsePurchase(body: unknown): ParseResult<{ amount: string; refe
 export interface CreditAccount {
   /** Instant (ms) of the first ledger entry: events at or after it draw credits. */
   openedAt: number;
-  purchased: Dec;
-  reloaded: Dec;
-  spent: Dec;
+  purchased: Money;
+  reloaded: Money;
+  spent: Money;
   /** Ledger entries so far (purchases and reloads). */
   entries: number;
   /** Reloads so far, ever: the next reload's sequence is reloads + 1. */
   reloads: number;
   /** Period (YYYY-MM) → amount reloaded in it. */
-  reloadedIn: Map<string, Dec>;
+  reloadedIn: Map<string, Money>;
   armed: boolean;
   /** The status last signalled: blocked at or below zero. */
   blocked: boolean;
@@ -105,7 +105,7 @@ export interface CreditAccount {
   limitSignalled: Set<string>;
 }
 
-export function balanceOf(a: Pick<CreditAccount, "purchased" | "reloaded" | "spent">): Dec {
+export function balanceOf(a: Pick<CreditAccount, "purchased" | "reloaded" | "spent">): Money {
   return a.purchased.plus(a.reloaded).minus(a.spent);
 }
 
@@ -127,7 +127,7 @@ export function stepCredits(a: CreditAccount, autoReload: AutoReload | undefined
     const below = balance.lt(autoReload.when_below);
     if (!below) a.armed = true;
     else if (a.armed) {
-      const done = a.reloadedIn.get(period) ?? new Dec(0);
+      const done = a.reloadedIn.get(period) ?? new Money(0);
       if (done.plus(autoReload.amount).lte(autoReload.monthly_max)) {
         a.reloads += 1;
         a.entries += 1;
@@ -135,14 +135,19 @@ export function stepCredits(a: CreditAccount, autoReload: AutoReload | undefined
         a.reloadedIn.set(period, done.plus(autoReload.amount));
         balance = balanceOf(a);
         a.armed = !balance.lt(autoReload.when_below);
-        out.push({ kind: "reload", sequence: a.reloads, amount: autoReload.amount, balanceAfter: formatDec(balance) });
+        out.push({
+          kind: "reload",
+          sequence: a.reloads,
+          amount: autoReload.amount,
+          balanceAfter: formatMoney(balance),
+        });
       } else if (!a.limitSignalled.has(period)) {
         a.limitSignalled.add(period);
         out.push({
           kind: "reload_limit",
           monthlyMax: autoReload.monthly_max,
-          reloadedThisPeriod: formatDec(done),
-          balance: formatDec(balance),
+          reloadedThisPeriod: formatMoney(done),
+          balance: formatMoney(balance),
         });
       }
     }
@@ -153,7 +158,7 @@ export function stepCredits(a: CreditAccount, autoReload: AutoReload | undefined
   const blocked = balance.lte(0);
   if (blocked !== a.blocked) {
     a.blocked = blocked;
-    out.push({ kind: blocked ? "exhausted" : "restored", sequence: a.entries, balance: formatDec(balance) });
+    out.push({ kind: blocked ? "exhausted" : "restored", sequence: a.entries, balance: formatMoney(balance) });
   }
   return out;
 }
@@ -172,20 +177,20 @@ export function applyPurchase(a: CreditAccount, amount: string): void {
  */
 export function armedAfterLoad(
   latest: { kind: "purchase" | "reload"; balanceAfter: string } | undefined,
-  balance: Dec,
+  balance: Money,
   whenBelow: string | undefined,
 ): boolean {
   if (whenBelow === undefined || !balance.lt(whenBelow)) return true;
   if (latest === undefined || latest.kind === "purchase") return true;
-  return !new Dec(latest.balanceAfter).lt(whenBelow);
+  return !new Money(latest.balanceAfter).lt(whenBelow);
 }
 
 export function emptyAccount(openedAt: number): CreditAccount {
   return {
     openedAt,
-    purchased: new Dec(0),
-    reloaded: new Dec(0),
-    spent: new Dec(0),
+    purchased: new Money(0),
+    reloaded: new Money(0),
+    spent: new Money(0),
     entries: 0,
     reloads: 0,
     reloadedIn: new Map(),

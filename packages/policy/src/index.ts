@@ -24,7 +24,6 @@ export {
   parsePurchase,
   stepCredits,
 } from "./credits.js";
-export { canonicalDecimal, canonicalLimit, Dec } from "./decimal.js";
 export { type EffectiveLimit, type EffectiveLimitSource, effectiveUserLimit, userSeatTier } from "./limits.js";
 export {
   DEFAULT_THRESHOLDS,

@@ -4,7 +4,7 @@
  * current pick only when strictly better, so ties go to the earlier one.
  */
 import type { SeatTier } from "@usage/events";
-import { canonicalLimit, type Dec, limitToDec } from "./decimal.js";
+import { canonicalLimit, limitToMoney, type Money } from "@usage/money";
 import type { LimitValue, Policy } from "./policy.js";
 
 export type EffectiveLimitSource = "individual" | `group:${string}` | `seat_tier:${SeatTier}` | "none";
@@ -17,7 +17,7 @@ export type EffectiveLimit = {
 
 interface Candidate {
   limit: LimitValue;
-  value: Dec;
+  value: Money;
   source: Exclude<EffectiveLimitSource, "none">;
 }
 
@@ -32,7 +32,7 @@ export function userSeatTier(policy: Policy, userId: string, latestSeatTier?: Se
 }
 
 function candidate(limit: LimitValue, source: Candidate["source"]): Candidate {
-  return { limit, value: limitToDec(limit), source };
+  return { limit, value: limitToMoney(limit), source };
 }
 
 /** Group limits of every group the user is a member of (groups without a limit are ignored), by group name. */

@@ -3,8 +3,8 @@
  * is canonical (`"20.50"` → `"20.5"`), thresholds are sorted ascending, group members are de-duplicated.
  */
 import { SEAT_TIERS, type SeatTier } from "@usage/events";
+import { canonicalLimit, canonicalMoney, Money } from "@usage/money";
 import { z } from "zod";
-import { canonicalDecimal, canonicalLimit, Dec } from "./decimal.js";
 
 /** A decimal string ≥ 0 (at most 6 decimal places) or `"unlimited"`; an absent key means "not set". */
 export type LimitValue = string | "unlimited";
@@ -96,7 +96,7 @@ const threshold = z
       });
       return;
     }
-    const d = new Dec(s);
+    const d = new Money(s);
     if (d.lte(0) || d.gt(1)) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -106,7 +106,7 @@ const threshold = z
   });
 
 const discountPct = decimalWithScale(DISCOUNT_SCALE, "a percentage from 0 to 100").refine(
-  (s) => new Dec(s).lte(100),
+  (s) => new Money(s).lte(100),
   "expected a percentage from 0 to 100",
 );
 
@@ -201,15 +201,15 @@ export function parsePolicy(input: unknown, orgId?: string): ParsePolicyResult {
   if (data !== undefined) {
     const seen = new Set<string>();
     data.thresholds.forEach((t, i) => {
-      const canonical = canonicalDecimal(t);
+      const canonical = canonicalMoney(t);
       if (seen.has(canonical)) errors.push({ path: `thresholds[${i}]`, message: `duplicate threshold "${t}"` });
       seen.add(canonical);
     });
   }
   if (errors.length > 0 || data === undefined) return { ok: false, errors };
 
-  const thresholds = data.thresholds.map((t) => canonicalDecimal(t));
-  thresholds.sort((a, b) => new Dec(a).cmp(new Dec(b)));
+  const thresholds = data.thresholds.map((t) => canonicalMoney(t));
+  thresholds.sort((a, b) => new Money(a).cmp(new Money(b)));
 
   const seatTierLimits: Partial<Record<SeatTier, LimitValue>> = {};
   for (const tier of SEAT_TIERS) {
@@ -221,7 +221,7 @@ export function parsePolicy(input: unknown, orgId?: string): ParsePolicyResult {
     org_id: data.org_id ?? (orgId as string),
     mode: data.mode,
     multi_group: data.multi_group,
-    discount_pct: canonicalDecimal(data.discount_pct),
+    discount_pct: canonicalMoney(data.discount_pct),
     thresholds,
     seat_tier_limits: seatTierLimits,
     groups: Object.fromEntries(

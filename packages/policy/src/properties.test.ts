@@ -1,8 +1,8 @@
 import { SEAT_TIERS, type SeatTier } from "@usage/events";
+import { formatMoney, formatScaled, Money } from "@usage/money";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { allowanceFor, evaluateCaps, type SpendSnapshot, userCap } from "./caps.js";
-import { Dec, formatDec } from "./decimal.js";
 import { effectiveUserLimit, userSeatTier } from "./limits.js";
 import { type LimitValue, type Policy, parsePolicy } from "./policy.js";
 
@@ -10,11 +10,11 @@ const USERS = ["u0", "u1", "u2", "u3", "u4"];
 const GROUPS = ["g0", "g1", "g2", "g3"];
 
 /** Cents from 0 to 300.00: small enough that limits and spends often coincide, so boundaries get hit. */
-const amount = fc.integer({ min: 0, max: 30_000 }).map((cents) => formatDec(new Dec(cents).div(100)));
+const amount = fc.integer({ min: 0, max: 30_000 }).map((cents) => formatScaled(BigInt(cents), 2));
 /** Sometimes with micro-dollar precision too. */
 const limitAmount = fc.oneof(
   { weight: 4, arbitrary: amount },
-  { weight: 1, arbitrary: fc.integer({ min: 0, max: 300_000_000 }).map((m) => formatDec(new Dec(m).div(1_000_000))) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: 300_000_000 }).map((m) => formatScaled(BigInt(m), 6)) },
 );
 const limit: fc.Arbitrary<LimitValue | undefined> = fc.oneof(
   { weight: 2, arbitrary: fc.constant(undefined) },
@@ -87,7 +87,7 @@ const seatTiersArb: fc.Arbitrary<Record<string, SeatTier>> = fc
 
 const userArb = fc.constantFrom(...USERS, "outsider");
 
-const value = (l: LimitValue): Dec => (l === "unlimited" ? new Dec(Number.POSITIVE_INFINITY) : new Dec(l));
+const value = (l: LimitValue): Money => (l === "unlimited" ? new Money(Number.POSITIVE_INFINITY) : new Money(l));
 
 /** Every level set for the user, in tie order: individual, groups by name, seat tier. */
 function setLevels(policy: Policy, userId: string, latest?: SeatTier): { source: string; limit: LimitValue }[] {
@@ -143,7 +143,7 @@ describe("policy properties", () => {
           return;
         }
         const values = candidates.map((c) => value(c.limit));
-        const target = p.multi_group === "highest" ? Dec.max(...values) : Dec.min(...values);
+        const target = p.multi_group === "highest" ? Money.max(...values) : Money.min(...values);
         const first = candidates.find((c) => value(c.limit).eq(target))!;
         expect(effective).toEqual({ limit: first.limit, source: first.source });
       }),
@@ -176,7 +176,8 @@ describe("policy properties", () => {
       fc.property(policyArb, spendArb, seatTiersArb, fc.boolean(), (policy, spend, seatTiers, creditsExhausted) => {
         const report = evaluateCaps(policy, spend, seatTiers, creditsExhausted);
         const orgLimit = policy.org_limit;
-        const orgBlocked = orgLimit !== undefined && orgLimit !== "unlimited" && new Dec(spend.org_total).gte(orgLimit);
+        const orgBlocked =
+          orgLimit !== undefined && orgLimit !== "unlimited" && new Money(spend.org_total).gte(orgLimit);
         expect(report.org.status === "blocked").toBe(orgBlocked);
 
         const expectedIds = new Set([
@@ -188,10 +189,10 @@ describe("policy properties", () => {
 
         for (const [id, cap] of Object.entries(report.users)) {
           const finite = cap.limit !== null && cap.limit !== "unlimited";
-          const ownBlocked = finite && new Dec(cap.spend).gte(cap.limit!);
+          const ownBlocked = finite && new Money(cap.spend).gte(cap.limit!);
           // status blocked iff refused: own spend >= a finite own limit, the org ceiling reached, or no credits
           expect(cap.status === "blocked").toBe(ownBlocked || orgBlocked || creditsExhausted);
-          expect(cap.spend).toBe(formatDec(new Dec(spend.users[id] ?? "0")));
+          expect(cap.spend).toBe(formatMoney(new Money(spend.users[id] ?? "0")));
           expect(cap.blocked_by).toBe(ownBlocked ? "user" : orgBlocked ? "org" : creditsExhausted ? "credits" : null);
 
           const allowance = allowanceFor(cap);
@@ -204,7 +205,7 @@ describe("policy properties", () => {
           if (cap.remaining === null) {
             expect(finite || (orgLimit !== undefined && orgLimit !== "unlimited")).toBe(false);
           } else {
-            expect(new Dec(cap.remaining).gte(0)).toBe(true);
+            expect(new Money(cap.remaining).gte(0)).toBe(true);
             expect(cap.remaining === "0").toBe(ownBlocked || orgBlocked);
           }
         }

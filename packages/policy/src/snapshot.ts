@@ -3,8 +3,8 @@
  * answers and every API instance's read model (spend.totals.v1 + the control plane), so both answer alike.
  */
 import type { SeatTier } from "@usage/events";
+import { parseMoney } from "@usage/money";
 import { type Allowance, allowanceFor, type CapsReport, evaluateCaps, userCap } from "./caps.js";
-import { toDec } from "./decimal.js";
 import type { Policy } from "./policy.js";
 
 export interface OrgSnapshot {
@@ -20,7 +20,7 @@ export interface OrgSnapshot {
 }
 
 function creditsExhausted(s: OrgSnapshot): boolean {
-  return s.creditBalance !== undefined && toDec(s.creditBalance, "balance").lte(0);
+  return s.creditBalance !== undefined && parseMoney(s.creditBalance, "balance").lte(0);
 }
 
 /** `GET …/caps`: every user's cap and the org's; a prepaid org also gets its credits line. */

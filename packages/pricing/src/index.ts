@@ -1,4 +1,3 @@
-export { addMoney, formatScaled, netCost, parseDecimal } from "./money.js";
 export { createPricer, LONG_CONTEXT_THRESHOLD, type Pricer, resolveModelId } from "./price.js";
 export {
   DEFAULT_RATE_CARD_URL,

@@ -1,5 +1,5 @@
 import type { PricedUsageEvent, UsageEvent } from "@usage/events";
-import { Decimal } from "decimal.js";
+import { Money } from "@usage/money";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createPricer, LONG_CONTEXT_THRESHOLD, resolveModelId } from "./price.js";
@@ -352,8 +352,7 @@ describe("maximum-size events stay exact", () => {
 });
 
 describe("property: total_cost is the exact sum of tokens × rate / 10^6", () => {
-  // Independent oracle: SPEC §4 rates and decimal.js, sharing no code with the pricer.
-  const D = Decimal.clone({ precision: 60, toExpNeg: -60, toExpPos: 60 });
+  // Independent oracle: SPEC §4 rates and decimal arithmetic (Money), sharing no code with the pricer's integers.
   const standard: Record<string, readonly [string, string, string, string]> = {
     "claude-opus-4-5": ["5", "25", "6.25", "0.50"],
     "claude-haiku-4-5": ["1", "5", "1.25", "0.10"],
@@ -395,9 +394,9 @@ describe("property: total_cost is the exact sum of tokens × rate / 10^6", () =>
           const long = prompt > 200_000 && hasLong.has(model);
           const rates = long ? longContext : standard[model]!;
           const parts = [input, output, cacheWrite, cacheRead].map((n, i) =>
-            new D(n).times(rates[i]!).dividedBy(1_000_000),
+            new Money(n).times(rates[i]!).times("0.000001"),
           );
-          const total = parts.reduce((a, b) => a.plus(b), new D(0));
+          const total = parts.reduce((a, b) => a.plus(b), new Money(0));
           expect(p.long_context).toBe(long);
           expect(p.prompt_tokens).toBe(prompt);
           expect(costsOf(p)).toEqual([...parts.map((d) => d.toString()), total.toString()]);

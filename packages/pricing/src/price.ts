@@ -3,7 +3,7 @@
  * created, so pricing an event is a few integer multiplications and string formats: exact and fast.
  */
 import type { PricedUsageEvent, RejectCode, UsageEvent, Validated } from "@usage/events";
-import { formatScaled, parseDecimal } from "./money.js";
+import { formatScaled, parseScaled } from "@usage/money";
 import { RATE_SCALE, type RateCard, type TokenRates } from "./rate-card.js";
 
 /** A prompt over this many tokens is long context; exactly this many is not (SPEC §4). */
@@ -49,10 +49,10 @@ interface CompiledVersion {
 
 function scaleRates(rates: TokenRates): ScaledRates {
   return {
-    input: parseDecimal(rates.input, RATE_SCALE),
-    output: parseDecimal(rates.output, RATE_SCALE),
-    cacheWrite: parseDecimal(rates.cache_write, RATE_SCALE),
-    cacheRead: parseDecimal(rates.cache_read, RATE_SCALE),
+    input: parseScaled(rates.input, RATE_SCALE),
+    output: parseScaled(rates.output, RATE_SCALE),
+    cacheWrite: parseScaled(rates.cache_write, RATE_SCALE),
+    cacheRead: parseScaled(rates.cache_read, RATE_SCALE),
   };
 }
 

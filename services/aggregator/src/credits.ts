@@ -17,13 +17,13 @@ import {
   creditEntryId,
   parseChDateTime,
 } from "@usage/clickhouse";
+import { formatMoney, Money, parseMoney } from "@usage/money";
 import {
   type AutoReload,
   armedAfterLoad,
   balanceOf,
   type CreditAccount,
   type CreditAction,
-  Dec,
   emptyAccount,
 } from "@usage/policy";
 import { type CapSignal, signalId } from "./signals.js";
@@ -38,12 +38,12 @@ export function accountFromSummary(
   previous?: CreditAccount,
 ): CreditAccount {
   const a = emptyAccount(parseChDateTime(s.opened_at));
-  a.purchased = new Dec(s.purchased);
-  a.reloaded = new Dec(s.reloaded);
-  a.spent = new Dec(s.spent);
+  a.purchased = parseMoney(s.purchased);
+  a.reloaded = parseMoney(s.reloaded);
+  a.spent = parseMoney(s.spent);
   a.entries = s.entries;
   a.reloads = s.reloads;
-  if (reloadedThisPeriod !== undefined) a.reloadedIn.set(period, new Dec(reloadedThisPeriod));
+  if (reloadedThisPeriod !== undefined) a.reloadedIn.set(period, parseMoney(reloadedThisPeriod));
   a.armed = armedAfterLoad(
     { kind: s.latest_kind, balanceAfter: s.latest_balance_after },
     balanceOf(a),
@@ -113,7 +113,7 @@ export function creditSignal(
   fields: { sequence?: number; amount?: string; balance: string },
 ): CapSignal {
   const entity = { type: "org" as const, id: org.orgId };
-  const blocked = new Dec(fields.balance).lte(0);
+  const blocked = parseMoney(fields.balance, "balance").lte(0);
   const status = blocked ? "blocked" : "ok";
   const previous = kind === "credits_exhausted" ? "ok" : kind === "credits_restored" ? "blocked" : status;
   return {
@@ -132,7 +132,7 @@ export function creditSignal(
     kind,
     threshold: null,
     limit: kind === "credits_reload_limit" ? (org.autoReload?.settings.monthly_max ?? null) : null,
-    spend: (org.credits?.spent ?? new Dec(0)).toFixed(),
+    spend: formatMoney(org.credits?.spent ?? new Money(0)),
     status,
     previous_status: previous,
     policy_version: org.policyVersion,
@@ -186,15 +186,15 @@ export function creditView(org: OrgState, period: string): CreditView | undefine
   const balance = balanceOf(a);
   return {
     org_id: org.orgId,
-    balance: balance.toFixed(),
+    balance: formatMoney(balance),
     status: balance.lte(0) ? "blocked" : "ok",
-    purchased: a.purchased.toFixed(),
-    reloaded: a.reloaded.toFixed(),
-    spent: a.spent.toFixed(),
+    purchased: formatMoney(a.purchased),
+    reloaded: formatMoney(a.reloaded),
+    spent: formatMoney(a.spent),
     opened_at: new Date(a.openedAt).toISOString(),
     entries: a.entries,
     reloads: a.reloads,
-    reloaded_this_month: (a.reloadedIn.get(period) ?? new Dec(0)).toFixed(),
+    reloaded_this_month: formatMoney(a.reloadedIn.get(period) ?? new Money(0)),
     auto_reload: org.autoReload ? { ...org.autoReload.settings, version: org.autoReload.version } : null,
   };
 }

@@ -26,6 +26,18 @@ describe("forecast series", () => {
     ]);
     expect(series.get("org_1")?.get("user:b")).toEqual([{ day: "2026-11-02", spend: "0.2" }]);
   });
+
+  it("sums a day past $10 million to the last digit", () => {
+    // 120 users at 83400.029930499975 and 300 at 0.00000007413336 on one day: 10008003.591659997 + 0.000022240008
+    // (by hand). Decimal's default 20 significant digits made this 10008003.5916822369.
+    const rows = [
+      ...Array.from({ length: 120 }, (_, i) => ({ user_id: `big${i}`, net: "83400.029930499975" })),
+      ...Array.from({ length: 300 }, (_, i) => ({ user_id: `small${i}`, net: "0.00000007413336" })),
+    ].map((r) => ({ ...r, org_id: "org_1", day: "2026-11-02" }));
+    expect(seriesByEntity(rows).get("org_1")?.get("org")).toEqual([
+      { day: "2026-11-02", spend: "10008003.591682237008" },
+    ]);
+  });
 });
 
 describe("first usage per entity", () => {

@@ -8,14 +8,14 @@
  */
 import type { DailyNetSpendRow, FirstUsageRow } from "@usage/clickhouse";
 import { type DailySpend, forecast } from "@usage/forecast";
+import { formatMoney, Money } from "@usage/money";
 import type { CapsReport } from "@usage/policy";
-import { Decimal } from "decimal.js";
 import { type CapSignal, signalId } from "./signals.js";
 import type { SpendState } from "./state.js";
 
 /** Daily series per org (`org`) and per user (`user:<id>`), from dailyNetSpend rows. */
 export function seriesByEntity(rows: DailyNetSpendRow[]): Map<string, Map<string, DailySpend[]>> {
-  const days = new Map<string, Map<string, Map<string, Decimal>>>();
+  const days = new Map<string, Map<string, Map<string, Money>>>();
   const add = (orgId: string, key: string, day: string, net: string) => {
     let org = days.get(orgId);
     if (!org) {
@@ -27,7 +27,7 @@ export function seriesByEntity(rows: DailyNetSpendRow[]): Map<string, Map<string
       entity = new Map();
       org.set(key, entity);
     }
-    entity.set(day, (entity.get(day) ?? new Decimal(0)).plus(net));
+    entity.set(day, (entity.get(day) ?? new Money(0)).plus(net));
   };
   for (const r of rows) {
     add(r.org_id, `user:${r.user_id}`, r.day, r.net);
@@ -39,7 +39,7 @@ export function seriesByEntity(rows: DailyNetSpendRow[]): Map<string, Map<string
     for (const [key, byDay] of entities) {
       series.set(
         key,
-        [...byDay].sort(([a], [b]) => a.localeCompare(b)).map(([day, spend]) => ({ day, spend: spend.toFixed() })),
+        [...byDay].sort(([a], [b]) => a.localeCompare(b)).map(([day, spend]) => ({ day, spend: formatMoney(spend) })),
       );
     }
     out.set(orgId, series);

@@ -29,9 +29,9 @@ import {
 } from "@usage/clickhouse";
 import { SEAT_TIERS, type SeatTier } from "@usage/events";
 import { partitionOf } from "@usage/kafka";
+import { Money } from "@usage/money";
 import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
 import type { Logger } from "@usage/runtime";
-import { Decimal } from "decimal.js";
 import type { ControlView } from "./aggregator.js";
 import { accountFromSummary, missedReloadSignals } from "./credits.js";
 import { type CapSignal, toSignal } from "./signals.js";
@@ -133,5 +133,5 @@ export async function loadPartition(deps: {
 function maxOf(a: string | null, b: string | null): string | null {
   if (a === null) return b;
   if (b === null) return a;
-  return new Decimal(a).gte(b) ? a : b;
+  return new Money(a).gte(b) ? a : b;
 }

@@ -1,5 +1,9 @@
+import type { UsageEvent } from "@usage/events";
+import { netCost } from "@usage/money";
 import { applyPurchase, emptyAccount, parsePolicy } from "@usage/policy";
+import { createPricer, loadRateCard } from "@usage/pricing";
 import { describe, expect, it } from "vitest";
+import { creditView } from "./credits.js";
 import { SpendState } from "./state.js";
 
 function policy(json: object) {
@@ -141,5 +145,115 @@ describe("threshold crossings against the state", () => {
     state.addSpend("org_1", "u1", "2026-12", "55");
     expect(state.evaluate("org_1", ["u1"]).map((t) => [t.period, t.threshold])).toEqual([["2026-12", "0.5"]]);
     expect(state.evaluate("org_1", ["u1"])).toEqual([]);
+  });
+});
+
+/**
+ * A month past $10 million: 120 events of 1e9 input + 999,999,999 output tokens on claude-opus-4-1 and 300 one-token
+ * cache reads on claude-3-5-haiku, at a 7.3333 % discount. Running totals kept at decimal.js's default 20 significant
+ * digits showed 10008003.5916822369 here while ClickHouse's sum() says 10008003.591682237008.
+ */
+describe("running totals at any magnitude", () => {
+  const NOW = Date.parse("2026-11-20T12:00:00Z");
+  const DISCOUNT = "7.3333";
+  // Worked by hand from SPEC §4 rates: opus 15 and 75 per MTok, haiku cache read 0.08 per MTok.
+  // 1e9 × 15 / 1e6 + 999,999,999 × 75 / 1e6 = 15000 + 74999.999925 = 89999.999925; × 0.926667 = 83400.029930499975.
+  const OPUS_NET = "83400.029930499975";
+  // 0.08 / 1e6 = 0.00000008; × 0.926667 = 0.00000007413336.
+  const HAIKU_NET = "0.00000007413336";
+  // 120 × 83400.029930499975 + 300 × 0.00000007413336 (checked with bigints below).
+  const TOTAL = "10008003.591682237008";
+
+  function netCosts(): string[] {
+    const price = createPricer(loadRateCard());
+    const event = (i: number, model: string, tokens: Partial<UsageEvent>): UsageEvent => ({
+      event_id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+      occurred_at: "2026-11-20T11:00:00.000Z",
+      org_id: "org_1",
+      user_id: "u1",
+      seat_tier: "premium",
+      product: "chat",
+      model,
+      input_tokens: 0,
+      output_tokens: 0,
+      cache_write_tokens: 0,
+      cache_read_tokens: 0,
+      ...tokens,
+    });
+    const events = [
+      ...Array.from({ length: 120 }, (_, i) =>
+        event(i, "claude-opus-4-1", { input_tokens: 1_000_000_000, output_tokens: 999_999_999 }),
+      ),
+      ...Array.from({ length: 300 }, (_, i) => event(120 + i, "claude-3-5-haiku", { cache_read_tokens: 1 })),
+    ];
+    return events.map((e) => {
+      const priced = price(e);
+      if (!priced.ok) throw new Error(priced.rejection.message);
+      return netCost(priced.value.total_cost, DISCOUNT);
+    });
+  }
+
+  it("the expected total, by bigint arithmetic", () => {
+    // In units of 10^-14: 83400.029930499975 is 8340002993049997500, 0.00000007413336 is 7413336.
+    const units = 120n * 8_340_002_993_049_997_500n + 300n * 7_413_336n;
+    expect(units).toBe(1_000_800_359_168_223_700_800n);
+    expect(`${units / 10n ** 14n}.${(units % 10n ** 14n).toString().padStart(14, "0")}`).toBe(`${TOTAL}00`);
+    const nets = netCosts();
+    expect(new Set(nets.slice(0, 120))).toEqual(new Set([OPUS_NET]));
+    expect(new Set(nets.slice(120))).toEqual(new Set([HAIKU_NET]));
+  });
+
+  it("caps, allowance and signals carry the exact sum", () => {
+    const state = new SpendState(() => NOW);
+    // Limits have at most 6 decimal places: the org's is 0.000000237008 below the total.
+    const limits = { discount_pct: DISCOUNT, org_limit: "10008003.591682", users: { u1: { limit: "20000000" } } };
+    state.setPolicy("org_1", policy(limits), 1);
+    for (const net of netCosts()) expect(state.recordSpend("org_1", "u1", NOW, net)).toBe(true);
+
+    // The snapshot the API's read model answers from carries the same exact figures.
+    expect(state.snapshot("org_1")).toMatchObject({ orgTotal: TOTAL, users: { u1: TOTAL } });
+    const caps = state.caps("org_1");
+    expect(caps.org).toEqual({ limit: "10008003.591682", spend: TOTAL, status: "blocked" });
+    // Past half of their own limit, and blocked by the org's (SPEC §5: a refused user shows blocked).
+    expect(caps.users.u1).toMatchObject({ spend: TOTAL, remaining: "0", status: "blocked", blocked_by: "org" });
+    expect(state.allowance("org_1", "u1")).toEqual({
+      allowed: false,
+      limit: "20000000",
+      spend: TOTAL,
+      remaining: "0",
+      blocked_by: "org",
+    });
+    // The org is past its limit; the user past half of theirs.
+    const signals = state.evaluate("org_1");
+    expect(signals.map((t) => [t.entity.type, t.kind, t.threshold, t.spend])).toEqual([
+      ["org", "blocked", "1", TOTAL],
+      ["user", "threshold", "0.5", TOTAL],
+    ]);
+
+    // Without the org limit, what is left is the user's own: 20000000 − 10008003.591682237008.
+    state.setPolicy("org_1", policy({ discount_pct: DISCOUNT, users: { u1: { limit: "20000000" } } }), 2);
+    expect(state.allowance("org_1", "u1")).toMatchObject({
+      allowed: true,
+      spend: TOTAL,
+      remaining: "9991996.408317762992",
+    });
+  });
+
+  it("a prepaid balance drawn down by the same events is exact", () => {
+    const state = new SpendState(() => NOW);
+    state.setPolicy("org_1", policy({ discount_pct: DISCOUNT }), 1);
+    const org = state.org("org_1");
+    org.credits = emptyAccount(Date.parse("2026-11-01T00:00:00Z"));
+    applyPurchase(org.credits, "10008004");
+    for (const net of netCosts()) state.addCreditSpend("org_1", NOW, net);
+    // 10008004 − 10008003.591682237008
+    expect(state.caps("org_1").credits).toEqual({ balance: "0.408317762992", status: "ok" });
+    expect(state.snapshot("org_1").creditBalance).toBe("0.408317762992");
+    expect(creditView(org, "2026-11")).toMatchObject({
+      balance: "0.408317762992",
+      spent: TOTAL,
+      purchased: "10008004",
+    });
+    expect(state.creditsExhausted("org_1")).toBe(false);
   });
 });

@@ -5,6 +5,7 @@
  * aggregator has written since.
  */
 import type { SeatTier } from "@usage/events";
+import { formatMoney, Money, type MoneyValue } from "@usage/money";
 import { periodOf } from "@usage/periods";
 import {
   type Allowance,
@@ -24,12 +25,11 @@ import {
   type UserCap,
   userCap,
 } from "@usage/policy";
-import { Decimal } from "decimal.js";
 import { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";
 
 export interface PeriodSpend {
-  org: Decimal;
-  users: Map<string, Decimal>;
+  org: Money;
+  users: Map<string, Money>;
 }
 
 export interface OrgState {
@@ -86,15 +86,15 @@ export class SpendState {
     return periodOf(this.now());
   }
 
-  addSpend(orgId: string, userId: string, period: string, net: Decimal.Value): void {
+  addSpend(orgId: string, userId: string, period: string, net: MoneyValue): void {
     const org = this.org(orgId);
     let p = org.periods.get(period);
     if (!p) {
-      p = { org: new Decimal(0), users: new Map() };
+      p = { org: new Money(0), users: new Map() };
       org.periods.set(period, p);
     }
     p.org = p.org.plus(net);
-    p.users.set(userId, (p.users.get(userId) ?? new Decimal(0)).plus(net));
+    p.users.set(userId, (p.users.get(userId) ?? new Money(0)).plus(net));
   }
 
   /**
@@ -102,7 +102,7 @@ export class SpendState {
    * event may be stamped up to 5 minutes in the future, into next month). A late event's month is closed: it never
    * counts toward current caps, and false says so.
    */
-  recordSpend(orgId: string, userId: string, occurredAt: number, net: Decimal.Value): boolean {
+  recordSpend(orgId: string, userId: string, occurredAt: number, net: MoneyValue): boolean {
     const period = periodOf(occurredAt);
     if (period < this.currentPeriod()) return false;
     this.addSpend(orgId, userId, period, net);
@@ -110,7 +110,7 @@ export class SpendState {
   }
 
   /** Net spend of an event of a prepaid org draws its credits when it occurred at or after the account opened. */
-  addCreditSpend(orgId: string, occurredAt: number, net: Decimal.Value): void {
+  addCreditSpend(orgId: string, occurredAt: number, net: MoneyValue): void {
     const account = this.orgs.get(orgId)?.credits;
     if (account && occurredAt >= account.openedAt) account.spent = account.spent.plus(net);
   }
@@ -168,7 +168,7 @@ export class SpendState {
   }
 
   private periodSpend(org: OrgState, period: string): PeriodSpend {
-    return org.periods.get(period) ?? { org: new Decimal(0), users: new Map() };
+    return org.periods.get(period) ?? { org: new Money(0), users: new Map() };
   }
 
   private tierOf(org: OrgState, userId: string): SeatTier | undefined {
@@ -180,15 +180,15 @@ export class SpendState {
     const org = this.org(orgId);
     const spend = this.periodSpend(org, this.currentPeriod());
     const users: Record<string, string> = {};
-    for (const [u, v] of spend.users) users[u] = v.toFixed();
+    for (const [u, v] of spend.users) users[u] = formatMoney(v);
     const seatTiers: Record<string, SeatTier> = {};
     for (const [u, t] of org.seatTiers) seatTiers[u] = t.tier;
     return {
       policy: org.policy,
-      orgTotal: spend.org.toFixed(),
+      orgTotal: formatMoney(spend.org),
       users,
       seatTiers,
-      creditBalance: org.credits ? balanceOf(org.credits).toFixed() : undefined,
+      creditBalance: org.credits ? formatMoney(balanceOf(org.credits)) : undefined,
     };
   }
 
@@ -208,8 +208,8 @@ export class SpendState {
     return userCap(
       org.policy,
       userId,
-      (spend.users.get(userId) ?? new Decimal(0)).toFixed(),
-      spend.org.toFixed(),
+      formatMoney(spend.users.get(userId) ?? new Money(0)),
+      formatMoney(spend.org),
       this.tierOf(org, userId),
     );
   }
@@ -230,7 +230,7 @@ export class SpendState {
     const thresholds = org.policy.thresholds;
 
     const orgLimit = org.policy.org_limit ?? null;
-    const orgSpend = spend.org.toFixed();
+    const orgSpend = formatMoney(spend.org);
     this.step(org, period, "org", { type: "org", id: orgId }, orgLimit, orgSpend, thresholds, out);
 
     const users = userIds ? new Set(userIds) : this.knownUsers(org, period);

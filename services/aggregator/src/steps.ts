@@ -14,8 +14,9 @@ import {
 } from "@usage/clickhouse";
 import { decode, type PricedUsageEvent, pricedUsageEventV1 } from "@usage/events";
 import { type ConsumedBatch, deadLetterMessage, type Message } from "@usage/kafka";
+import { addMoney, netCost } from "@usage/money";
 import { periodOf } from "@usage/periods";
-import { addMoney, netCost, resolveModelId } from "@usage/pricing";
+import { resolveModelId } from "@usage/pricing";
 import { creditEffects } from "./credits.js";
 import type { PartitionState } from "./partition.js";
 import { type CapSignal, toSignal } from "./signals.js";

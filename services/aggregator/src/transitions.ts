@@ -8,8 +8,8 @@
  * The threshold mark never goes down within a period, so a threshold is signalled at most once per period whatever
  * the policy does.
  */
+import { Money } from "@usage/money";
 import type { Status } from "@usage/policy";
-import { Decimal } from "decimal.js";
 
 export interface Mark {
   /** Highest threshold signalled in the period, as a decimal string, or null. */
@@ -35,7 +35,7 @@ export function transition(previous: Mark, now: { threshold: string | null; stat
   const base = { threshold: now.threshold, status: now.status, previousStatus: previous.status, next };
   if (now.status === "blocked" && previous.status !== "blocked") return { kind: "blocked", ...base };
   if (previous.status === "blocked" && now.status !== "blocked") return { kind: "unblocked", ...base };
-  if (now.threshold !== null && (previous.threshold === null || new Decimal(now.threshold).gt(previous.threshold))) {
+  if (now.threshold !== null && (previous.threshold === null || new Money(now.threshold).gt(previous.threshold))) {
     return { kind: "threshold", ...base };
   }
   // Anything else (warning → ok after a raised cap, say) is no signal; the caller keeps quietMark().
@@ -50,5 +50,5 @@ export function quietMark(previous: Mark, now: { threshold: string | null; statu
 function maxThreshold(a: string | null, b: string | null): string | null {
   if (a === null) return b;
   if (b === null) return a;
-  return new Decimal(a).gte(b) ? a : b;
+  return new Money(a).gte(b) ? a : b;
 }

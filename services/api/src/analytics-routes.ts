@@ -25,8 +25,8 @@ import {
   type TrendGroup,
   topUsers,
 } from "@usage/clickhouse";
+import { addMoney } from "@usage/money";
 import { dayOf, dayStart, monthStart, parseDay, periodRange, WINDOWS, type Window, windowAsOf } from "@usage/periods";
-import { addMoney } from "@usage/pricing";
 import type {
   FastifyBaseLogger,
   FastifyInstance,

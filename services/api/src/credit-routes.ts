@@ -22,8 +22,9 @@ import {
   creditLedger,
   insertCreditEntries,
 } from "@usage/clickhouse";
+import { canonicalMoney } from "@usage/money";
 import { periodOf } from "@usage/periods";
-import { canonicalDecimal, parseAutoReload, parsePurchase } from "@usage/policy";
+import { parseAutoReload, parsePurchase } from "@usage/policy";
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -56,13 +57,13 @@ function entryOut(e: CreditLedgerRow) {
   return {
     entry_id: e.entry_id,
     kind: e.kind,
-    amount: canonicalDecimal(e.amount),
+    amount: canonicalMoney(e.amount),
     reference: e.reference,
     sequence: e.sequence,
     period: e.period,
     created_at: `${e.created_at.replace(" ", "T")}Z`,
     created_by: e.created_by,
-    ...(e.kind === "reload" ? { balance_after: canonicalDecimal(e.balance_after) } : {}),
+    ...(e.kind === "reload" ? { balance_after: canonicalMoney(e.balance_after) } : {}),
   };
 }
 
@@ -90,7 +91,7 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
     const entryId = creditEntryId(orgId, "purchase", reference);
     const existing = await creditEntry(deps.clickhouse, orgId, entryId);
     if (existing) {
-      const recorded = canonicalDecimal(existing.amount);
+      const recorded = canonicalMoney(existing.amount);
       if (recorded !== parsed.value.amount) {
         return fail(
           reply,

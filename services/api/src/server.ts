@@ -9,9 +9,9 @@
  * this instance's follower has applied them.
  */
 import { type ClickHouseClient, orgSpend, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
+import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import { type AutoReload, type Policy, parsePolicy } from "@usage/policy";
-import { addMoney } from "@usage/pricing";
 import type { Logger } from "@usage/runtime";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";

@@ -1,7 +1,7 @@
 /** Alerts (SPEC §7): identity, payload and the stored row of the alert a cap signal gives rise to. Pure. */
 import { createHash } from "node:crypto";
 import { type AlertRow, chDateTime } from "@usage/clickhouse";
-import { Decimal } from "decimal.js";
+import { canonicalMoney } from "@usage/money";
 import type { CapSignal, SignalKind } from "./signal.js";
 
 /** The JSON published on spend.alerts.v1 (keyed by org_id) and POSTed, signed, to the org's webhook. */
@@ -57,7 +57,7 @@ export function alertId(
 }
 
 export function canonicalDecimal(text: string): string {
-  return text === "" ? "" : new Decimal(text).toFixed();
+  return text === "" ? "" : canonicalMoney(text, "threshold");
 }
 
 /** `org` or `user:<id>`: the entity within an org and period that a threshold mark belongs to. */

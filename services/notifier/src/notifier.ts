@@ -58,9 +58,9 @@ import {
   partitionCount,
   TOPICS,
 } from "@usage/kafka";
+import { Money } from "@usage/money";
 import { monthStart, periodOf } from "@usage/periods";
 import type { Logger } from "@usage/runtime";
-import { Decimal } from "decimal.js";
 import { alertId, entityKey, newAlertRow } from "./alert.js";
 import type { RetryPolicy } from "./backoff.js";
 import { createDeliveryLoop, type DeliveryLoop } from "./delivery.js";
@@ -158,7 +158,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     if (a.threshold !== null) {
       const entity = entityKey({ type: a.entity_type, id: a.entity_id });
       const mark = k.marks.get(entity);
-      if (mark === undefined || new Decimal(a.threshold).gt(mark)) k.marks.set(entity, a.threshold);
+      if (mark === undefined || new Money(a.threshold).gt(mark)) k.marks.set(entity, a.threshold);
     }
   }
   const sourceOf = (a: Pick<AlertIdentity, "source_group" | "source_partition" | "source_offset">) =>
@@ -217,7 +217,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       }
       const markKey = `${pairKey(signal.org_id, signal.period)}\u0000${entityKey(signal.entity)}`;
       const mark = freshMarks.get(markKey) ?? k?.marks.get(entityKey(signal.entity));
-      if (signal.kind === "threshold" && mark !== undefined && new Decimal(mark).gte(signal.threshold!)) {
+      if (signal.kind === "threshold" && mark !== undefined && new Money(mark).gte(signal.threshold!)) {
         passed++;
         log.debug(
           { signal_id: signal.signal_id, alert_id: id, threshold: signal.threshold, alerted: mark },
@@ -228,7 +228,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
       const row = newAlertRow(signal, { group: deps.groupId, partition: batch.partition, offset }, now());
       fresh.push(row);
       freshSource.set(id, source);
-      if (row.threshold !== null && (mark === undefined || new Decimal(row.threshold).gt(mark))) {
+      if (row.threshold !== null && (mark === undefined || new Money(row.threshold).gt(mark))) {
         freshMarks.set(markKey, row.threshold);
       }
     }

@@ -16,9 +16,10 @@ import { decode, pricedUsageEventV1, type UsageEvent } from "@usage/events";
 import { createProducer, type Kafka, type KafkaMessage, readDeadLetter, TOPICS } from "@usage/kafka";
 import { periodOf } from "@usage/periods";
 import { expect } from "vitest";
+import { Exact } from "../../harness/exact.js";
 import { runCli } from "../../harness/index.js";
 import { type AlertPayload, type Pipeline, sleep, waitFor } from "./pipeline.js";
-import { type BadMessage, currentSpend, Dec, type Workload, windowSum } from "./workload.js";
+import { type BadMessage, currentSpend, type Workload, windowSum } from "./workload.js";
 
 /** What was published, attempt by attempt (a retried publish may publish an event twice). */
 export class Ledger {
@@ -135,7 +136,7 @@ async function totalsExact(p: Pipeline, wl: Workload): Promise<boolean> {
     const body = await p.api<SpendBody>(`/v1/orgs/${org}/spend?window=ytd`);
     const want = windowSum(wl, org, "ytd");
     const requests = body.rows.reduce((n, r) => n + Number(r.requests), 0);
-    if (!new Dec(body.total).eq(want.spend) || requests !== want.requests) return false;
+    if (!Exact.of(body.total).eq(want.spend) || requests !== want.requests) return false;
   }
   return true;
 }
@@ -191,14 +192,14 @@ export async function checkTotals(p: Pipeline, wl: Workload): Promise<void> {
     for (const window of ["mtd", "qtd", "ytd"] as const) {
       const body = await p.api<SpendBody>(`/v1/orgs/${org}/spend?window=${window}&group_by=user`);
       const want = windowSum(wl, org, window);
-      expect(new Dec(body.total).eq(want.spend), `${org} ${window} total ${body.total} vs ${want.spend}`).toBe(true);
+      expect(Exact.of(body.total).eq(want.spend), `${org} ${window} total ${body.total} vs ${want.spend}`).toBe(true);
       const users = new Set([...wl.priced.values()].filter((x) => x.org === org).map((x) => x.user));
       const expectedRows: string[] = [];
       for (const user of users) if (windowSum(wl, org, window, user).requests > 0) expectedRows.push(user);
       expect(body.rows.map((r) => r.key).sort(), `${org} ${window} users`).toEqual(expectedRows.sort());
       for (const row of body.rows) {
         const u = windowSum(wl, org, window, row.key);
-        expect(new Dec(row.spend).eq(u.spend), `${org} ${window} ${row.key} spend ${row.spend} vs ${u.spend}`).toBe(
+        expect(Exact.of(row.spend).eq(u.spend), `${org} ${window} ${row.key} spend ${row.spend} vs ${u.spend}`).toBe(
           true,
         );
         expect(Number(row.requests), `${org} ${window} ${row.key} requests`).toBe(u.requests);
@@ -218,11 +219,11 @@ export async function checkCaps(p: Pipeline, wl: Workload): Promise<void> {
   for (const org of wl.orgs) {
     const caps = await p.api<CapsBody>(`/v1/orgs/${org}/caps`);
     const want = current.get(org);
-    expect(new Dec(caps.org.spend).eq(want?.total ?? 0), `${org} caps org spend ${caps.org.spend}`).toBe(true);
+    expect(Exact.of(caps.org.spend).eq(want?.total ?? 0), `${org} caps org spend ${caps.org.spend}`).toBe(true);
     for (const [user, spend] of want?.users ?? []) {
       const got = caps.users[user];
       expect(got, `${org} caps user ${user}`).toBeDefined();
-      expect(new Dec(got!.spend).eq(spend), `${org} caps ${user} spend ${got!.spend} vs ${spend}`).toBe(true);
+      expect(Exact.of(got!.spend).eq(spend), `${org} caps ${user} spend ${got!.spend} vs ${spend}`).toBe(true);
     }
     // SPEC §5: at the org ceiling every user of the org is blocked (blocked_by "org"), whatever their own cap says.
     const orgBlocked = wl.entities.some((x) => x.org === org && x.type === "org" && x.blocked);
@@ -372,11 +373,11 @@ export async function checkAlerts(
     if (new Set(thresholds).size !== thresholds.length)
       problems.push(`${key}: a threshold alerted twice: ${thresholds}`);
     for (const t of thresholds) {
-      if (e.threshold === null || new Dec(t).gt(e.threshold) || (e.blocked && new Dec(t).gte(1))) {
+      if (e.threshold === null || Exact.of(t).gt(e.threshold) || (e.blocked && Exact.of(t).gte(1))) {
         problems.push(`${key}: threshold ${t} alerted, but the entity ended at ${e.threshold} (blocked: ${e.blocked})`);
       }
     }
-    if (!e.blocked && e.threshold !== null && !thresholds.some((t) => new Dec(t).eq(e.threshold!))) {
+    if (!e.blocked && e.threshold !== null && !thresholds.some((t) => Exact.of(t).eq(e.threshold!))) {
       missingFinal.push(`${key}/${e.threshold} (alerted: ${thresholds})`);
     }
   }

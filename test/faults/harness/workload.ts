@@ -11,11 +11,7 @@ import { periodOf, type Window, windowAsOf } from "@usage/periods";
 import { createPricer, loadRateCard } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
 import avro from "avsc";
-import { Decimal } from "decimal.js";
-
-/** Exact decimals for the recomputation: enough digits that no sum or product is ever rounded. */
-export const Dec = Decimal.clone({ precision: 120 });
-export type Dec = Decimal;
+import { Exact } from "../../harness/exact.js";
 
 export const THRESHOLDS = ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"];
 const DISCOUNTS: Record<string, string> = { org_1: "12.5", org_2: "0", org_3: "3.75" };
@@ -35,8 +31,8 @@ export interface PricedExpectation {
   org: string;
   user: string;
   at: number;
-  gross: Dec;
-  net: Dec;
+  gross: Exact;
+  net: Exact;
 }
 
 /** Where an entity (an org or a user with a limit) must end in the current period, and the alerts that follow. */
@@ -44,8 +40,8 @@ export interface EntityExpectation {
   org: string;
   type: "org" | "user";
   id: string;
-  limit: Dec;
-  spend: Dec;
+  limit: Exact;
+  spend: Exact;
   /** The highest threshold reached, canonical (`"0.7"`), or null. */
   threshold: string | null;
   blocked: boolean;
@@ -105,14 +101,14 @@ export function makeWorkload(options: WorkloadOptions): Workload {
     if (!v.ok) throw new Error(`generated event rejected: ${v.rejection.message}`);
     const p = price(v.value);
     if (!p.ok) throw new Error(`generated event not priced: ${p.rejection.message}`);
-    const gross = new Dec(p.value.total_cost);
-    const pct = new Dec(DISCOUNTS[e.org_id] ?? "0");
+    const gross = Exact.of(p.value.total_cost);
+    const pct = Exact.of(DISCOUNTS[e.org_id] ?? "0");
     priced.set(e.event_id, {
       org: e.org_id,
       user: e.user_id,
       at: Date.parse(e.occurred_at),
       gross,
-      net: gross.times(new Dec(100).minus(pct)).div(100),
+      net: gross.times(Exact.of(100).minus(pct)).div(100),
     });
   }
 
@@ -122,11 +118,11 @@ export function makeWorkload(options: WorkloadOptions): Workload {
   const policies: Record<string, PolicyBody> = {};
   const entities: EntityExpectation[] = [];
   for (const org of orgs) {
-    const spend = current.get(org) ?? { total: new Dec(0), users: new Map<string, Dec>() };
+    const spend = current.get(org) ?? { total: Exact.of(0), users: new Map<string, Exact>() };
     const policy: PolicyBody = { discount_pct: DISCOUNTS[org] ?? "0", thresholds: THRESHOLDS, users: {} };
     const factor = ORG_LIMIT_FACTOR[org];
     if (factor !== undefined && spend.total.gt(0)) {
-      const limit = cents(spend.total.times(factor));
+      const limit = cents(spend.total.times(String(factor)));
       policy.org_limit = limit.toFixed();
       entities.push(entity(org, "org", org, limit, spend.total));
     }
@@ -136,7 +132,7 @@ export function makeWorkload(options: WorkloadOptions): Workload {
       if (org === "org_3" && i % 3 !== 0) return;
       const userSpend = spend.users.get(user)!;
       if (!userSpend.gt(0)) return;
-      const limit = cents(userSpend.div(USER_RATIOS[(i + org.length) % USER_RATIOS.length]!));
+      const limit = cents(userSpend.div(String(USER_RATIOS[(i + org.length) % USER_RATIOS.length]!)));
       policy.users[user] = { limit: limit.toFixed() };
       entities.push(entity(org, "user", user, limit, userSpend));
     });
@@ -158,39 +154,44 @@ export function makeWorkload(options: WorkloadOptions): Workload {
   };
 }
 
-function cents(d: Dec): Dec {
-  const c = d.toDecimalPlaces(2, Decimal.ROUND_UP);
-  return c.lt("0.01") ? new Dec("0.01") : c;
+function cents(d: Exact): Exact {
+  const c = d.round(2, "up");
+  return c.lt("0.01") ? Exact.of("0.01") : c;
 }
 
-function entity(org: string, type: "org" | "user", id: string, limit: Dec, spend: Dec): EntityExpectation {
+function entity(org: string, type: "org" | "user", id: string, limit: Exact, spend: Exact): EntityExpectation {
   let threshold: string | null = null;
-  for (const t of THRESHOLDS) if (spend.gte(limit.times(t))) threshold = new Dec(t).toFixed();
+  for (const t of THRESHOLDS) if (spend.gte(limit.times(t))) threshold = Exact.of(t).toFixed();
   return { org, type, id, limit, spend, threshold, blocked: spend.gte(limit) };
 }
 
 export function currentSpend(
   priced: Map<string, PricedExpectation>,
   period: string,
-): Map<string, { total: Dec; users: Map<string, Dec> }> {
-  const out = new Map<string, { total: Dec; users: Map<string, Dec> }>();
+): Map<string, { total: Exact; users: Map<string, Exact> }> {
+  const out = new Map<string, { total: Exact; users: Map<string, Exact> }>();
   for (const x of priced.values()) {
     if (periodOf(x.at) !== period) continue;
     let o = out.get(x.org);
     if (!o) {
-      o = { total: new Dec(0), users: new Map() };
+      o = { total: Exact.of(0), users: new Map() };
       out.set(x.org, o);
     }
     o.total = o.total.plus(x.net);
-    o.users.set(x.user, (o.users.get(x.user) ?? new Dec(0)).plus(x.net));
+    o.users.set(x.user, (o.users.get(x.user) ?? Exact.of(0)).plus(x.net));
   }
   return out;
 }
 
 /** Net spend and request count of an org (or one of its users) over a window as of `now`. */
-export function windowSum(wl: Workload, org: string, window: Window, user?: string): { spend: Dec; requests: number } {
+export function windowSum(
+  wl: Workload,
+  org: string,
+  window: Window,
+  user?: string,
+): { spend: Exact; requests: number } {
   const range = windowAsOf(window, wl.now);
-  let spend = new Dec(0);
+  let spend = Exact.of(0);
   let requests = 0;
   for (const x of wl.priced.values()) {
     if (x.org !== org || (user !== undefined && x.user !== user)) continue;

@@ -1,13 +1,13 @@
 import { aggregatorEnvSchema } from "@usage/aggregator";
 import { decode, type PricedUsageEvent, pricedUsageEventV1 } from "@usage/events";
 import { createBatchConsumer, TOPICS } from "@usage/kafka";
+import { Money } from "@usage/money";
 import { notifierEnvSchema } from "@usage/notifier";
 import { pricingEnvSchema } from "@usage/pricing-service";
 import { createUsageProducer } from "@usage/producer";
 import { createLogger, parseEnv } from "@usage/runtime";
 import { generateEvents } from "@usage/workload";
 import type { Command } from "commander";
-import { Decimal } from "decimal.js";
 import { intOption } from "../errors.js";
 import { startPipeline } from "../pipeline.js";
 
@@ -77,7 +77,7 @@ async function startDemo(deps: {
 
   // Running totals read back from usage.priced.v1, exact, as a downstream consumer sees them.
   let pricedCount = 0;
-  let total = new Decimal(0);
+  let total = new Money(0);
   const tail = createBatchConsumer({
     kafka: pipeline.kafka,
     groupId: `usagectl-demo-${process.pid}-${Date.now()}`,
@@ -172,7 +172,7 @@ async function startDemo(deps: {
       const line =
         `produced ${published} (${Math.round((published - last.published) / secs)}/s) · ` +
         `priced ${pricedCount} (${Math.round((pricedCount - last.priced) / secs)}/s) · ` +
-        `pricing lag ${lag} · priced total $${total.toFixed(6)}`;
+        `pricing lag ${lag} · priced total $${total.toFixed(6, Money.ROUND_HALF_UP)}`;
       last = { published, priced: pricedCount, at: now };
       if (tty) process.stderr.write(`\r\x1b[2K${line}`);
       else say(line);

@@ -1,7 +1,7 @@
 /**
- * Exact money arithmetic. Amounts travel as canonical decimal strings (no exponent, no trailing zeros after
- * the point, no trailing point, "0" for zero) and are computed as bigints scaled by a power of ten, so no
- * step ever rounds.
+ * Money as bigints scaled by a power of ten: the string-level helpers of every boundary and of pricing's hot path.
+ * Amounts travel as canonical decimal strings (no exponent, no trailing zeros after the point, no trailing point,
+ * "0" for zero); a bigint has no size limit, so no step ever rounds.
  */
 
 const DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
@@ -38,7 +38,7 @@ export function formatScaled(n: bigint, scale: number): string {
  * bigint scaled by `10^scale`. Throws when the string is not such a decimal or has more than `scale`
  * decimal places, because accepting it would mean rounding.
  */
-export function parseDecimal(s: string, scale: number): bigint {
+export function parseScaled(s: string, scale: number): bigint {
   checkScale(scale);
   const match = typeof s === "string" ? DECIMAL.exec(s) : null;
   if (!match) throw new RangeError(`not a decimal number: ${JSON.stringify(s)}`);
@@ -51,7 +51,7 @@ export function parseDecimal(s: string, scale: number): bigint {
 }
 
 /** Number of decimal places of a plain decimal string; throws when it is not one. */
-function decimalPlaces(s: string): number {
+export function decimalPlaces(s: string): number {
   const match = typeof s === "string" ? DECIMAL.exec(s) : null;
   if (!match) throw new RangeError(`not a decimal number: ${JSON.stringify(s)}`);
   return match[3]?.length ?? 0;
@@ -60,7 +60,7 @@ function decimalPlaces(s: string): number {
 /** Exact sum of two decimal strings, canonical. */
 export function addMoney(a: string, b: string): string {
   const scale = Math.max(decimalPlaces(a), decimalPlaces(b));
-  return formatScaled(parseDecimal(a, scale) + parseDecimal(b, scale), scale);
+  return formatScaled(parseScaled(a, scale) + parseScaled(b, scale), scale);
 }
 
 /**
@@ -73,10 +73,10 @@ export function netCost(gross: string, discountPct: string): string {
       `discount_pct must be a decimal string from 0 to 100 with at most ${DISCOUNT_SCALE} decimal places, got ${JSON.stringify(discountPct)}`,
     );
   }
-  const pct = parseDecimal(discountPct, DISCOUNT_SCALE);
+  const pct = parseScaled(discountPct, DISCOUNT_SCALE);
   if (pct > HUNDRED_PCT) throw new RangeError(`discount_pct must be at most 100, got ${JSON.stringify(discountPct)}`);
   const grossScale = decimalPlaces(gross);
   // gross (scale g) × (100 − pct) (scale 4) has scale g + 4; dividing by 100 is two more decimal places, so
   // the quotient is exact without any division.
-  return formatScaled(parseDecimal(gross, grossScale) * (HUNDRED_PCT - pct), grossScale + DISCOUNT_SCALE + 2);
+  return formatScaled(parseScaled(gross, grossScale) * (HUNDRED_PCT - pct), grossScale + DISCOUNT_SCALE + 2);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addMoney, formatScaled, netCost, parseDecimal } from "./money.js";
+import { addMoney, formatScaled, netCost, parseScaled } from "./scaled.js";
 
 describe("formatScaled", () => {
   it("formats canonically: no exponent, no trailing zeros, no trailing point", () => {
@@ -34,22 +34,22 @@ describe("formatScaled", () => {
   });
 });
 
-describe("parseDecimal", () => {
+describe("parseScaled", () => {
   it("scales plain decimals to bigints", () => {
-    expect(parseDecimal("0.50", 6)).toBe(500_000n);
-    expect(parseDecimal("5", 6)).toBe(5_000_000n);
-    expect(parseDecimal("22.50", 6)).toBe(22_500_000n);
-    expect(parseDecimal("0.000001", 6)).toBe(1n);
-    expect(parseDecimal("0", 0)).toBe(0n);
-    expect(parseDecimal("007", 0)).toBe(7n);
-    expect(parseDecimal("-3.25", 2)).toBe(-325n);
-    expect(parseDecimal("-0", 3)).toBe(0n);
+    expect(parseScaled("0.50", 6)).toBe(500_000n);
+    expect(parseScaled("5", 6)).toBe(5_000_000n);
+    expect(parseScaled("22.50", 6)).toBe(22_500_000n);
+    expect(parseScaled("0.000001", 6)).toBe(1n);
+    expect(parseScaled("0", 0)).toBe(0n);
+    expect(parseScaled("007", 0)).toBe(7n);
+    expect(parseScaled("-3.25", 2)).toBe(-325n);
+    expect(parseScaled("-0", 3)).toBe(0n);
   });
 
   it("throws on more decimal places than the scale, even trailing zeros", () => {
-    expect(() => parseDecimal("1.1234567", 6)).toThrow(/more than 6 decimal places/);
-    expect(() => parseDecimal("1.50", 1)).toThrow(/more than 1 decimal places/);
-    expect(() => parseDecimal("0.5", 0)).toThrow(RangeError);
+    expect(() => parseScaled("1.1234567", 6)).toThrow(/more than 6 decimal places/);
+    expect(() => parseScaled("1.50", 1)).toThrow(/more than 1 decimal places/);
+    expect(() => parseScaled("0.5", 0)).toThrow(RangeError);
   });
 
   it("throws on anything that is not a plain decimal", () => {
@@ -69,14 +69,14 @@ describe("parseDecimal", () => {
       "--1",
       "1.2.3",
     ]) {
-      expect(() => parseDecimal(bad, 6), bad).toThrow(/not a decimal number/);
+      expect(() => parseScaled(bad, 6), bad).toThrow(/not a decimal number/);
     }
-    expect(() => parseDecimal(5 as unknown as string, 6)).toThrow(/not a decimal number/);
+    expect(() => parseScaled(5 as unknown as string, 6)).toThrow(/not a decimal number/);
   });
 
   it("round-trips with formatScaled", () => {
     for (const s of ["0", "1", "0.000125", "75", "18.75", "123456.789012", "-0.5"]) {
-      expect(formatScaled(parseDecimal(s, 6), 6)).toBe(s);
+      expect(formatScaled(parseScaled(s, 6), 6)).toBe(s);
     }
   });
 });

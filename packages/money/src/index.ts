@@ -1,0 +1,16 @@
+export {
+  canonicalLimit,
+  canonicalMoney,
+  divide,
+  formatMoney,
+  limitToMoney,
+  MONEY_PRECISION,
+  Money,
+  type MoneyValue,
+  PLAIN_DECIMAL,
+  parseMoney,
+  type Rounding,
+  sumMoney,
+  UNLIMITED,
+} from "./money.js";
+export { addMoney, decimalPlaces, formatScaled, netCost, parseScaled } from "./scaled.js";
