@@ -11,6 +11,8 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"],
+          // A few unit tests run the built CLI as a process: on a busy 2-core machine that takes seconds.
+          testTimeout: 30_000,
           exclude: ["**/*.integration.test.ts", "**/node_modules/**", "**/dist/**"],
         },
       },

@@ -86,9 +86,15 @@ describe("control plane", () => {
         10_000,
       );
     }
-    await waitFor("the aggregator's follower on the last version", () => aggregator.follower.position() >= last.version, 10_000);
+    await waitFor(
+      "the aggregator's follower on the last version",
+      () => aggregator.follower.position() >= last.version,
+      10_000,
+    );
     const lagMs = Date.now() - settledAt;
-    process.stderr.write(`control plane: 50 concurrent PUTs, every instance on version ${last.version} ${lagMs} ms after the last answer\n`);
+    process.stderr.write(
+      `control plane: 50 concurrent PUTs, every instance on version ${last.version} ${lagMs} ms after the last answer\n`,
+    );
 
     // The history: all 50 versions in policy_versions (written by the recorder), each with what its PUT sent.
     await waitFor(

@@ -5,6 +5,8 @@
 #   infra/kafka/kafka.sh start            fetch if needed, format the log dir once, start, wait until ready
 #   infra/kafka/kafka.sh stop             stop the broker this script started (SIGTERM, then SIGKILL)
 #   infra/kafka/kafka.sh status           exit 0 when a broker answers on the port
+#   infra/kafka/kafka.sh cluster-start|cluster-stop|cluster-stop-broker N [SIG]|cluster-start-broker N|cluster-status
+#                                         a local 3-broker KRaft cluster (infra/kafka/cluster.sh)
 #
 # Environment:
 #   KAFKA_PORT        broker port on 127.0.0.1 (default 9092); the controller uses KAFKA_PORT+1
@@ -117,9 +119,10 @@ stop() {
 }
 
 case "${1:-}" in
+  cluster-*) cmd="${1#cluster-}"; shift; exec bash "$here/cluster.sh" "$cmd" "$@" ;;
   fetch) fetch ;;
   start) start ;;
   stop) stop ;;
   status) port_open "$port" ;;
-  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|stop|status|cluster-start|cluster-stop|cluster-stop-broker N [SIG]|cluster-start-broker N|cluster-status" >&2; exit 2 ;;
 esac

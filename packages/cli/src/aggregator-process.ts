@@ -9,7 +9,7 @@ import { loadAggregatorEnv, startAggregatorService } from "@usage/aggregator";
 import { startApiService } from "@usage/api";
 import { openClickHouse } from "@usage/clickhouse";
 import { createControlFollower } from "@usage/control";
-import { createKafka, ensureTopics } from "@usage/kafka";
+import { createKafka, ensureTopics, topicOptions } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
 import { Registry } from "prom-client";
 
@@ -31,7 +31,7 @@ async function run(name: "aggregator" | "api"): Promise<void> {
   const clickhouse = await openClickHouse(env);
   shutdown.add("clickhouse", () => clickhouse.close());
   const kafka = createKafka({ brokers: env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS, clientId: `usage-${name}`, logger });
-  await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+  await ensureTopics(kafka, topicOptions(env));
   const registry = new Registry();
   const follower = createControlFollower({ kafka, logger });
   await follower.start();

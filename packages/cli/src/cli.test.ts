@@ -14,6 +14,17 @@ function usagectl(args: string[], env: Record<string, string> = {}, input = "") 
 }
 
 describe("usagectl argument and configuration errors", () => {
+  it("refuses a min ISR above the replication factor in one line, exit 2", () => {
+    const r = usagectl(["produce"], {
+      KAFKA_REPLICATION_FACTOR: "1",
+      KAFKA_MIN_INSYNC_REPLICAS: "2",
+      KAFKA_BROKERS: "127.0.0.1:1",
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("KAFKA_MIN_INSYNC_REPLICAS");
+  });
+
   it.each([
     [["bogus"], "unknown command 'bogus'"],
     [["generate", "--seed", "x", "--count", "1"], "--seed"],
@@ -33,6 +44,9 @@ describe("usagectl argument and configuration errors", () => {
     ["KAFKA_BROKERS", "not a broker", ["produce"]],
     ["USAGE_API_PORT", "99999", ["start"]],
     ["LOG_LEVEL", "loud", ["start"]],
+    ["USAGE_MEMBERS", "0", ["start"]],
+    ["KAFKA_REPLICATION_FACTOR", "three", ["produce"]],
+    ["KAFKA_MIN_INSYNC_REPLICAS", "-1", ["run", "pricing"]],
   ])("a bad %s exits 2 with one line naming it", (name, value, args) => {
     const r = usagectl(args, { [name]: value });
     expect(r.code).toBe(2);

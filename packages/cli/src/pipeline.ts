@@ -13,7 +13,7 @@ import { type AggregatorEnv, type AggregatorService, startAggregatorService } fr
 import { type ApiService, startApiService } from "@usage/api";
 import { type ClickHouse, openClickHouse } from "@usage/clickhouse";
 import { createControlFollower } from "@usage/control";
-import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBroker } from "@usage/kafka";
+import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBroker, topicOptions } from "@usage/kafka";
 import { buildNotifier, type Notifier, type NotifierEnv } from "@usage/notifier";
 import { buildPricingWorker, type PricingEnv, type PricingWorker } from "@usage/pricing-service";
 import { createShutdown, type Logger, type Shutdown } from "@usage/runtime";
@@ -68,7 +68,7 @@ export async function startPipeline(deps: {
     );
 
     const kafka = createKafka({ brokers, clientId: "usage-pipeline", logger });
-    await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+    await ensureTopics(kafka, topicOptions(env));
     const registry = new Registry();
 
     // One control follower for the process: the aggregator members and every API instance read the same log.

@@ -1,4 +1,4 @@
-import type { Logger } from "@usage/runtime";
+import { ConfigError, type Logger } from "@usage/runtime";
 import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
 
 /**
@@ -65,22 +65,75 @@ function isRetried(entry: { message: string; retryCount?: number; error?: unknow
 }
 
 /**
- * Creates the pipeline's topics when missing (idempotent). Existing topics are left as they are: a partition
- * count change is an operator decision, not something a service start does.
+ * Per-topic settings (SPEC §12). Every topic is keyed by org_id.
+ *   - usage.events.v1, usage.priced.v1, usage.dlq.v1, spend.signals.v1, spend.alerts.v1: kept for ever
+ *     (retention.ms = -1). A replay — a new consumer group from offset 0, or offsets reset by an operator — re-derives
+ *     every figure from them; deduplication makes it change nothing. An operator who must bound disk sets a retention
+ *     on usage.events.v1 no shorter than the backfill window plus the time a replay may need, and keeps usage.priced.v1
+ *     as long as ClickHouse may have to be rebuilt from it.
+ *   - usage.control.v1: ONE partition (its offsets are the changes' versions, in one order) and compacted: the latest
+ *     change per key (an org's policy, auto-reload, webhook; each purchase, each key) is kept for ever;
+ *     min.compaction.lag.ms keeps every change readable for a day before compaction may fold it.
+ *   - spend.totals.v1: compacted; the latest totals record per org and per user is all a reader needs.
  */
-export async function ensureTopics(kafka: Kafka, options: { partitions: number }): Promise<void> {
+export const TOPIC_SETTINGS: Record<TopicName, { onePartition?: boolean; config: Record<string, string> }> = {
+  [TOPICS.events]: { config: { "retention.ms": "-1" } },
+  [TOPICS.priced]: { config: { "retention.ms": "-1" } },
+  [TOPICS.dlq]: { config: { "retention.ms": "-1" } },
+  [TOPICS.signals]: { config: { "retention.ms": "-1" } },
+  [TOPICS.alerts]: { config: { "retention.ms": "-1" } },
+  [TOPICS.control]: {
+    onePartition: true,
+    config: { "cleanup.policy": "compact", "retention.ms": "-1", "min.compaction.lag.ms": "86400000" },
+  },
+  [TOPICS.totals]: { config: { "cleanup.policy": "compact", "retention.ms": "-1" } },
+};
+
+export interface TopicOptions {
+  partitions: number;
+  /** KAFKA_REPLICATION_FACTOR (default 1). */
+  replicationFactor?: number;
+  /** KAFKA_MIN_INSYNC_REPLICAS (default 1): with acks=all, a write needs this many replicas in sync. */
+  minInsyncReplicas?: number;
+}
+
+/** The topic options of a service's environment (SPEC §10). */
+export function topicOptions(env: {
+  KAFKA_PARTITIONS: number;
+  KAFKA_REPLICATION_FACTOR: number;
+  KAFKA_MIN_INSYNC_REPLICAS: number;
+}): TopicOptions {
+  if (env.KAFKA_MIN_INSYNC_REPLICAS > env.KAFKA_REPLICATION_FACTOR) {
+    throw new ConfigError(
+      `invalid environment: KAFKA_MIN_INSYNC_REPLICAS (${env.KAFKA_MIN_INSYNC_REPLICAS}) must not exceed KAFKA_REPLICATION_FACTOR (${env.KAFKA_REPLICATION_FACTOR}): no write could ever be acknowledged`,
+    );
+  }
+  return {
+    partitions: env.KAFKA_PARTITIONS,
+    replicationFactor: env.KAFKA_REPLICATION_FACTOR,
+    minInsyncReplicas: env.KAFKA_MIN_INSYNC_REPLICAS,
+  };
+}
+
+/**
+ * Creates the pipeline's topics when missing (idempotent), with TOPIC_SETTINGS, the replication factor and
+ * min.insync.replicas. Existing topics are left as they are: a partition count or replication change is an
+ * operator decision (kafka-reassign-partitions, kafka-configs), not something a service start does.
+ */
+export async function ensureTopics(kafka: Kafka, options: TopicOptions): Promise<void> {
+  const replicationFactor = options.replicationFactor ?? 1;
+  const minIsr = String(options.minInsyncReplicas ?? 1);
   await createTopics(
     kafka,
-    Object.values(TOPICS).map((topic) =>
-      // The control log's offsets are its versions: one partition gives them one order; compaction keeps the
-      // latest change per key for ever.
-      topic === TOPICS.control
-        ? { topic, partitions: 1, config: { "cleanup.policy": "compact" } }
-        : topic === TOPICS.totals
-          ? // The latest totals record per org and user is all a reader needs.
-            { topic, partitions: options.partitions, config: { "cleanup.policy": "compact" } }
-          : { topic, partitions: options.partitions },
-    ),
+    Object.values(TOPICS).map((topic) => {
+      const s = TOPIC_SETTINGS[topic];
+      return {
+        topic,
+        partitions: s.onePartition ? 1 : options.partitions,
+        replicationFactor,
+        config: { ...s.config, "min.insync.replicas": minIsr },
+      };
+    }),
   );
 }
 
@@ -90,7 +143,7 @@ export async function ensureTopics(kafka: Kafka, options: { partitions: number }
  */
 export async function createTopics(
   kafka: Kafka,
-  topics: { topic: string; partitions: number; config?: Record<string, string> }[],
+  topics: { topic: string; partitions: number; replicationFactor?: number; config?: Record<string, string> }[],
 ): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
@@ -100,10 +153,10 @@ export async function createTopics(
     if (missing.length > 0) {
       await admin.createTopics({
         waitForLeaders: false,
-        topics: missing.map(({ topic, partitions, config }) => ({
+        topics: missing.map(({ topic, partitions, replicationFactor, config }) => ({
           topic,
           numPartitions: partitions,
-          replicationFactor: 1,
+          replicationFactor: replicationFactor ?? 1,
           configEntries: Object.entries({ "retention.ms": "-1", ...config }).map(([name, value]) => ({ name, value })),
         })),
       });

@@ -6,8 +6,11 @@ export {
   groupLag,
   type KafkaOptions,
   partitionCount,
+  TOPIC_SETTINGS,
   TOPICS,
   type TopicName,
+  type TopicOptions,
+  topicOptions,
 } from "./client.js";
 export {
   type BatchConsumer,

@@ -80,6 +80,18 @@ export const baseEnvSchema = z.object({
     .min(1, "expected a partition count (1-1024)")
     .max(1024, "expected a partition count (1-1024)")
     .default(4),
+  KAFKA_REPLICATION_FACTOR: z.coerce
+    .number({ invalid_type_error: "expected a replication factor (1-16)" })
+    .int("expected a replication factor (1-16)")
+    .min(1, "expected a replication factor (1-16)")
+    .max(16, "expected a replication factor (1-16)")
+    .default(1),
+  KAFKA_MIN_INSYNC_REPLICAS: z.coerce
+    .number({ invalid_type_error: "expected a replica count (1-16)" })
+    .int("expected a replica count (1-16)")
+    .min(1, "expected a replica count (1-16)")
+    .max(16, "expected a replica count (1-16)")
+    .default(1),
   /** How many members of each consumer-group service one process runs (`usagectl start`, `usagectl run`). */
   USAGE_MEMBERS: z.coerce
     .number({ invalid_type_error: "expected a member count (1-32)" })

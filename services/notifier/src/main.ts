@@ -1,6 +1,6 @@
 /** `usagectl run notifier`: the notifier alone (signals → alerts → spend.alerts.v1 and webhooks). */
 import { openClickHouse } from "@usage/clickhouse";
-import { createKafka, ensureTopics } from "@usage/kafka";
+import { createKafka, ensureTopics, topicOptions } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { loadNotifierEnv } from "./env.js";
@@ -17,7 +17,7 @@ export async function runNotifier(): Promise<void> {
     clientId: "usage-notifier",
     logger,
   });
-  await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+  await ensureTopics(kafka, topicOptions(env));
   const registry = new Registry();
   const notifier = buildNotifier({
     env,

@@ -1,5 +1,5 @@
 /** `usagectl run pricing`: the pricing worker alone, for production deployments. */
-import { createKafka, ensureTopics } from "@usage/kafka";
+import { createKafka, ensureTopics, topicOptions } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { loadPricingEnv } from "./env.js";
@@ -9,7 +9,7 @@ export async function runPricing(): Promise<void> {
   const env = loadPricingEnv();
   const logger = createLogger({ level: env.LOG_LEVEL, name: "pricing" });
   const kafka = createKafka({ brokers: env.KAFKA_BROKERS ?? DEFAULT_KAFKA_BROKERS, clientId: "usage-pricing", logger });
-  await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+  await ensureTopics(kafka, topicOptions(env));
   const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
   const registry = new Registry();
   // USAGE_MEMBERS members in this process, each with a stable transactional id of its own (instance id + index),

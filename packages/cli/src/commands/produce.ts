@@ -1,4 +1,4 @@
-import { createKafka, ensureTopics } from "@usage/kafka";
+import { createKafka, ensureTopics, topicOptions } from "@usage/kafka";
 import { createUsageProducer, type PublishResult } from "@usage/producer";
 import { baseEnvSchema, createLogger, DEFAULT_KAFKA_BROKERS, parseEnv } from "@usage/runtime";
 import type { Command } from "commander";
@@ -12,7 +12,14 @@ export function registerProduce(program: Command): void {
     )
     .action(async () => {
       const env = parseEnv(
-        baseEnvSchema.pick({ KAFKA_BROKERS: true, LOG_LEVEL: true, USAGE_BACKFILL_DAYS: true, KAFKA_PARTITIONS: true }),
+        baseEnvSchema.pick({
+          KAFKA_BROKERS: true,
+          LOG_LEVEL: true,
+          USAGE_BACKFILL_DAYS: true,
+          KAFKA_PARTITIONS: true,
+          KAFKA_REPLICATION_FACTOR: true,
+          KAFKA_MIN_INSYNC_REPLICAS: true,
+        }),
       );
       // stderr carries the reject lines; only errors are logged there unless LOG_LEVEL asks for more.
       const logger = createLogger({ level: process.env.LOG_LEVEL ? env.LOG_LEVEL : "error", name: "usagectl" });
@@ -21,7 +28,7 @@ export function registerProduce(program: Command): void {
         clientId: "usagectl-produce",
         logger,
       });
-      await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+      await ensureTopics(kafka, topicOptions(env));
       const producer = createUsageProducer({ kafka, logger, backfillDays: env.USAGE_BACKFILL_DAYS });
       await producer.connect();
       const err = createLineWriter(process.stderr, 1);
