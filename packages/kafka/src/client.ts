@@ -56,6 +56,7 @@ const RETRIED = [
   "does not host this topic-partition",
   "no leader for this topic-partition",
   "leader is not available",
+  "the group is rebalancing",
 ];
 
 function isRetried(entry: { message: string; retryCount?: number; error?: unknown }): boolean {
