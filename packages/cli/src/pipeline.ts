@@ -1,7 +1,8 @@
 /**
  * The whole pipeline in one process (`usagectl start`): a local broker unless KAFKA_BROKERS is set, embedded
  * ClickHouse unless CLICKHOUSE_URL is set, migrations, topics, and every service. Stopping runs in order:
- * services (stop intake, drain) → ClickHouse → the broker this process started.
+ * services (stop intake, drain) → ClickHouse, within the shutdown timeout → the broker this process started, always,
+ * even when a step before it hangs (the broker outlives the process otherwise).
  */
 
 import { randomBytes } from "node:crypto";
@@ -34,22 +35,30 @@ export async function startPipeline(deps: {
   logger: Logger;
   progress: (line: string) => void;
   now?: () => number;
+  /** Aborting stops the start: what was started is stopped (the broker too) and the start rejects. */
+  signal?: AbortSignal;
 }): Promise<Pipeline> {
   const { env, logger, progress } = deps;
+  const checkpoint = () => deps.signal?.throwIfAborted();
   const shutdown = createShutdown({ timeoutMs: 9_000, log: (m) => logger.info(m) });
   const steps: { name: string; step: () => Promise<void> }[] = [];
+  let broker: LocalBroker | undefined;
   try {
-    let broker: LocalBroker | undefined;
     let brokers = env.KAFKA_BROKERS;
     if (!brokers) {
       const t = performance.now();
       progress("starting the local Kafka broker (first run fetches it from Maven Central)…");
-      broker = await startLocalBroker({ dataDir: join(env.USAGE_DATA_DIR, "kafka"), onOutput: (l) => logger.debug(l) });
+      broker = await startLocalBroker({
+        dataDir: join(env.USAGE_DATA_DIR, "kafka"),
+        port: env.USAGE_LOCAL_KAFKA_PORT,
+        onOutput: (l) => logger.debug(l),
+        signal: deps.signal,
+      });
       brokers = broker.brokers;
       progress(`Kafka broker ready on ${brokers.join(",")} in ${Math.round(performance.now() - t)} ms`);
     }
-    if (broker) steps.unshift({ name: "kafka broker", step: broker.stop });
 
+    checkpoint();
     const clickhouse = await openClickHouse(env);
     steps.unshift({ name: "clickhouse", step: () => clickhouse.close() });
     const applied = clickhouse.applied;
@@ -60,10 +69,12 @@ export async function startPipeline(deps: {
 
     const kafka = createKafka({ brokers, clientId: "usage-pipeline", logger });
     await ensureTopics(kafka, { partitions: env.KAFKA_PARTITIONS });
+    checkpoint();
     const registry = new Registry();
     const pricing = buildPricingWorker({ env, kafka, logger, registry });
     await pricing.start();
     steps.unshift({ name: "pricing worker", step: () => pricing.stop() });
+    checkpoint();
     progress("pricing worker consuming usage.events.v1");
 
     const aggregator = createAggregator({
@@ -78,11 +89,13 @@ export async function startPipeline(deps: {
     });
     await aggregator.start();
     steps.unshift({ name: "aggregator", step: () => aggregator.stop() });
+    checkpoint();
     progress("aggregator consuming usage.priced.v1, writing ClickHouse, evaluating caps");
 
     const notifier = buildNotifier({ env, kafka, clickhouse: clickhouse.client, logger, registry, now: deps.now });
     await notifier.start();
     steps.unshift({ name: "notifier", step: () => notifier.stop() });
+    checkpoint();
     progress("notifier consuming spend.signals.v1, publishing spend.alerts.v1, delivering webhooks");
 
     const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
@@ -101,11 +114,14 @@ export async function startPipeline(deps: {
       `API listening on ${apiUrl}${env.USAGE_API_KEY ? "" : ` — operator key (generated; set USAGE_API_KEY to choose one): ${apiKey}`}`,
     );
 
+    checkpoint();
     for (const s of steps) shutdown.add(s.name, s.step);
+    if (broker) shutdown.addFinal("kafka broker", broker.stop);
     return { kafka, brokers, clickhouse, registry, pricing, aggregator, apiUrl, apiKey, shutdown };
   } catch (err) {
     // Undo what was started, newest first, so a failed start leaves no broker behind.
     for (const s of steps) await s.step().catch(() => undefined);
+    await broker?.stop().catch(() => undefined);
     throw err;
   }
 }

@@ -15,5 +15,11 @@ export {
   type ConsumedBatch,
   createBatchConsumer,
 } from "./consumer.js";
-export { KAFKA_SCRIPT, type LocalBroker, type LocalBrokerOptions, startLocalBroker } from "./local-broker.js";
+export {
+  KAFKA_SCRIPT,
+  type LocalBroker,
+  type LocalBrokerOptions,
+  runKafkaScript,
+  startLocalBroker,
+} from "./local-broker.js";
 export { createProducer, type DeadLetter, deadLetterMessage, type ReadDeadLetter, readDeadLetter } from "./producer.js";
