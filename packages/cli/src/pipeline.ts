@@ -4,7 +4,8 @@
  * USAGE_MEMBERS members of each consumer-group service (pricing, aggregator, notifier) and as many API instances
  * (the first on USAGE_API_PORT, the next ones on the ports after it), all sharing the process's one embedded engine
  * (SPEC §12: it belongs to one process). Stopping runs in order: the APIs (intake) → pricing → aggregator members →
- * notifiers → ClickHouse → the broker this process started.
+ * notifiers → ClickHouse, within the shutdown timeout → the broker this process started, always, even when a step
+ * before it hangs (the broker outlives the process otherwise).
  */
 
 import { randomBytes } from "node:crypto";
@@ -42,23 +43,31 @@ export async function startPipeline(deps: {
   logger: Logger;
   progress: (line: string) => void;
   now?: () => number;
+  /** Aborting stops the start: what was started is stopped (the broker too) and the start rejects. */
+  signal?: AbortSignal;
 }): Promise<Pipeline> {
   const { env, logger, progress } = deps;
   const members = env.USAGE_MEMBERS;
+  const checkpoint = () => deps.signal?.throwIfAborted();
   const shutdown = createShutdown({ timeoutMs: 9_000, log: (m) => logger.info(m) });
   const steps: { name: string; step: () => Promise<void> }[] = [];
+  let broker: LocalBroker | undefined;
   try {
-    let broker: LocalBroker | undefined;
     let brokers = env.KAFKA_BROKERS;
     if (!brokers) {
       const t = performance.now();
       progress("starting the local Kafka broker (first run fetches it from Maven Central)…");
-      broker = await startLocalBroker({ dataDir: join(env.USAGE_DATA_DIR, "kafka"), onOutput: (l) => logger.debug(l) });
+      broker = await startLocalBroker({
+        dataDir: join(env.USAGE_DATA_DIR, "kafka"),
+        port: env.USAGE_LOCAL_KAFKA_PORT,
+        onOutput: (l) => logger.debug(l),
+        signal: deps.signal,
+      });
       brokers = broker.brokers;
       progress(`Kafka broker ready on ${brokers.join(",")} in ${Math.round(performance.now() - t)} ms`);
     }
-    if (broker) steps.unshift({ name: "kafka broker", step: broker.stop });
 
+    checkpoint();
     const clickhouse = await openClickHouse(env);
     steps.unshift({ name: "clickhouse", step: () => clickhouse.close() });
     const applied = clickhouse.applied;
@@ -69,6 +78,7 @@ export async function startPipeline(deps: {
 
     const kafka = createKafka({ brokers, clientId: "usage-pipeline", logger });
     await ensureTopics(kafka, topicOptions(env));
+    checkpoint();
     const registry = new Registry();
 
     // One control follower for the process: the aggregator members and every API instance read the same log.
@@ -91,6 +101,7 @@ export async function startPipeline(deps: {
       notifiers.push(n);
     }
     steps.unshift({ name: "notifiers", step: async () => void (await Promise.all(notifiers.map((n) => n.stop()))) });
+    checkpoint();
     progress(`notifier × ${members} consuming spend.signals.v1, publishing spend.alerts.v1, delivering webhooks`);
 
     const aggregator = await startAggregatorService({
@@ -103,6 +114,7 @@ export async function startPipeline(deps: {
       now: deps.now,
     });
     steps.unshift({ name: "aggregator", step: () => aggregator.stop() });
+    checkpoint();
     progress(`aggregator × ${members} consuming usage.priced.v1, writing ClickHouse, evaluating caps`);
 
     const pricing: PricingWorker[] = [];
@@ -119,6 +131,7 @@ export async function startPipeline(deps: {
       pricing.push(w);
     }
     steps.unshift({ name: "pricing", step: async () => void (await Promise.all(pricing.map((w) => w.stop()))) });
+    checkpoint();
     progress(`pricing × ${members} consuming usage.events.v1`);
 
     const apiKey = env.USAGE_API_KEY ?? randomBytes(24).toString("base64url");
@@ -147,7 +160,9 @@ export async function startPipeline(deps: {
       `API listening on ${apis.map((a) => a.url).join(", ")}${env.USAGE_API_KEY ? "" : ` — operator key (generated; set USAGE_API_KEY to choose one): ${apiKey}`}`,
     );
 
+    checkpoint();
     for (const s of steps) shutdown.add(s.name, s.step);
+    if (broker) shutdown.addFinal("kafka broker", broker.stop);
     const spread = () => {
       const line = (name: string, i: number, partitions: number[] | undefined) =>
         `${name} member ${i}: partitions ${partitions && partitions.length > 0 ? partitions.join(",") : "none"}`;
@@ -174,6 +189,7 @@ export async function startPipeline(deps: {
   } catch (err) {
     // Undo what was started, newest first, so a failed start leaves no broker behind.
     for (const s of steps) await s.step().catch(() => undefined);
+    await broker?.stop().catch(() => undefined);
     throw err;
   }
 }

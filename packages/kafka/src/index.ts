@@ -22,7 +22,13 @@ export {
   OwnershipLost,
 } from "./consumer.js";
 export { createTopicFollower, type TopicFollower, type TopicFollowerOptions } from "./follow.js";
-export { KAFKA_SCRIPT, type LocalBroker, type LocalBrokerOptions, startLocalBroker } from "./local-broker.js";
+export {
+  KAFKA_SCRIPT,
+  type LocalBroker,
+  type LocalBrokerOptions,
+  runKafkaScript,
+  startLocalBroker,
+} from "./local-broker.js";
 export { partitionOf } from "./partition.js";
 export {
   createProducer,

@@ -42,6 +42,17 @@ describe("parseEnv", () => {
     expect(() => parseEnv(baseEnvSchema, { USAGE_API_KEY: "short-secret" })).not.toThrow(/short-secret/);
   });
 
+  it("reads the local broker's port for `usagectl start`, 9092 by default", () => {
+    expect(parseEnv(baseEnvSchema, {}).USAGE_LOCAL_KAFKA_PORT).toBe(9092);
+    expect(parseEnv(baseEnvSchema, { USAGE_LOCAL_KAFKA_PORT: "29000" }).USAGE_LOCAL_KAFKA_PORT).toBe(29000);
+    // Its controller takes the next port, so 65535 cannot be one.
+    for (const bad of ["x", "0", "65535", "9092.5"]) {
+      expect(() => parseEnv(baseEnvSchema, { USAGE_LOCAL_KAFKA_PORT: bad })).toThrow(
+        new RegExp(`^invalid environment: USAGE_LOCAL_KAFKA_PORT: expected a port number .*got "${bad}"`),
+      );
+    }
+  });
+
   it("treats an empty variable as unset", () => {
     expect(parseEnv(baseEnvSchema, { USAGE_API_PORT: "" }).USAGE_API_PORT).toBe(8080);
   });

@@ -99,6 +99,9 @@ export const baseEnvSchema = z.object({
     .min(1, "expected a member count (1-32)")
     .max(32, "expected a member count (1-32)")
     .default(1),
+  // The port `usagectl start` runs its local broker on when KAFKA_BROKERS is unset (its KRaft controller takes the
+  // next one), so two data dirs can each run their own broker side by side.
+  USAGE_LOCAL_KAFKA_PORT: envVars.port(9092).refine((p) => p < 65535, "expected a port number (1-65534)"),
   USAGE_BACKFILL_DAYS: z.coerce
     .number({ invalid_type_error: "expected a whole number of days (1-366)" })
     .int("expected a whole number of days (1-366)")

@@ -26,4 +26,23 @@ describe("createShutdown", () => {
     expect(order).toEqual(["next"]);
     expect(Date.now() - t).toBeLessThan(1000);
   });
+
+  it("runs final steps after the others, and even when a step hangs past the timeout", async () => {
+    const order: string[] = [];
+    const shutdown = createShutdown({ timeoutMs: 50 });
+    shutdown.addFinal("broker", async () => void order.push("broker"));
+    shutdown.add("consumer", async () => void order.push("consumer"));
+    await shutdown.run("first");
+    expect(order).toEqual(["consumer", "broker"]);
+
+    const hung: string[] = [];
+    const stuck = createShutdown({ timeoutMs: 50 });
+    stuck.add("hangs", () => new Promise<void>(() => undefined));
+    stuck.addFinal("fails", async () => {
+      throw new Error("boom");
+    });
+    stuck.addFinal("broker", async () => void hung.push("broker"));
+    await stuck.run("second");
+    expect(hung).toEqual(["broker"]);
+  });
 });

@@ -9,7 +9,7 @@ import { createLogger, parseEnv } from "@usage/runtime";
 import { generateEvents } from "@usage/workload";
 import type { Command } from "commander";
 import { intOption } from "../errors.js";
-import { startPipeline } from "../pipeline.js";
+import { type Pipeline, startPipeline } from "../pipeline.js";
 
 export function registerStart(program: Command): void {
   program
@@ -25,33 +25,60 @@ export function registerStart(program: Command): void {
         name: "usagectl",
       });
       const say = (line: string) => process.stderr.write(`${line}\n`);
-      const pipeline = await startPipeline({ env, logger, progress: say });
-      const { shutdown } = pipeline;
-      let stopRequested = false;
-      const stopped = new Promise<void>((resolve) => {
-        for (const signal of ["SIGINT", "SIGTERM"] as const) {
-          process.on(signal, () => {
-            if (stopRequested) return;
-            stopRequested = true;
-            say(`\n${signal}: stopping…`);
-            const t = performance.now();
-            void shutdown.run(signal).then(() => {
-              say(`stopped in ${Math.round(performance.now() - t)} ms`);
-              resolve();
-            });
-          });
-        }
-      });
-      if (opts.demo) {
-        await startDemo({ pipeline, logger, rate: opts.rate, seed: opts.seed, say, isStopping: () => stopRequested });
+      // Signals are handled from the first moment: one that arrives while the broker or the services are still
+      // starting stops what has started (the broker included) instead of killing the process and orphaning it.
+      const abort = new AbortController();
+      let signalled: NodeJS.Signals | undefined;
+      let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+      for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        process.on(signal, () => {
+          if (signalled) return;
+          signalled = signal;
+          say(`\n${signal}: stopping…`);
+          abort.abort(new Error(`${signal} during start`));
+          onSignal(signal);
+        });
       }
-      say(`pipeline running (brokers ${pipeline.brokers.join(",")}); Ctrl-C stops it`);
+      let pipeline: Pipeline;
+      try {
+        pipeline = await startPipeline({ env, logger, progress: say, signal: abort.signal });
+      } catch (err) {
+        if (!abort.signal.aborted) throw err;
+        say("stopped before the pipeline was up (what had started is stopped)");
+        exitOnceDone();
+        return;
+      }
+      const { shutdown } = pipeline;
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (signal: NodeJS.Signals) => {
+          const t = performance.now();
+          void shutdown.run(signal).then(() => {
+            say(`stopped in ${Math.round(performance.now() - t)} ms`);
+            resolve();
+          });
+        };
+        if (signalled) stop(signalled);
+        else onSignal = stop;
+      });
+      if (opts.demo && !signalled) {
+        try {
+          await startDemo({ pipeline, logger, rate: opts.rate, seed: opts.seed, say, isStopping: () => !!signalled });
+        } catch (err) {
+          // A demo cut short by a stop is not a failure; a demo that failed on its own stops the pipeline with it.
+          if (!signalled) {
+            await shutdown.run("demo failed");
+            exitOnceDone();
+            throw err;
+          }
+        }
+      }
+      if (!signalled) say(`pipeline running (brokers ${pipeline.brokers.join(",")}); Ctrl-C stops it`);
       // How the group spreads partitions over the members, now and after every rebalance.
       let shown = "";
       const showSpread = () => {
         const lines = pipeline.spread();
         const text = lines.join("\n");
-        if (text === shown || stopRequested) return;
+        if (text === shown || signalled) return;
         shown = text;
         for (const line of lines) say(`${process.stderr.isTTY ? "\r\x1b[2K" : ""}${line}`);
       };
@@ -59,7 +86,16 @@ export function registerStart(program: Command): void {
       spreadTimer.unref();
       pipeline.shutdown.addFirst("partition spread", async () => clearInterval(spreadTimer));
       await stopped;
+      exitOnceDone();
     });
+}
+
+/**
+ * Once everything is stopped the process ends, even if a client that was told to stop still holds a socket or timer
+ * (a consumer retrying a broker that is gone): whoever waits for this process to exit must not wait on that.
+ */
+function exitOnceDone(): void {
+  setTimeout(() => process.exit(), 2000).unref();
 }
 
 /** Feeds a generated workload at `rate` events/s and prints live progress once a second. */
@@ -73,8 +109,6 @@ async function startDemo(deps: {
 }): Promise<void> {
   const { pipeline, rate, say } = deps;
   const producer = createUsageProducer({ kafka: pipeline.kafka, logger: deps.logger, clientId: "usagectl-demo" });
-  await producer.connect();
-
   // Running totals read back from usage.priced.v1, exact, as a downstream consumer sees them.
   let pricedCount = 0;
   let total = new Money(0);
@@ -86,6 +120,30 @@ async function startDemo(deps: {
     commit: "after-batch",
     fromBeginning: false,
   });
+  const alerts = createBatchConsumer({
+    kafka: pipeline.kafka,
+    groupId: `usagectl-demo-alerts-${process.pid}-${Date.now()}`,
+    topics: [TOPICS.alerts],
+    logger: deps.logger,
+    commit: "after-batch",
+    fromBeginning: false,
+  });
+  let running = true;
+  let feeder: Promise<void> = Promise.resolve();
+  let ticker: NodeJS.Timeout | undefined;
+  // Registered before anything starts, so a stop during the demo's own start stops what it had started. Intake
+  // stops first (the feeder and its producer, then the tails), before the services stop.
+  pipeline.shutdown.addFirst("demo", async () => {
+    running = false;
+    clearInterval(ticker);
+    await feeder.catch(() => undefined);
+    await producer.close().catch(() => undefined);
+    await tail.stop();
+    await alerts.stop();
+  });
+
+  await producer.connect();
+  if (deps.isStopping()) return;
   await tail.start(async (batch) => {
     for (const m of batch.messages) {
       const d = decode(m.value, pricedUsageEventV1);
@@ -95,6 +153,8 @@ async function startDemo(deps: {
       }
     }
   });
+
+  if (deps.isStopping()) return;
 
   // A demo policy, so thresholds are crossed and alerts appear while the workload runs (set through the API, as
   // an admin would; an org that already has a policy keeps it).
@@ -113,15 +173,8 @@ async function startDemo(deps: {
       }),
     });
   }
+  if (deps.isStopping()) return;
   // Alerts as they happen, from spend.alerts.v1.
-  const alerts = createBatchConsumer({
-    kafka: pipeline.kafka,
-    groupId: `usagectl-demo-alerts-${process.pid}-${Date.now()}`,
-    topics: [TOPICS.alerts],
-    logger: deps.logger,
-    commit: "after-batch",
-    fromBeginning: false,
-  });
   await alerts.start(async (batch) => {
     for (const m of batch.messages) {
       const a = JSON.parse(m.value?.toString() ?? "{}") as {
@@ -139,8 +192,9 @@ async function startDemo(deps: {
     }
   });
 
-  let running = true;
-  const feeder = (async () => {
+  if (deps.isStopping()) return;
+
+  feeder = (async () => {
     const events = generateEvents({
       seed: deps.seed,
       count: Number.MAX_SAFE_INTEGER,
@@ -162,7 +216,7 @@ async function startDemo(deps: {
 
   const tty = process.stderr.isTTY;
   let last = { published: 0, priced: 0, at: performance.now() };
-  const ticker = setInterval(
+  ticker = setInterval(
     () => {
       const now = performance.now();
       const secs = (now - last.at) / 1000;
@@ -180,15 +234,5 @@ async function startDemo(deps: {
     tty ? 1000 : 5000,
   );
   ticker.unref();
-
-  // Stop intake first (the feeder and its producer, then the tail), before the services stop.
-  pipeline.shutdown.addFirst("demo", async () => {
-    running = false;
-    clearInterval(ticker);
-    await feeder.catch(() => undefined);
-    await producer.close().catch(() => undefined);
-    await tail.stop();
-    await alerts.stop();
-  });
   say(`demo: feeding ${rate} events/s (seed ${deps.seed}, 2% duplicates)`);
 }
