@@ -12,8 +12,11 @@ import type { PricedUsageEvent, UsageEvent } from "./model.js";
 const MARKER = Buffer.from([0xc3, 0x01]);
 const HEADER_LENGTH = 10;
 
-/** Directory of the Avro schema files (`schemas/avro/` at the repository root). */
-export const AVRO_SCHEMA_DIR = new URL("../../../schemas/avro/", import.meta.url);
+/**
+ * Directory of the Avro schema files, bundled with this package (`packages/events/schemas/avro/`; the repository's
+ * `schemas/avro` is a link to it), so the package reads nothing outside itself: from `src/` and from `dist/` alike.
+ */
+export const AVRO_SCHEMA_DIR = new URL("../schemas/avro/", import.meta.url);
 
 export interface WireSchema<T> {
   /** File name without extension, e.g. `usage_event_v1`. */

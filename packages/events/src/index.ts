@@ -1,3 +1,4 @@
+export type { AlertPayload } from "./alerts.js";
 export {
   AVRO_SCHEMA_DIR,
   type Decoded,
@@ -9,6 +10,15 @@ export {
 } from "./codec.js";
 export { crc64Avro } from "./fingerprint.js";
 export * from "./model.js";
+export {
+  type CapSignal,
+  capSignalSchema,
+  type DecodedSignal,
+  decodeSignal,
+  SIGNAL_KINDS,
+  type SignalKind,
+  type SignalRejection,
+} from "./signals.js";
 export {
   type DecodedTotals,
   decodeTotals,

@@ -1,32 +1,11 @@
 import { createHash } from "node:crypto";
 import type { CapSignalRow, SignalKind } from "@usage/clickhouse";
+import type { CapSignal } from "@usage/events";
 import type { Message } from "@usage/kafka";
 import type { EntityTransition } from "./state.js";
 
-/** A spend.signals.v1 message value (JSON), keyed by org_id. */
-export interface CapSignal {
-  signal_id: string;
-  org_id: string;
-  entity: { type: "org" | "user"; id: string };
-  period: string;
-  kind: SignalKind;
-  threshold: string | null;
-  limit: string | null;
-  spend: string;
-  status: "ok" | "warning" | "blocked";
-  previous_status: "ok" | "warning" | "blocked";
-  policy_version: number;
-  cause_event_id: string | null;
-  created_at: string;
-  /** Credit signals: the ledger size at an exhaustion or restore, the reload number of a reload. */
-  sequence?: number;
-  /** credits_reload: the amount reloaded. */
-  amount?: string;
-  /** Credit signals: the balance after the change (may be negative). */
-  balance?: string;
-  /** forecast: the projection that crossed the limit. */
-  forecast?: { projected: string; daily_rate: string; reaches_limit_on: string | null; method: string };
-}
+/** A spend.signals.v1 message value (JSON), keyed by org_id: the wire contract of @usage/events. */
+export type { CapSignal };
 
 /** Signals told apart by a sequence number rather than a threshold or a policy version. */
 const SEQUENCED: ReadonlySet<SignalKind> = new Set(["credits_exhausted", "credits_restored", "credits_reload"]);

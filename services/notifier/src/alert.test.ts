@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
+import type { CapSignal } from "@usage/events";
 import { describe, expect, it } from "vitest";
 import { alertId, canonicalDecimal, entityKey, newAlertRow, toPayload } from "./alert.js";
-import type { CapSignal } from "./signal.js";
 
 const base: CapSignal = {
   signal_id: "sig-1",

@@ -1,31 +1,10 @@
 /** Alerts (SPEC §7): identity, payload and the stored row of the alert a cap signal gives rise to. Pure. */
 import { createHash } from "node:crypto";
 import { type AlertRow, chDateTime } from "@usage/clickhouse";
+import type { AlertPayload, CapSignal, SignalKind } from "@usage/events";
 import { canonicalMoney } from "@usage/money";
-import type { CapSignal, SignalKind } from "./signal.js";
 
-/** The JSON published on spend.alerts.v1 (keyed by org_id) and POSTed, signed, to the org's webhook. */
-export interface AlertPayload {
-  alert_id: string;
-  org_id: string;
-  entity: { type: "org" | "user"; id: string };
-  period: string;
-  kind: SignalKind;
-  threshold: string | null;
-  limit: string | null;
-  spend: string;
-  status: "ok" | "warning" | "blocked";
-  created_at: string;
-  cause_event_id: string | null;
-  /** Credit alerts: the reload number, or the ledger size at an exhaustion or a restore. */
-  sequence?: number;
-  /** credits_reload: the amount reloaded. */
-  amount?: string;
-  /** Credit alerts: the prepaid balance after the change. */
-  balance?: string;
-  /** forecast: the projected month-end spend and the day the limit is projected to be reached. */
-  forecast?: { projected: string; daily_rate: string; reaches_limit_on: string | null; method: string };
-}
+export type { AlertPayload };
 
 /** Where the signal that created an alert was read: the redelivery check of notifier.ts relies on it. */
 export interface SignalSource {

@@ -15,6 +15,7 @@ import {
   migrate,
   upsertWebhook,
 } from "@usage/clickhouse";
+import type { CapSignal } from "@usage/events";
 import { createLogger } from "@usage/runtime";
 import { ALERT_ID_HEADER, SIGNATURE_HEADER, verifySignature } from "@usage/webhooks";
 import { Registry } from "prom-client";
@@ -24,7 +25,6 @@ import { newAlertRow } from "./alert.js";
 import { createDeliveryLoop } from "./delivery.js";
 import { createNotifierMetrics } from "./metrics.js";
 import type { Ownership } from "./ownership.js";
-import type { CapSignal } from "./signal.js";
 
 const SECRET = "delivery-test-secret-0123456789";
 const PERIOD = "2026-11";

@@ -4,6 +4,7 @@
  * partition carries on to the readable signal after it.
  */
 import { alertsOfPeriod, type ClickHouse, migrate } from "@usage/clickhouse";
+import type { CapSignal } from "@usage/events";
 import { createProducer, ensureTopics, groupLag, readDeadLetter } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
@@ -11,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTopic, TOPICS, testClickHouse, testKafka } from "../../../test/harness/index.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
-import type { CapSignal } from "./signal.js";
 
 const PERIOD = "2026-11";
 const run = Date.now();

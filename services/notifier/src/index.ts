@@ -1,4 +1,4 @@
-export { type AlertPayload, alertId, type SignalSource, toPayload } from "./alert.js";
+export { alertId, type SignalSource, toPayload } from "./alert.js";
 export {
   type AttemptOutcome,
   afterAttempt,
@@ -14,4 +14,3 @@ export { createNotifierMetrics, type NotifierMetrics, notifierMetrics } from "./
 export { createNotifier, type Notifier, type NotifierDeps } from "./notifier.js";
 export { createOwnershipTracker, type Ownership, type OwnershipTracker } from "./ownership.js";
 export { buildNotifier } from "./service.js";
-export { type CapSignal, capSignalSchema, decodeSignal, type SignalRejection } from "./signal.js";

@@ -12,6 +12,7 @@
 import { createServer as createHttpServer, type IncomingMessage } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { alertsOfPeriod, type ClickHouse, chDateTime, migrate, upsertWebhook } from "@usage/clickhouse";
+import type { CapSignal } from "@usage/events";
 import { createProducer, ensureTopics, type Kafka, partitionCount, partitionOf } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { ALERT_ID_HEADER, verifySignature } from "@usage/webhooks";
@@ -21,7 +22,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TOPICS, testBrokers, testClickHouse, testKafka } from "../../../test/harness/index.js";
 import { notifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
-import type { CapSignal } from "./signal.js";
 
 const SECRET = "members-test-secret-0123456789";
 const PERIOD = "2026-11";

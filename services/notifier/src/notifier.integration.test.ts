@@ -4,6 +4,7 @@
  * redelivers the message; another group replaying the same message publishes nothing.
  */
 import { alertsOfPeriod, type ClickHouse, insertAlerts, migrate } from "@usage/clickhouse";
+import type { CapSignal } from "@usage/events";
 import { createProducer, ensureTopics, groupLag } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
@@ -12,7 +13,6 @@ import { readTopic, TOPICS, testClickHouse, testKafka } from "../../../test/harn
 import { newAlertRow } from "./alert.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
-import type { CapSignal } from "./signal.js";
 
 let ch: ClickHouse;
 const kafka = testKafka("notifier-redelivery-test");

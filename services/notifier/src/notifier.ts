@@ -45,6 +45,7 @@ import {
   insertAlerts,
   publishedAlertIds,
 } from "@usage/clickhouse";
+import { type CapSignal, decodeSignal } from "@usage/events";
 import {
   type BatchConsumer,
   CONSUMER_SESSION_TIMEOUT_MS,
@@ -66,7 +67,6 @@ import type { RetryPolicy } from "./backoff.js";
 import { createDeliveryLoop, type DeliveryLoop } from "./delivery.js";
 import type { NotifierMetrics } from "./metrics.js";
 import { createOwnershipTracker } from "./ownership.js";
-import { type CapSignal, decodeSignal } from "./signal.js";
 
 export interface NotifierDeps {
   kafka: Kafka;

@@ -1,8 +1,8 @@
 /**
- * The spend.signals.v1 message the notifier reads: the aggregator's `CapSignal` (services/aggregator/src/signals.ts),
- * JSON, keyed by org_id. Validated here because a consumer does not trust its input: an unreadable message is
- * logged (with its partition and offset), sent to usage.dlq.v1 with its reason, and skipped, never allowed to stop
- * the partition.
+ * spend.signals.v1 (a wire contract): the cap, credit and forecast signals the aggregator publishes (JSON, keyed by
+ * org_id) and the notifier reads. The aggregator builds them with this type; the notifier validates every message
+ * with this schema because a consumer does not trust its input: an unreadable message is logged (with its
+ * partition and offset), sent to usage.dlq.v1 with its reason, and skipped, never allowed to stop the partition.
  */
 import { z } from "zod";
 

@@ -1,6 +1,5 @@
-import type { CapSignal as AggregatorSignal } from "@usage/aggregator";
-import { describe, expect, expectTypeOf, it } from "vitest";
-import { type CapSignal, decodeSignal } from "./signal.js";
+import { describe, expect, it } from "vitest";
+import { type CapSignal, decodeSignal } from "./signals.js";
 
 const signal: CapSignal = {
   signal_id: "0123456789abcdef0123456789abcdef",
@@ -21,8 +20,7 @@ const signal: CapSignal = {
 const encode = (v: unknown) => Buffer.from(JSON.stringify(v));
 
 describe("decodeSignal", () => {
-  it("reads what the aggregator publishes", () => {
-    expectTypeOf<AggregatorSignal>().toMatchTypeOf<CapSignal>();
+  it("reads a signal as the aggregator publishes it", () => {
     expect(decodeSignal(encode(signal))).toEqual({ ok: true, signal });
   });
 
