@@ -1,7 +1,7 @@
 /** Alerts (SPEC §7): identity, payload and the stored row of the alert a cap signal gives rise to. Pure. */
 import { createHash } from "node:crypto";
 import { type AlertRow, chDateTime } from "@usage/clickhouse";
-import type { AlertPayload, CapSignal, SignalKind } from "@usage/events";
+import type { AlertPayload, CapSignal } from "@usage/events";
 import { canonicalMoney } from "@usage/money";
 
 export type { AlertPayload };
