@@ -1,7 +1,9 @@
 /**
  * Alert routes (SPEC §7, §8): an org's webhook, and its alerts with their delivery state.
  *
- *   PUT /v1/orgs/:org/webhook  { url, secret } → { url, updated_at }   (the secret is stored, never returned or logged)
+ *   PUT /v1/orgs/:org/webhook  { url, secret } → { url, updated_at, version }   (the secret is stored, never returned
+ *                              or logged; the change is announced on the control plane, without the secret, and its
+ *                              version is the announcement's)
  *   GET /v1/orgs/:org/alerts?period=YYYY-MM  → { alerts: [ { ...payload, delivery: { state, attempts, … } } ] }
  *
  * Errors are `{ error: { code, message } }`; authorization is the caller's `authorize` (it throws for a bad key).
@@ -18,11 +20,15 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from "fastify";
+import type { Principal } from "./auth.js";
+import type { ControlWriter } from "./server.js";
 
 export interface AlertRouteDeps {
   clickhouse: ClickHouseClient;
   /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
-  authorize: (request: FastifyRequest) => { orgId: string };
+  authorize: (request: FastifyRequest) => { orgId: string; principal?: Principal };
+  /** Announces a webhook change on the control plane (a versioned notice; never the secret). */
+  control?: Pick<ControlWriter, "publish">;
   now?: () => number;
 }
 
@@ -38,7 +44,7 @@ export function registerAlertRoutes<L extends FastifyBaseLogger>(
   const now = deps.now ?? Date.now;
 
   app.put("/v1/orgs/:org/webhook", async (request, reply) => {
-    const { orgId } = deps.authorize(request);
+    const { orgId, principal } = deps.authorize(request);
     const body = request.body as { url?: unknown; secret?: unknown } | null | undefined;
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return sendError(reply, 400, "bad_request", "body must be a JSON object { url, secret }");
@@ -62,7 +68,14 @@ export function registerAlertRoutes<L extends FastifyBaseLogger>(
       // A storage error may quote the row it failed on; only its code reaches the logs.
       throw new Error(`storing the webhook failed (ClickHouse ${(err as { code?: string }).code ?? "error"})`);
     }
-    return reply.send({ url, updated_at: isoOf(updatedAt) });
+    // Stored first, then announced: a follower that reads the notice finds the new webhook in the table.
+    const version = await deps.control?.publish({
+      kind: "webhook",
+      org_id: orgId,
+      actor: principal === undefined || principal.kind === "operator" ? "operator" : `key:${principal.keyId}`,
+      at: new Date(now()).toISOString(),
+    });
+    return reply.send({ url, updated_at: isoOf(updatedAt), ...(version === undefined ? {} : { version }) });
   });
 
   app.get("/v1/orgs/:org/alerts", async (request, reply) => {

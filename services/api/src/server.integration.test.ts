@@ -4,7 +4,7 @@ import { createProducer, partitionOf, TOPICS } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
+import { readTopic, resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
 import { createSpendReadModel } from "./read-model.js";
 import { type Api, buildApi, routesOf } from "./server.js";
 
@@ -200,6 +200,33 @@ describe("HTTP API", () => {
     expect(
       (await app.inject({ url: "/v1/orgs/org_1/caps", headers: { authorization: `Bearer ${forged}` } })).statusCode,
     ).toBe(401);
+  });
+
+  it("announces webhook and key changes on the control plane with a version, never their secrets", async () => {
+    const secret = "a-webhook-secret-that-must-stay-put";
+    const hook = await app.inject({
+      method: "PUT",
+      url: "/v1/orgs/org_3/webhook",
+      headers: auth,
+      payload: { url: "https://hooks.example/usage", secret },
+    });
+    expect(hook.statusCode).toBe(200);
+    const key = await app.inject({ method: "POST", url: "/v1/keys", headers: auth, payload: { org_id: "org_3" } });
+    expect(key.statusCode).toBe(201);
+    const versions = [hook.json().version, key.json().version] as number[];
+    expect(versions[1]! > versions[0]!).toBe(true);
+    const records = await readTopic(kafka, TOPICS.control, {
+      until: (m) => m.some((r) => r.key?.toString() === `org_3/api_key/${key.json().key_id}`),
+      timeoutMs: 20_000,
+    });
+    const mine = records.filter((r) => r.key?.toString().startsWith("org_3/"));
+    expect(mine.map((r) => [r.key?.toString(), Number(r.offset) + 1])).toEqual([
+      ["org_3/webhook", versions[0]],
+      [`org_3/api_key/${key.json().key_id}`, versions[1]],
+    ]);
+    const text = mine.map((r) => r.value?.toString() ?? "").join("\n");
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain(key.json().key as string);
   });
 
   it("answers unknown routes with a JSON 404", async () => {

@@ -35,7 +35,9 @@ export type ControlChangeInput =
       amount: string;
       actor: string;
       at: string;
-    };
+    }
+  | { kind: "webhook"; org_id: string; actor: string; at: string }
+  | { kind: "api_key"; org_id: string; key_id: string; action: "created" | "revoked"; actor: string; at: string };
 
 /** Publishes control changes and tells when this instance has applied one. */
 export interface ControlWriter {
@@ -152,7 +154,17 @@ export function buildApi(deps: ApiDeps) {
         'body must be { "org_id": "…" } with 1 to 128 characters, no spaces or \'/\'',
       );
     }
-    return reply.code(201).send(await auth.createOrgKey(orgId));
+    const created = await auth.createOrgKey(orgId);
+    // Stored (hashed) first, then announced on the control plane: a versioned notice with the key id, never the key.
+    const version = await deps.control.publish({
+      kind: "api_key",
+      org_id: orgId,
+      key_id: created.key_id,
+      action: "created",
+      actor: "operator",
+      at: new Date(now()).toISOString(),
+    });
+    return reply.code(201).send({ ...created, version });
   });
 
   app.put("/v1/orgs/:org/policy", async (request, reply) => {
@@ -232,7 +244,7 @@ export function buildApi(deps: ApiDeps) {
     };
   });
 
-  registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, control: deps.control, now });
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerCreditRoutes(app, {
     clickhouse: deps.clickhouse,
