@@ -1,5 +1,7 @@
+import { Kafka } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { partitionOf } from "./partition.js";
+import { createProducer } from "./producer.js";
 
 // Murmur2 of these keys as Kafka's Java client computes it (Utils.murmur2, the vectors of its UtilsTest); the
 // partition is (hash & 0x7fffffff) % count, worked out by hand below.
@@ -36,5 +38,27 @@ describe("partitionOf", () => {
     }
     expect(partitionOf("anything", 1)).toBe(0);
     expect(() => partitionOf("org", 0)).toThrow(RangeError);
+  });
+});
+
+// No broker is needed: the idempotent producer refuses the send before it connects to anything.
+const kafka = new Kafka({ clientId: "acks-test", brokers: ["127.0.0.1:1"], logLevel: 0 });
+
+describe("createProducer", () => {
+  it.each([0, 1])("refuses a send with acks=%i: every send is acks=all", async (acks) => {
+    const producer = createProducer(kafka);
+    await expect(producer.send({ topic: "t", acks, messages: [{ value: "v" }] })).rejects.toThrow(
+      /every send is acks=all/,
+    );
+    await expect(
+      producer.sendBatch({ acks, topicMessages: [{ topic: "t", messages: [{ value: "v" }] }] }),
+    ).rejects.toThrow(/every send is acks=all/);
+  });
+
+  it("refuses it on the transactional producer too", async () => {
+    const producer = createProducer(kafka, { transactionalId: "acks-test" });
+    await expect(producer.send({ topic: "t", acks: 1, messages: [{ value: "v" }] })).rejects.toThrow(
+      /every send is acks=all/,
+    );
   });
 });

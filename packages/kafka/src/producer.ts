@@ -1,11 +1,30 @@
-import { type IHeaders, type Kafka, type Message, Partitioners, type Producer } from "kafkajs";
+import {
+  type Admin,
+  type IHeaders,
+  type Kafka,
+  type Message,
+  Partitioners,
+  type PartitionMetadata,
+  type Producer,
+  type ProducerBatch,
+  type RecordMetadata,
+  type TopicMessages,
+  type Transaction,
+} from "kafkajs";
 
 /**
- * An idempotent producer (acks=all, one request in flight per broker, so retries never reorder or duplicate),
- * or, with `transactionalId`, a transactional one for exactly-once read-process-write.
+ * An idempotent producer (one request in flight per broker, so retries never reorder or duplicate), or, with
+ * `transactionalId`, a transactional one for exactly-once read-process-write.
+ *
+ * Every send is acks=all (-1): a write is acknowledged once every in-sync replica has it, at least
+ * KAFKA_MIN_INSYNC_REPLICAS of them, so an acknowledged record survives the loss of a broker. A send that asks for
+ * anything else is refused (kafkajs' idempotent producer would refuse it too; this says why).
+ *
+ * Every kafkajs request carries ONE partition (see onePartitionPerRequest): kafkajs 2.2.4 loses records when a
+ * partition's leader moves during a send that spans several brokers.
  */
 export function createProducer(kafka: Kafka, options: { transactionalId?: string } = {}): Producer {
-  return kafka.producer({
+  const producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
@@ -17,6 +36,120 @@ export function createProducer(kafka: Kafka, options: { transactionalId?: string
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
     ...(options.transactionalId ? { transactionalId: options.transactionalId, transactionTimeout: 60000 } : {}),
   });
+  return onePartitionPerRequest(kafka, producer);
+}
+
+/** How long a topic's partition list is used before it is fetched again (kafkajs' own metadata ages too). */
+const PARTITIONS_MAX_AGE_MS = 30_000;
+
+function refuseWeakAcks(acks: number | undefined): void {
+  if (acks !== undefined && acks !== -1) {
+    throw new Error(
+      `every send is acks=all (-1), so that no acknowledged record is lost with a broker; got acks=${acks}`,
+    );
+  }
+}
+
+/**
+ * Why: kafkajs 2.2.4 sends one request per leader broker and, when some fail, retries only the brokers that failed
+ * (its responses are kept per broker across retries). A partition whose leader died and moved to a broker that had
+ * already answered for other partitions is never sent again, yet send() resolves: those records are lost
+ * (kafkajs#1303; measured: 534 of 50,000 events in test/faults/cluster-broker-loss). So each partition's records go
+ * in a send of their own — its retry follows the partition to its new leader — after the partition is chosen here
+ * exactly as kafkajs would (DefaultPartitioner: murmur2 on the key over the topic's partitions).
+ *
+ * Sends to one partition also run one at a time: two in flight for one partition could take overlapping sequence
+ * numbers after a failed attempt, and the broker would drop the later as a duplicate of the earlier.
+ */
+function onePartitionPerRequest(kafka: Kafka, producer: Producer): Producer {
+  const partitioner = Partitioners.DefaultPartitioner();
+  let admin: Promise<Admin> | undefined;
+  const partitionLists = new Map<string, { at: number; partitions: Promise<PartitionMetadata[]> }>();
+  const inFlight = new Map<string, Promise<unknown>>();
+
+  const partitionsOf = (topic: string): Promise<PartitionMetadata[]> => {
+    const cached = partitionLists.get(topic);
+    if (cached && Date.now() - cached.at < PARTITIONS_MAX_AGE_MS) return cached.partitions;
+    const partitions = (async () => {
+      admin ??= (async () => {
+        const a = kafka.admin();
+        await a.connect();
+        return a;
+      })();
+      const { topics } = await (await admin).fetchTopicMetadata({ topics: [topic] });
+      const list = topics[0]?.partitions ?? [];
+      if (list.length === 0) throw new Error(`no partitions known for topic ${topic}`);
+      return list;
+    })();
+    partitionLists.set(topic, { at: Date.now(), partitions });
+    partitions.catch(() => partitionLists.delete(topic));
+    return partitions;
+  };
+
+  /** Runs `send` once the previous send to the same partition has settled. */
+  const inTurn = <T>(key: string, send: () => Promise<T>): Promise<T> => {
+    const previous = inFlight.get(key) ?? Promise.resolve();
+    const run = previous.then(send, send);
+    const settled = run.catch(() => undefined);
+    inFlight.set(key, settled);
+    void settled.then(() => {
+      if (inFlight.get(key) === settled) inFlight.delete(key);
+    });
+    return run;
+  };
+
+  const sendBatchVia = async (sender: Producer | Transaction, batch: ProducerBatch): Promise<RecordMetadata[]> => {
+    refuseWeakAcks(batch.acks);
+    const topicMessages = batch.topicMessages ?? [];
+    // Malformed input: let kafkajs say what is wrong with it.
+    if (topicMessages.some((t) => !t.topic || !Array.isArray(t.messages))) return sender.sendBatch(batch);
+    const perPartition = new Map<string, { topic: string; partition: number; messages: Message[] }>();
+    for (const { topic, messages } of topicMessages) {
+      const partitionMetadata = await partitionsOf(topic);
+      for (const message of messages) {
+        const partition = message.partition ?? partitioner({ topic, partitionMetadata, message });
+        const key = `${topic}\u0000${partition}`;
+        let group = perPartition.get(key);
+        if (!group) {
+          group = { topic, partition, messages: [] };
+          perPartition.set(key, group);
+        }
+        group.messages.push({ ...message, partition });
+      }
+    }
+    const results = await Promise.all(
+      [...perPartition].map(([key, { topic, messages }]) =>
+        inTurn(key, () =>
+          sender.send({ topic, messages, acks: -1, timeout: batch.timeout, compression: batch.compression }),
+        ),
+      ),
+    );
+    return results.flat();
+  };
+
+  const sendVia = (sender: Producer | Transaction, record: { topic: string; messages: Message[] } & ProducerBatch) =>
+    sendBatchVia(sender, {
+      acks: record.acks,
+      timeout: record.timeout,
+      compression: record.compression,
+      topicMessages: [{ topic: record.topic, messages: record.messages } satisfies TopicMessages],
+    });
+
+  return {
+    ...producer,
+    send: (record) => sendVia(producer, record),
+    sendBatch: (batch) => sendBatchVia(producer, batch),
+    async transaction() {
+      const tx = await producer.transaction();
+      return { ...tx, send: (record) => sendVia(tx, record), sendBatch: (batch) => sendBatchVia(tx, batch) };
+    },
+    async disconnect() {
+      const a = admin;
+      admin = undefined;
+      partitionLists.clear();
+      await Promise.all([producer.disconnect(), a?.then((x) => x.disconnect()).catch(() => undefined)]);
+    },
+  };
 }
 
 export interface DeadLetter {
