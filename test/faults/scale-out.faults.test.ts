@@ -198,10 +198,18 @@ describe("scale-out", () => {
     pricing[0] = spawnCli(["run", "pricing"], pricingEnv("so-a"));
     await publishing;
     await reach(0.5);
-    // One broker is killed mid-stream.
+    // One broker is killed mid-stream: the one leading the most partitions of usage.events.v1 (node ids are 1-3).
+    const admin = kafka.admin();
+    await admin.connect();
+    const { topics } = await admin.fetchTopicMetadata({ topics: [TOPICS.events, TOPICS.priced] });
+    await admin.disconnect();
+    const leads = new Map<number, number>();
+    for (const t of topics) for (const p of t.partitions) leads.set(p.leader, (leads.get(p.leader) ?? 0) + 1);
+    const victim = ([...leads].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 2) as 1 | 2 | 3;
+    facts.broker_killed = { node: victim, leading: leads.get(victim) };
     const publishing2 = publish(6);
     await sleep(300);
-    await cluster.stopBroker(2, "SIGKILL");
+    await cluster.stopBroker(victim, "SIGKILL");
     await publishing2;
     await publish(7);
     await reach(0.7);
@@ -209,7 +217,7 @@ describe("scale-out", () => {
     await aggregator.removeMember(aggregator.members[0]!);
     await publish(8);
     await publish(9);
-    await cluster.startBroker(2);
+    await cluster.startBroker(victim);
 
     // Settle: every distinct event in the YTD totals, exactly; pricing and the notifier caught up (usage.priced.v1 is
     // transactional: its high watermark counts commit markers, so the aggregator's lag is judged by the totals).
