@@ -76,6 +76,7 @@ export async function startAggregatorService(deps: {
     clickhouse: deps.clickhouse,
     logger: deps.logger,
     groupId: `${env.USAGE_AGGREGATOR_GROUP}-control-history`,
+    onFatal: deps.onFatal,
   });
   await recorder.start();
   const started: Aggregator[] = [];
