@@ -42,6 +42,8 @@ export function createKafka(options: KafkaOptions): Kafka {
         // as an error from the call, or as a consumer crash.
         if (level === KafkaLogLevel.ERROR && isRetried(entry)) log.debug(rest, message);
         else if (level === KafkaLogLevel.ERROR) log.error(rest, message);
+        // A member re-joining a rebalancing group is what every rebalance looks like: routine, not a warning.
+        else if (level === KafkaLogLevel.WARN && isRetried(entry)) log.debug(rest, message);
         else if (level === KafkaLogLevel.WARN) log.warn(rest, message);
         else log.debug(rest, message);
       },
@@ -56,6 +58,7 @@ const RETRIED = [
   "does not host this topic-partition",
   "no leader for this topic-partition",
   "leader is not available",
+  "not the leader for that topic-partition",
   "the group is rebalancing",
 ];
 

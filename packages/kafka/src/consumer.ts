@@ -197,7 +197,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
             });
           } catch (err) {
             if (!(err instanceof OwnershipLost)) throw err;
-            log.warn({ topic: batch.topic, partition: batch.partition, reason: err.message }, "batch abandoned");
+            log.info({ topic: batch.topic, partition: batch.partition, reason: err.message }, "batch abandoned");
             // The coordinator's error goes back to kafkajs, which rejoins the group; nothing is resolved or committed.
             if (err.coordinatorError) throw err.coordinatorError;
             return;
