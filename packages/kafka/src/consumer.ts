@@ -118,7 +118,10 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         // A rebalance waits this long for members to rejoin; a killed member never does.
         rebalanceTimeout: 15000,
         heartbeatInterval: 1000,
-        retry: { retries: 10 },
+        // A batch that fails (ClickHouse refusing writes, a broker away) is fetched and tried again with backoff up to
+        // 10 s, for about a quarter of an hour, before the consumer gives up (onFatal: the service exits and is
+        // restarted): an outage of a dependency is ridden out in place rather than through consumer restarts.
+        retry: { retries: 100, initialRetryTime: 300, maxRetryTime: 10_000 },
       });
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
