@@ -118,10 +118,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         // A rebalance waits this long for members to rejoin; a killed member never does.
         rebalanceTimeout: 15000,
         heartbeatInterval: 1000,
-        // A batch that fails (ClickHouse refusing writes, a broker away) is fetched and tried again with backoff up to
-        // 10 s, for about a quarter of an hour, before the consumer gives up (onFatal: the service exits and is
-        // restarted): an outage of a dependency is ridden out in place rather than through consumer restarts.
-        retry: { retries: 100, initialRetryTime: 300, maxRetryTime: 10_000 },
+        // A batch that fails (ClickHouse refusing writes, a broker away) is fetched and tried again, for several
+        // minutes, before the consumer gives up (onFatal: the service exits and is restarted): an outage of a
+        // dependency is ridden out in place rather than through consumer restarts. The wait between tries stays
+        // under 2 s: kafkajs heartbeats only between tries, and a member silent for half its session timeout stops
+        // delivering (services/notifier/src/ownership.ts).
+        retry: { retries: 200, initialRetryTime: 300, maxRetryTime: 2000 },
       });
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         joined = true;
