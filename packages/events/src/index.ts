@@ -22,7 +22,6 @@ export {
 export {
   type DecodedTotals,
   decodeTotals,
-  newerTotals,
   type OrgTotals,
   orgTotalsSchema,
   type TotalsRecord,

@@ -5,8 +5,9 @@
  * Records are JSON, keyed so that compaction keeps the latest of each entity: `<org_id>` for the org's record and
  * `<org_id> NUL <user_id>` for each user's. They are produced to the same partition number as the usage.priced.v1
  * partition they were computed from (the topics have the same partition count and both are keyed by org), so an
- * org's records stay in order on one partition. Each record carries the source offset it reflects: a reader keeps,
- * per key, the record with the highest (generation, offset) and so never steps back to an older figure.
+ * org's records stay in order on one partition, and a reader keeps, per key, the latest record in log order (one
+ * owner publishes at a time: the aggregator confirms ownership before it publishes). Each record carries the source
+ * offset it reflects, for the reader's information.
  * `spend` is the net spend of `period` (caps measure net); a reader treats a record of another period as 0.
  */
 import { z } from "zod";
@@ -79,11 +80,4 @@ export function decodeTotals(value: Buffer | null | undefined): DecodedTotals {
     return { ok: false, message: `${issue?.path.join(".") || "record"}: ${issue?.message}` };
   }
   return { ok: true, record: parsed.data };
-}
-
-/** Whether `a` reflects more of the source partition than `b` (same partition: by offset). */
-export function newerTotals(a: TotalsRecord, b: TotalsRecord | undefined): boolean {
-  if (!b) return true;
-  if (a.source.partition !== b.source.partition) return true;
-  return BigInt(a.source.offset) >= BigInt(b.source.offset);
 }
