@@ -10,7 +10,7 @@
 import { type AggregatorService, startAggregatorService } from "@usage/aggregator";
 import { type ApiService, startApiService } from "@usage/api";
 import { type ClickHouse, migrate } from "@usage/clickhouse";
-import { createKafka, ensureTopics, groupLag, type Kafka, TOPICS } from "@usage/kafka";
+import { createKafka, ensureTopics, groupLag, type Kafka, partitionOf, TOPICS } from "@usage/kafka";
 import { buildNotifier, type Notifier } from "@usage/notifier";
 import { Registry } from "prom-client";
 import { afterAll, describe, expect, it } from "vitest";
@@ -18,6 +18,7 @@ import { Exact } from "../harness/exact.js";
 import { freePort, metricSum, quietLogger, runCli, spawnCli, testClickHouse } from "../harness/index.js";
 import { type Receiver, startReceiver } from "../harness/receiver.js";
 import { type Cluster, startCluster } from "./harness/cluster.js";
+import { createFreezer } from "./harness/freeze.js";
 import { sleep, waitFor } from "./harness/pipeline.js";
 import { currentSpend, makeWorkload, type Workload, windowSum } from "./harness/workload.js";
 
@@ -165,26 +166,71 @@ describe("scale-out", () => {
         expect(attempt, out.stderr.slice(-1000)).toBeLessThan(4);
       }
     };
-    const reach = (fraction: number) =>
-      waitFor(
-        `${Math.round(fraction * 100)}% recorded`,
-        async () => (await recorded()) >= fraction * distinct,
-        180_000,
-      );
+    // Where the pipeline stands, printed when a wait times out: which stage stopped moving.
+    const diagnose = async () => {
+      const lag = async (group: string, topic: string) =>
+        await groupLag(kafka, group, topic).catch((err: unknown) => `? ${String(err)}`);
+      return {
+        recorded: await recorded().catch(() => "?"),
+        pricing_lag: await lag(groups.pricing, TOPICS.events),
+        aggregator_lag: await lag(groups.aggregator, TOPICS.priced),
+        members: aggregator.members.map((m) => m.ownedPartitions()),
+        pricing_output: pricing.map((p) => p.output().slice(-1500)),
+      };
+    };
+    const reach = async (fraction: number) => {
+      try {
+        await waitFor(
+          `${Math.round(fraction * 100)}% recorded`,
+          async () => (await recorded()) >= fraction * distinct,
+          180_000,
+        );
+      } catch (err) {
+        console.error(`[faults scale-out] stalled: ${JSON.stringify(await diagnose(), null, 1)}`);
+        throw err;
+      }
+    };
 
     await publish(0);
     await publish(1);
     await reach(0.1);
-    // A member joins.
-    await aggregator.addMember();
+    // A member joins, on a Kafka client of its own whose connections the test can freeze (the zombie below).
+    const join = async () => {
+      const freezer = createFreezer();
+      const member = await aggregator.addMember({
+        kafka: createKafka({
+          brokers,
+          clientId: "scale-out-joiner",
+          logger: quietLogger,
+          socketFactory: freezer.socketFactory,
+        }),
+      });
+      return { freezer, member };
+    };
+    let joiner = await join();
     facts.joined_at = await recorded();
     await publish(2);
     await publish(3);
     await reach(0.3);
-    // A member stalls past its session timeout (10 s) in the middle of a batch, then resumes: a zombie.
-    const zombie = aggregator.members.find((m) => m.ownedPartitions().length > 0)!;
+    // A member is frozen past its session timeout (10 s) in the middle of a batch — no heartbeat, nothing sent or
+    // read, as a process paused by the OS — and then resumes: a zombie. It must own a partition the workload's orgs
+    // use (3 orgs over 4 partitions leave one empty): a joiner that got the empty one leaves and another joins.
+    const used = new Set(wl.orgs.map((org) => partitionOf(org, PARTITIONS)));
+    const rejoins: number[][] = [];
+    for (;;) {
+      const current = joiner;
+      await waitFor("the joiner holds a partition", () => current.member.ownedPartitions().length > 0, 60_000);
+      if (current.member.ownedPartitions().some((p) => used.has(p))) break;
+      rejoins.push(current.member.ownedPartitions());
+      expect(rejoins.length, "joiners that got only the unused partition").toBeLessThan(8);
+      await aggregator.removeMember(current.member);
+      joiner = await join();
+    }
+    facts.rejoins = rejoins;
+    const zombie = joiner.member;
     const zombiePartitions = zombie.ownedPartitions();
-    zombie.stallNextBatch(16_000);
+    const freezer = joiner.freezer;
+    zombie.stallNextBatch(16_000, (phase) => (phase === "start" ? freezer.freeze() : freezer.thaw()));
     await publish(4);
     await sleep(17_000);
     facts.zombie_partitions = zombiePartitions;

@@ -97,7 +97,9 @@ export {
 } from "./spend-daily.js";
 export {
   batchesMissingRollup,
+  countEventsSince,
   existingEventIds,
+  forEachEventIdSince,
   insertUsageEvents,
   latestSeatTiers,
   type UsageEventRow,

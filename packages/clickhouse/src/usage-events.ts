@@ -64,6 +64,49 @@ export async function existingEventIds(
   return new Set((await rs.json<{ event_id: string }>()).map((r) => r.event_id));
 }
 
+/** How many usage_events rows of these orgs occurred since `sinceMs` (sizes the aggregator's id filter). */
+export async function countEventsSince(client: ClickHouseClient, orgIds: string[], sinceMs: number): Promise<number> {
+  if (orgIds.length === 0) return 0;
+  const rs = await client.query({
+    query: `SELECT toString(count()) AS n FROM usage_events
+            WHERE org_id IN {orgs:Array(String)} AND occurred_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')`,
+    query_params: { orgs: orgIds, since: sinceMs },
+    format: "JSONEachRow",
+  });
+  return Number((await rs.json<{ n: string }>())[0]?.n ?? 0);
+}
+
+/**
+ * Every event id of these orgs that occurred since `sinceMs`, handed to `each` page by page (in key order, `page`
+ * ids a query), so the engine never materialises a partition's ids as one result.
+ */
+export async function forEachEventIdSince(
+  client: ClickHouseClient,
+  orgIds: string[],
+  sinceMs: number,
+  each: (ids: string[]) => void,
+  page = 100_000,
+): Promise<void> {
+  for (const org of orgIds) {
+    let after = "";
+    for (;;) {
+      const rs = await client.query({
+        query: `SELECT event_id FROM usage_events
+                WHERE org_id = {org:String} AND event_id > {after:String}
+                  AND occurred_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+                ORDER BY event_id LIMIT {page:UInt32}`,
+        query_params: { org, after, since: sinceMs, page },
+        format: "JSONCompactEachRow",
+      });
+      const ids = (await rs.json<[string]>()).map((r) => r[0]);
+      if (ids.length === 0) break;
+      each(ids);
+      if (ids.length < page) break;
+      after = ids[ids.length - 1]!;
+    }
+  }
+}
+
 /** Each user's seat tier on their latest event since `sinceMs`. */
 export async function latestSeatTiers(
   client: ClickHouseClient,

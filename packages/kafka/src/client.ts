@@ -1,5 +1,5 @@
 import { ConfigError, type Logger } from "@usage/runtime";
-import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
+import { type ISocketFactory, Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
 
 /**
  * The topics of SPEC §2. Every one is keyed by `org_id`, except `control` (keyed by `<org_id>/<what>`, see
@@ -21,6 +21,8 @@ export interface KafkaOptions {
   brokers: string[];
   clientId: string;
   logger: Logger;
+  /** TEST HOOK: the sockets the client opens (the fault suite freezes one member's connections). */
+  socketFactory?: ISocketFactory;
 }
 
 /** One kafkajs client whose log lines go through pino (kafkajs INFO is routine chatter: debug here). */
@@ -32,6 +34,7 @@ export function createKafka(options: KafkaOptions): Kafka {
     connectionTimeout: 3000,
     requestTimeout: 30000,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5000 },
+    ...(options.socketFactory ? { socketFactory: options.socketFactory } : {}),
     logLevel: KafkaLogLevel.INFO,
     logCreator:
       () =>

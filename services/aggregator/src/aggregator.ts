@@ -15,7 +15,9 @@
  *   1. decode: a record that does not decode as a priced event, or whose amounts or ids are unusable, goes to
  *      usage.dlq.v1 with its original bytes and reason (acked by all replicas first) and is counted; ids repeated in
  *      the batch are dropped;
- *   2. dedup: ask usage_events which of the batch's ids (of its orgs) it already holds, and drop those (counted);
+ *   2. dedup: ask usage_events which of the batch's ids it already holds, and drop those (counted); only the ids the
+ *      partition's Bloom filter of stored ids cannot rule out are asked (partition.ts SeenIds; ids enter the filter
+ *      before their insert, and a "maybe" is always confirmed in ClickHouse, so the filter never claims an id);
  *   3. record: OWNERSHIP CHECK, then orgs (new ones), usage_events, spend_daily — both inserts tagged with the
  *      batch's deterministic identity (topic:partition:first-last offsets) as batch_id and insert deduplication token;
  *   4. account: only now add the spend to the partition's in-memory totals;
@@ -81,7 +83,7 @@ import type { Logger } from "@usage/runtime";
 import { accountFromSummary, type CreditView, creditView } from "./credits.js";
 import { forecastSignals } from "./forecasts.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { loadPartition, type PartitionState } from "./partition.js";
+import { loadPartition, loadSeenIds, type PartitionState } from "./partition.js";
 import { type CapSignal, signalMessage, signalRow, toSignal } from "./signals.js";
 import { accountStep, decodeStep, dedupStep, evaluateStep, recordStep, stepCredits } from "./steps.js";
 
@@ -132,8 +134,11 @@ export interface Aggregator {
   caps(orgId: string): CapsReport | undefined;
   allowance(orgId: string, userId: string): Allowance | undefined;
   credits(orgId: string): CreditView | undefined;
-  /** TEST HOOK: the next batch waits this long after its dedup query, before its ownership check and inserts. */
-  stallNextBatch(ms: number): void;
+  /**
+   * TEST HOOK: the next batch waits this long after its dedup query, before its ownership check and inserts;
+   * `onStall` is told when the wait starts and ends (the fault suite freezes the member's connections meanwhile).
+   */
+  stallNextBatch(ms: number, onStall?: (phase: "start" | "end") => void): void;
 }
 
 export function createAggregator(deps: AggregatorDeps): Aggregator {
@@ -145,6 +150,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   let producer: Producer | undefined;
   let forecaster: NodeJS.Timeout | undefined;
   let stall = 0;
+  let onStall: ((phase: "start" | "end") => void) | undefined;
   // Batches, loads and control changes touch the partition states: they run one at a time.
   let queue: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
@@ -307,13 +313,20 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     }
     if (decoded.dead.length > 0) await producer!.send({ topic: TOPICS.dlq, messages: decoded.dead, acks: -1 });
 
-    const fresh = await dedupStep(deps.clickhouse, decoded.events);
+    if (part.seen.filter.full) {
+      // Past its capacity the filter's false-positive rate climbs: rebuild it, twice as large, from ClickHouse.
+      part.seen = await loadSeenIds(deps.clickhouse, [...part.orgs], now(), deps.backfillDays);
+    }
+    const { fresh, lookedUp } = await dedupStep(deps.clickhouse, part.seen, decoded.events);
+    deps.metrics.dedupLookups.inc(lookedUp);
     const duplicates = decoded.duplicates + decoded.events.length - fresh.length;
     if (stall > 0) {
       const ms = stall;
       stall = 0;
       log.warn({ partition: batch.partition, ms }, "TEST HOOK: stalling before the inserts");
+      onStall?.("start");
       await new Promise((r) => setTimeout(r, ms));
+      onStall?.("end");
     }
     await batch.ensureOwned();
     const recorded = await recordStep(deps.clickhouse, part, batch, fresh, now);
@@ -456,8 +469,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       const part = partOf(orgId);
       return part ? creditView(part.spend.org(orgId), part.spend.currentPeriod()) : undefined;
     },
-    stallNextBatch(ms) {
+    stallNextBatch(ms, hook) {
       stall = ms;
+      onStall = hook;
     },
   };
 }

@@ -8,8 +8,8 @@ export {
 export { type AggregatorEnv, aggregatorEnvSchema, loadAggregatorEnv } from "./env.js";
 export { type AggregatorService, controlView, startAggregatorService } from "./main.js";
 export { type AggregatorMetrics, createAggregatorMetrics } from "./metrics.js";
-export { loadPartition, type PartitionState } from "./partition.js";
+export { loadPartition, loadSeenIds, type PartitionState, type SeenIds } from "./partition.js";
 export { type CapSignal, signalId } from "./signals.js";
 export { type EntityTransition, SpendState } from "./state.js";
-export { batchIdentity, decodeStep, pricedEventProblem } from "./steps.js";
+export { accountStep, batchIdentity, decodeStep, dedupStep, pricedEventProblem, recordStep } from "./steps.js";
 export { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";

@@ -15,8 +15,8 @@ import { createAggregatorMetrics } from "./metrics.js";
 export interface AggregatorService {
   members: Aggregator[];
   follower: ControlFollower;
-  /** Adds one more member to the group (a member joining). */
-  addMember(): Promise<Aggregator>;
+  /** Adds one more member to the group (a member joining); `kafka`: a client of its own (tests). */
+  addMember(options?: { kafka?: Kafka }): Promise<Aggregator>;
   /** Stops one member (a member leaving); the others take its partitions at the rebalance. */
   removeMember(member: Aggregator): Promise<void>;
   isHealthy(): boolean;
@@ -52,9 +52,9 @@ export async function startAggregatorService(deps: {
   const metrics = createAggregatorMetrics(deps.registry);
   const members: Aggregator[] = [];
   let next = 0;
-  const build = () =>
+  const build = (kafka: Kafka = deps.kafka) =>
     createAggregator({
-      kafka: deps.kafka,
+      kafka,
       clickhouse: deps.clickhouse,
       logger: deps.logger,
       metrics,
@@ -95,8 +95,8 @@ export async function startAggregatorService(deps: {
   return {
     members,
     follower,
-    async addMember() {
-      const m = build();
+    async addMember(options = {}) {
+      const m = build(options.kafka);
       members.push(m);
       await m.start();
       return m;

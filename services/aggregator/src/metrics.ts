@@ -12,6 +12,11 @@ export function createAggregatorMetrics(registry: Registry) {
       help: "Priced events whose event_id was already recorded",
       registers: [registry],
     }),
+    dedupLookups: new Counter({
+      name: "usage_aggregator_dedup_lookups_total",
+      help: "Event ids looked up in usage_events because the partition's id filter could not rule them out",
+      registers: [registry],
+    }),
     rejected: new Counter({
       name: "usage_aggregator_rejected_total",
       help: "Priced records sent to usage.dlq.v1, by reason (invalid_encoding, invalid_field)",

@@ -10,8 +10,9 @@
  *
  * Load: repair any batch of these orgs interrupted between its usage_events and spend_daily inserts → policies and
  * auto-reload settings from the control plane → current (and next) month's spend per user from spend_daily → seat
- * tiers from the latest events → credit accounts → what was signalled (cap_signals) → evaluate every org, so any
- * signal a previous owner computed but did not get out is emitted again under its deterministic id.
+ * tiers from the latest events → credit accounts → what was signalled (cap_signals) → the event ids it holds within
+ * the dedup horizon (a Bloom filter, SeenIds) → evaluate every org, so any signal a previous owner computed but did
+ * not get out is emitted again under its deterministic id.
  */
 import {
   allOrgIds,
@@ -19,8 +20,10 @@ import {
   type ClickHouseClient,
   type CreditLedgerRow,
   capSignalsOfPeriod,
+  countEventsSince,
   creditLedger,
   creditSummaries,
+  forEachEventIdSince,
   latestCreditStatuses,
   latestSeatTiers,
   rebuildRollup,
@@ -34,6 +37,7 @@ import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
 import type { Logger } from "@usage/runtime";
 import type { ControlView } from "./aggregator.js";
 import { accountFromSummary, missedReloadSignals } from "./credits.js";
+import { IdFilter } from "./id-filter.js";
 import { type CapSignal, toSignal } from "./signals.js";
 import { SpendState } from "./state.js";
 import { stepCredits } from "./steps.js";
@@ -45,6 +49,35 @@ export interface PartitionState {
   spend: SpendState;
   /** Orgs known to be in the `orgs` table (written before an org's first event). */
   orgs: Set<string>;
+  /** The event ids the partition may hold (dedupStep): see SeenIds. */
+  seen: SeenIds;
+}
+
+/**
+ * Every event id of the partition's orgs that occurred at or after `horizon` (ms), as loaded from usage_events, plus
+ * every id this member wrote since. An event older than the horizon is checked in ClickHouse whatever the filter
+ * says. The horizon is a day before the backfill window: pricing refuses events older than the window, so a resent
+ * event (which carries its original occurred_at) is either inside the horizon or checked directly.
+ */
+export interface SeenIds {
+  filter: IdFilter;
+  horizon: number;
+}
+
+/** The partition's seen ids, sized for twice what it holds now (at least 1 M ids, 1.2 MB). */
+export async function loadSeenIds(
+  ch: ClickHouseClient,
+  orgIds: string[],
+  now: number,
+  backfillDays: number,
+): Promise<SeenIds> {
+  const horizon = now - (backfillDays + 1) * 86_400_000;
+  const held = await countEventsSince(ch, orgIds, horizon);
+  const filter = new IdFilter(Math.max(1 << 20, 2 * held));
+  await forEachEventIdSince(ch, orgIds, horizon, (ids) => {
+    for (const id of ids) filter.add(id);
+  });
+  return { filter, horizon };
 }
 
 export async function loadPartition(deps: {
@@ -117,6 +150,7 @@ export async function loadPartition(deps: {
     generation: deps.generation,
     spend,
     orgs: new Set(recorded),
+    seen: await loadSeenIds(ch, recorded, t, deps.backfillDays),
   };
   const signals: CapSignal[] = [];
   for (const orgId of spend.orgIds()) for (const tr of spend.evaluate(orgId)) signals.push(toSignal(tr, null, t));

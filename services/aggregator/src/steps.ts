@@ -18,7 +18,7 @@ import { addMoney, netCost } from "@usage/money";
 import { periodOf } from "@usage/periods";
 import { resolveModelId } from "@usage/pricing";
 import { creditEffects } from "./credits.js";
-import type { PartitionState } from "./partition.js";
+import type { PartitionState, SeenIds } from "./partition.js";
 import { type CapSignal, toSignal } from "./signals.js";
 
 export interface DecodedEvent {
@@ -99,16 +99,26 @@ export function decodeStep(batch: ConsumedBatch, now: () => number): Decoded {
   return out;
 }
 
-/** Step 2: the events usage_events does not hold yet (the stored row is the dedup record). */
-export async function dedupStep(clickhouse: ClickHouseClient, events: DecodedEvent[]): Promise<DecodedEvent[]> {
-  if (events.length === 0) return [];
-  const orgIds = [...new Set(events.map((e) => e.event.org_id))];
+/**
+ * Step 2: the events usage_events does not hold yet (the stored row is the dedup record). Only the ids the
+ * partition's filter cannot rule out — a duplicate, a false positive (about 1%), or an event older than the filter's
+ * horizon — are looked up in ClickHouse, so the check costs what the batch holds, not what the table holds.
+ */
+export async function dedupStep(
+  clickhouse: ClickHouseClient,
+  seen: SeenIds,
+  events: DecodedEvent[],
+): Promise<{ fresh: DecodedEvent[]; lookedUp: number }> {
+  const doubtful = events.filter(
+    (e) => Date.parse(e.event.occurred_at) < seen.horizon || seen.filter.mightContain(e.event.event_id),
+  );
+  if (doubtful.length === 0) return { fresh: events, lookedUp: 0 };
   const existing = await existingEventIds(
     clickhouse,
-    orgIds,
-    events.map((e) => e.event.event_id),
+    [...new Set(doubtful.map((e) => e.event.org_id))],
+    doubtful.map((e) => e.event.event_id),
   );
-  return events.filter((e) => !existing.has(e.event.event_id));
+  return { fresh: events.filter((e) => !existing.has(e.event.event_id)), lookedUp: doubtful.length };
 }
 
 /** The batch's deterministic identity: the same records always make the same id (ClickHouse insert dedup token). */
@@ -211,6 +221,9 @@ export async function recordStep(
       });
     }
   }
+  // Into the filter before the inserts: a "maybe" is only ever confirmed in ClickHouse, so an id whose insert then
+  // fails costs a lookup at its redelivery, never a miss.
+  for (const f of fresh) part.seen.filter.add(f.event.event_id);
   const newOrgs = [...new Set(fresh.map((f) => f.event.org_id))].filter((o) => !part.orgs.has(o));
   await insertOrgs(clickhouse, newOrgs);
   for (const o of newOrgs) part.orgs.add(o);
