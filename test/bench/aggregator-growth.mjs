@@ -107,7 +107,8 @@ for (let i = 0; i < generated.length; i++) {
   const value = pricedUsageEventV1.encode(priced.value);
   messages.push({ key: Buffer.from(priced.value.org_id), value, timestamp: String(now), offset: "0" });
   // One in ten is resent: a duplicate the dedup step must drop.
-  if (i % 10 === 0) messages.push({ key: Buffer.from(priced.value.org_id), value, timestamp: String(now), offset: "0" });
+  if (i % 10 === 0)
+    messages.push({ key: Buffer.from(priced.value.org_id), value, timestamp: String(now), offset: "0" });
 }
 messages.forEach((m, i) => {
   m.offset = String(i);

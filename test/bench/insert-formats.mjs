@@ -15,10 +15,35 @@ const ROWS = 2000;
 const ch = await createClickHouse({ dataDir: mkdtempSync(join(tmpdir(), "usage-bench-insert-")) });
 await migrate(ch.client);
 const COLUMNS = [
-  "event_id", "org_id", "user_id", "user_email", "account_uuid", "request_id", "region", "seat_tier", "product",
-  "model", "model_base", "occurred_at", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
-  "prompt_tokens", "long_context", "rate_card_version", "input_cost", "output_cost", "cache_write_cost",
-  "cache_read_cost", "gross_cost", "discount_pct", "net_cost", "priced_at", "batch_id", "is_late",
+  "event_id",
+  "org_id",
+  "user_id",
+  "user_email",
+  "account_uuid",
+  "request_id",
+  "region",
+  "seat_tier",
+  "product",
+  "model",
+  "model_base",
+  "occurred_at",
+  "input_tokens",
+  "output_tokens",
+  "cache_write_tokens",
+  "cache_read_tokens",
+  "prompt_tokens",
+  "long_context",
+  "rate_card_version",
+  "input_cost",
+  "output_cost",
+  "cache_write_cost",
+  "cache_read_cost",
+  "gross_cost",
+  "discount_pct",
+  "net_cost",
+  "priced_at",
+  "batch_id",
+  "is_late",
 ];
 let n = 0;
 const row = () => {
@@ -67,10 +92,12 @@ const formats = {
       format: "JSONCompactEachRow",
     }),
   TabSeparated: (rows) =>
-    ch.client.exec({
-      query: `INSERT INTO usage_events (${COLUMNS.join(", ")}) FORMAT TabSeparated`,
-      values: rows.map((r) => COLUMNS.map((c) => tsv(r[c])).join("\t")).join("\n"),
-    }).then((r) => r.stream.resume()),
+    ch.client
+      .exec({
+        query: `INSERT INTO usage_events (${COLUMNS.join(", ")}) FORMAT TabSeparated`,
+        values: rows.map((r) => COLUMNS.map((c) => tsv(r[c])).join("\t")).join("\n"),
+      })
+      .then((r) => r.stream.resume()),
 };
 const result = { rows_per_batch: ROWS, batches: BATCHES, formats: {} };
 for (const [name, insert] of Object.entries(formats)) {
@@ -89,7 +116,9 @@ for (const [name, insert] of Object.entries(formats)) {
   };
   console.log(name, result.formats[name]);
 }
-const count = await (await ch.client.query({ query: "SELECT count() AS n FROM usage_events", format: "JSONEachRow" })).json();
+const count = await (
+  await ch.client.query({ query: "SELECT count() AS n FROM usage_events", format: "JSONEachRow" })
+).json();
 result.rows_stored = Number(count[0].n);
 writeResult("insert-formats", result);
 await ch.close();
