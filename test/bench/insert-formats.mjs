@@ -11,7 +11,7 @@ const arg = (name, fallback) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const BATCHES = arg("--batches", 50);
-const ROWS = 2000;
+const ROWS = arg("--rows", 2000);
 const ch = await createClickHouse({ dataDir: mkdtempSync(join(tmpdir(), "usage-bench-insert-")) });
 await migrate(ch.client);
 const COLUMNS = [

@@ -20,6 +20,25 @@ export interface SpendDailyRow {
   net_cost: string;
 }
 
+const SPEND_DAILY_COLUMNS = [
+  "org_id",
+  "day",
+  "user_id",
+  "seat_tier",
+  "product",
+  "model",
+  "region",
+  "long_context",
+  "batch_id",
+  "requests",
+  "input_tokens",
+  "output_tokens",
+  "cache_write_tokens",
+  "cache_read_tokens",
+  "gross_cost",
+  "net_cost",
+] as const satisfies readonly (keyof SpendDailyRow)[];
+
 /**
  * `dedupToken` (the batch's deterministic identity): ClickHouse drops a repeated insert of the same token
  * (non_replicated_deduplication_window, migration 010), so a batch written twice is one part.
@@ -32,8 +51,9 @@ export async function insertSpendDaily(
   if (rows.length === 0) return;
   await client.insert({
     table: "spend_daily",
-    values: rows,
-    format: "JSONEachRow",
+    columns: [...SPEND_DAILY_COLUMNS],
+    values: rows.map((r) => SPEND_DAILY_COLUMNS.map((c) => r[c])),
+    format: "JSONCompactEachRow",
     ...(dedupToken ? { clickhouse_settings: { insert_deduplication_token: `spend_daily:${dedupToken}` } } : {}),
   });
 }

@@ -83,7 +83,7 @@ import type { Logger } from "@usage/runtime";
 import { accountFromSummary, type CreditView, creditView } from "./credits.js";
 import { forecastSignals } from "./forecasts.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { loadPartition, loadSeenIds, type PartitionState } from "./partition.js";
+import { loadPartition, type PartitionState } from "./partition.js";
 import { type CapSignal, signalMessage, signalRow, toSignal } from "./signals.js";
 import { accountStep, decodeStep, dedupStep, evaluateStep, recordStep, stepCredits } from "./steps.js";
 
@@ -172,11 +172,16 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       const mine = new Set(assignment.get(TOPICS.priced) ?? []);
       // Every rebalance revokes everything: whatever is held was loaded in an older generation.
       for (const [p, s] of partitions) {
-        if (!mine.has(p) || s.generation !== generation) partitions.delete(p);
+        if (!mine.has(p) || s.generation !== generation) drop(p);
       }
       for (const p of mine) void exclusive(() => ensureLoaded(p, generation)).catch(loadFailed(p));
     },
   });
+
+  const drop = (p: number) => {
+    partitions.get(p)?.seen.stop();
+    partitions.delete(p);
+  };
 
   const loadFailed = (p: number) => (err: unknown) =>
     log.warn({ err, partition: p }, "partition state not loaded; the next batch of the partition loads it");
@@ -290,7 +295,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
         await record(part, batch);
       } catch (err) {
         // Whatever part of the batch reached ClickHouse, the partition is loaded again before the redelivery.
-        partitions.delete(batch.partition);
+        drop(batch.partition);
         if (err instanceof OwnershipLost) deps.metrics.abandoned.inc();
         throw err;
       }
@@ -313,10 +318,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     }
     if (decoded.dead.length > 0) await producer!.send({ topic: TOPICS.dlq, messages: decoded.dead, acks: -1 });
 
-    if (part.seen.filter.full) {
-      // Past its capacity the filter's false-positive rate climbs: rebuild it, twice as large, from ClickHouse.
-      part.seen = await loadSeenIds(deps.clickhouse, [...part.orgs], now(), deps.backfillDays);
-    }
+    part.seen.refresh();
     const { fresh, lookedUp } = await dedupStep(deps.clickhouse, part.seen, decoded.events);
     deps.metrics.dedupLookups.inc(lookedUp);
     const duplicates = decoded.duplicates + decoded.events.length - fresh.length;
@@ -405,7 +407,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       await emit(held, signals, entries);
       await publishTotals(held, [change.org_id], "0", new Map([[change.org_id, new Set<string>()]]));
     } catch (err) {
-      partitions.delete(p);
+      drop(p);
       throw err;
     }
   }
@@ -426,7 +428,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       try {
         await emit(part, signals);
       } catch (err) {
-        partitions.delete(p);
+        drop(p);
         throw err;
       }
     }
@@ -452,7 +454,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       if (forecaster) clearInterval(forecaster);
       await consumer.stop();
       await queue;
-      partitions.clear();
+      for (const p of [...partitions.keys()]) drop(p);
       await producer?.disconnect();
     },
     isHealthy: () => ready && consumer.isHealthy(),

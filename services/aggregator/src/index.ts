@@ -8,7 +8,7 @@ export {
 export { type AggregatorEnv, aggregatorEnvSchema, loadAggregatorEnv } from "./env.js";
 export { type AggregatorService, controlView, startAggregatorService } from "./main.js";
 export { type AggregatorMetrics, createAggregatorMetrics } from "./metrics.js";
-export { loadPartition, loadSeenIds, type PartitionState, type SeenIds } from "./partition.js";
+export { loadPartition, type PartitionState, SeenIds } from "./partition.js";
 export { type CapSignal, signalId } from "./signals.js";
 export { type EntityTransition, SpendState } from "./state.js";
 export { accountStep, batchIdentity, decodeStep, dedupStep, pricedEventProblem, recordStep } from "./steps.js";

@@ -109,9 +109,7 @@ export async function dedupStep(
   seen: SeenIds,
   events: DecodedEvent[],
 ): Promise<{ fresh: DecodedEvent[]; lookedUp: number }> {
-  const doubtful = events.filter(
-    (e) => Date.parse(e.event.occurred_at) < seen.horizon || seen.filter.mightContain(e.event.event_id),
-  );
+  const doubtful = events.filter((e) => seen.doubtful(e.event.event_id, Date.parse(e.event.occurred_at)));
   if (doubtful.length === 0) return { fresh: events, lookedUp: 0 };
   const existing = await existingEventIds(
     clickhouse,
@@ -223,7 +221,7 @@ export async function recordStep(
   }
   // Into the filter before the inserts: a "maybe" is only ever confirmed in ClickHouse, so an id whose insert then
   // fails costs a lookup at its redelivery, never a miss.
-  for (const f of fresh) part.seen.filter.add(f.event.event_id);
+  for (const f of fresh) part.seen.add(f.event.event_id);
   const newOrgs = [...new Set(fresh.map((f) => f.event.org_id))].filter((o) => !part.orgs.has(o));
   await insertOrgs(clickhouse, newOrgs);
   for (const o of newOrgs) part.orgs.add(o);
