@@ -101,7 +101,10 @@ function alertApi(ch: ClickHouse) {
   );
   registerAlertRoutes(app, {
     clickhouse: ch.client,
-    authorize: (request: FastifyRequest) => ({ orgId: (request.params as { org: string }).org }),
+    authorize: (request: FastifyRequest) => ({
+      orgId: (request.params as { org: string }).org,
+      principal: { kind: "operator" as const },
+    }),
   });
   return app;
 }

@@ -32,6 +32,9 @@ describe("usagectl argument and configuration errors", () => {
     [["generate", "--seed", "1", "--count", "1", "--late-rate", "2"], "--late-rate"],
     [["run", "billing"], "expected one of"],
     [["price", "--rate-card", "/nonexistent/card.json"], "--rate-card"],
+    [["keys", "create", "--org", "o", "--role", "admin"], "--role"],
+    [["keys", "create", "--org", "o", "--expires", "tomorrow"], "--expires"],
+    [["keys", "revoke", "--org", "o"], "--key"],
   ])("usagectl %j exits 2 with one line naming the problem", (args, needle) => {
     const r = usagectl(args);
     expect(r.code).toBe(2);

@@ -33,7 +33,7 @@ export {
   type TrendRow,
   topUsers,
 } from "./analytics.js";
-export { type ApiKeyRow, findApiKey, insertApiKey } from "./api-keys.js";
+export { type ApiKeyRow, findApiKeys, insertApiKey, insertApiKeyUsage, keysLastUsed } from "./api-keys.js";
 export { type CapSignalRow, capSignalsOfPeriod, insertCapSignals, type SignalKind } from "./cap-signals.js";
 export {
   type ClickHouse,

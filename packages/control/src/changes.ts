@@ -81,13 +81,36 @@ export const creditPurchaseChangeSchema = z
 /** A notice that the org's webhook changed. Never the secret: unknown fields are dropped on write and on read. */
 export const webhookChangeSchema = z.object({ kind: z.literal("webhook"), ...common });
 
-/** A notice that an API key of the org was created or revoked. */
-export const apiKeyChangeSchema = z.object({
-  kind: z.literal("api_key"),
-  ...common,
-  key_id: segment,
-  action: z.enum(["created", "revoked"]),
-});
+/** The roles an org key can have (SPEC §11); the operator's key is configuration, not a record. */
+export const KEY_ROLES = ["owner", "analyst", "group_owner", "member", "surface"] as const;
+export type KeyRole = (typeof KEY_ROLES)[number];
+
+/**
+ * An API key of the org, as it now stands: created (with its role, scope, expiry and the SHA-256 of its secret —
+ * never the secret), or revoked. Every API instance reads these in full and authenticates from memory, so a
+ * revocation is refused everywhere as soon as each instance has read it. Notices written before keys carried their
+ * role (key_id and action only) still read; their keys live in the api_keys table and act as `owner`.
+ */
+export const apiKeyChangeSchema = z
+  .object({
+    kind: z.literal("api_key"),
+    ...common,
+    key_id: segment,
+    action: z.enum(["created", "revoked"]),
+    role: z.enum(KEY_ROLES).optional(),
+    group: segment.optional(),
+    user: segment.optional(),
+    expires_at: z.string().datetime().nullable().optional(),
+    created_at: z.string().datetime().optional(),
+    secret_hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "expected a hex SHA-256")
+      .optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.role === "group_owner" && !c.group) ctx.addIssue({ code: "custom", path: ["group"], message: "required" });
+    if (c.role === "member" && !c.user) ctx.addIssue({ code: "custom", path: ["user"], message: "required" });
+  });
 
 const SCHEMAS = {
   policy: policyChangeSchema,

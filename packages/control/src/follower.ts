@@ -15,7 +15,7 @@ import type { Kafka } from "@usage/kafka";
 import type { AutoReload, Policy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
-import { CONTROL_TOPIC, decodeRecord, type VersionedChange, versionOfOffset } from "./changes.js";
+import { type ApiKeyChange, CONTROL_TOPIC, decodeRecord, type VersionedChange, versionOfOffset } from "./changes.js";
 
 export type ChangeListener = (change: VersionedChange) => void | Promise<void>;
 
@@ -30,6 +30,10 @@ export interface ControlFollower {
   /** Resolves once `version` has been applied here (listeners included); rejects after `timeoutMs`, or on stop. */
   waitFor(version: number, timeoutMs: number): Promise<void>;
   policy(orgId: string): { policy: Policy; version: number } | undefined;
+  /** An API key as it now stands (the latest record for its id), or undefined. */
+  apiKey(keyId: string): ApiKeyState | undefined;
+  /** The org's API keys, oldest first. */
+  apiKeys(orgId: string): ApiKeyState[];
   autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
   /** Orgs with any change, sorted. */
   orgIds(): string[];
@@ -39,6 +43,9 @@ export interface ControlFollower {
   invalidCount(): number;
   readonly groupId: string;
 }
+
+/** An API key as the control log last recorded it. */
+export type ApiKeyState = ApiKeyChange & { version: number };
 
 export interface ControlFollowerDeps {
   kafka: Kafka;
@@ -62,6 +69,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
   const policies = new Map<string, { policy: Policy; version: number }>();
   const autoReloads = new Map<string, { settings: AutoReload; version: number }>();
   const orgs = new Set<string>();
+  const apiKeys = new Map<string, ApiKeyState>();
   let listeners: ChangeListener[] = [];
   let waiters: Waiter[] = [];
   /** The next offset to apply, which is also the version of the last record read (offset + 1). */
@@ -105,6 +113,11 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     orgs.add(change.org_id);
     if (change.kind === "policy") policies.set(change.org_id, { policy: change.policy, version });
     else if (change.kind === "auto_reload") autoReloads.set(change.org_id, { settings: change.settings, version });
+    else if (change.kind === "api_key") {
+      // A revocation keeps what the key was (role, scope) for listing; a key id never moves to another org.
+      const held = apiKeys.get(change.key_id);
+      if (!held || held.org_id === change.org_id) apiKeys.set(change.key_id, { ...held, ...change, version });
+    }
     for (const listener of [...listeners]) {
       try {
         await listener(change);
@@ -238,6 +251,8 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
       });
     },
     policy: (orgId) => policies.get(orgId),
+    apiKey: (keyId) => apiKeys.get(keyId),
+    apiKeys: (orgId) => [...apiKeys.values()].filter((k) => k.org_id === orgId).sort((a, b) => a.version - b.version),
     autoReload: (orgId) => autoReloads.get(orgId),
     orgIds: () => [...orgs].sort(),
     onChange(listener) {

@@ -34,6 +34,8 @@ export {
   creditPurchaseChangeSchema,
   decodeRecord,
   encodeChange,
+  KEY_ROLES,
+  type KeyRole,
   offsetOfVersion,
   type ParseChangeResult,
   type PolicyChange,
@@ -45,6 +47,7 @@ export {
   webhookChangeSchema,
 } from "./changes.js";
 export {
+  type ApiKeyState,
   type ChangeListener,
   type ControlFollower,
   type ControlFollowerDeps,

@@ -20,13 +20,13 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from "fastify";
-import type { Principal } from "./auth.js";
+import { actorOf, type Principal } from "./auth.js";
 import type { ControlWriter } from "./server.js";
 
 export interface AlertRouteDeps {
   clickhouse: ClickHouseClient;
   /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
-  authorize: (request: FastifyRequest) => { orgId: string; principal?: Principal };
+  authorize: (request: FastifyRequest) => { orgId: string; principal: Principal };
   /** Announces a webhook change on the control plane (a versioned notice; never the secret). */
   control?: Pick<ControlWriter, "publish">;
   now?: () => number;
@@ -72,7 +72,7 @@ export function registerAlertRoutes<L extends FastifyBaseLogger>(
     const version = await deps.control?.publish({
       kind: "webhook",
       org_id: orgId,
-      actor: principal === undefined || principal.kind === "operator" ? "operator" : `key:${principal.keyId}`,
+      actor: actorOf(principal),
       at: new Date(now()).toISOString(),
     });
     return reply.send({ url, updated_at: isoOf(updatedAt), ...(version === undefined ? {} : { version }) });

@@ -34,7 +34,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from "fastify";
-import type { Principal } from "./auth.js";
+import { actorOf, type Principal } from "./auth.js";
 import type { SpendReader } from "./read-model.js";
 import { CONTROL_WAIT_MS, type ControlWriter } from "./server.js";
 
@@ -49,8 +49,6 @@ export interface CreditRouteDeps {
 function fail(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ error: { code, message } });
 }
-
-const by = (p: Principal) => (p.kind === "operator" ? "operator" : `key:${p.keyId}`);
 
 /** A ledger row as the API shows it. */
 function entryOut(e: CreditLedgerRow) {
@@ -113,7 +111,7 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
       period: periodOf(at),
       balance_after: "0",
       created_at: chDateTime(at),
-      created_by: by(principal),
+      created_by: actorOf(principal),
     };
     await insertCreditEntries(deps.clickhouse, [row]);
     const entries = (await creditLedger(deps.clickhouse, orgId)).length;
@@ -125,7 +123,7 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
       entry_id: entryId,
       reference,
       amount: parsed.value.amount,
-      actor: by(principal),
+      actor: actorOf(principal),
       at: new Date(at).toISOString(),
     });
     await deps.reader.waitUntil(() => (deps.reader.credits(orgId)?.entries ?? 0) >= entries, CONTROL_WAIT_MS);
@@ -140,7 +138,7 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
       kind: "auto_reload",
       org_id: orgId,
       settings: parsed.value,
-      actor: by(principal),
+      actor: actorOf(principal),
       at: new Date(deps.now()).toISOString(),
     });
     await deps.control.waitFor(version, CONTROL_WAIT_MS);

@@ -50,6 +50,7 @@ export async function startApiService(deps: {
       publish: (change) => publisher.publish(change),
       waitFor: (version, timeoutMs) => follower.waitFor(version, timeoutMs),
     },
+    keys: follower,
     clickhouse: deps.clickhouse,
     registry: deps.registry,
     logger: deps.logger,

@@ -5,6 +5,7 @@ import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readTopic, resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
+import { ROUTE_ACCESS } from "./access.js";
 import { createSpendReadModel } from "./read-model.js";
 import { type Api, buildApi, routesOf } from "./server.js";
 
@@ -30,6 +31,7 @@ beforeAll(async () => {
   app = buildApi({
     reader,
     control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
+    keys: follower,
     clickhouse: ch.client,
     registry: new Registry(),
     logger,
@@ -175,7 +177,7 @@ describe("HTTP API", () => {
     const orgRoutes = routesOf(app).filter((r) => r.url.startsWith("/v1/orgs/:org"));
     expect(orgRoutes.length).toBeGreaterThanOrEqual(5);
     for (const route of orgRoutes) {
-      const url = (org: string) => route.url.replace(":org", org).replace(":user", "u1");
+      const url = (org: string) => route.url.replace(":org", org).replace(":user", "u1").replace(":key_id", "0");
       const other = await app.inject({
         method: route.method as "GET",
         url: url("org_2"),
@@ -190,7 +192,13 @@ describe("HTTP API", () => {
         headers: orgKey,
         payload: route.method === "PUT" ? {} : undefined,
       });
-      expect([401, 403], `${route.method} ${route.url} on its own org`).not.toContain(own.statusCode);
+      // An owner key reaches everything of its org but the operator's commercial terms (SPEC §11).
+      if (ROUTE_ACCESS[`${route.method} ${route.url}`] === "operator") {
+        expect(own.statusCode, `${route.method} ${route.url} is the operator's`).toBe(403);
+        expect(own.json().error.code).toBe("forbidden_role");
+      } else {
+        expect([401, 403], `${route.method} ${route.url} on its own org`).not.toContain(own.statusCode);
+      }
     }
     // Only the operator creates keys; a forged or revoked-looking key is unknown.
     expect(

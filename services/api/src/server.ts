@@ -9,15 +9,17 @@
  * this instance's follower has applied them.
  */
 import { type ClickHouseClient, orgSpend, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
+import { KEY_ROLES, type KeyRole } from "@usage/control";
 import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import { type AutoReload, type Policy, parsePolicy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
+import { type AccessContext, decide, ROUTE_ACCESS } from "./access.js";
 import { registerAlertRoutes } from "./alert-routes.js";
 import { registerAnalyticsRoutes } from "./analytics-routes.js";
-import { createAuthenticator, type Principal } from "./auth.js";
+import { actorOf, createAuthenticator, type KeyDirectory, newKey, type Principal } from "./auth.js";
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerForecastRoutes } from "./forecast-routes.js";
@@ -37,7 +39,20 @@ export type ControlChangeInput =
       at: string;
     }
   | { kind: "webhook"; org_id: string; actor: string; at: string }
-  | { kind: "api_key"; org_id: string; key_id: string; action: "created" | "revoked"; actor: string; at: string };
+  | {
+      kind: "api_key";
+      org_id: string;
+      key_id: string;
+      action: "created" | "revoked";
+      role?: KeyRole;
+      group?: string;
+      user?: string;
+      expires_at?: string | null;
+      created_at?: string;
+      secret_hash?: string;
+      actor: string;
+      at: string;
+    };
 
 /** Publishes control changes and tells when this instance has applied one. */
 export interface ControlWriter {
@@ -50,6 +65,8 @@ export interface ControlWriter {
 export interface ApiDeps {
   reader: SpendReader;
   control: ControlWriter;
+  /** The API keys on the control plane (the follower's). */
+  keys: KeyDirectory;
   clickhouse: ClickHouseClient;
   registry: Registry;
   logger: Logger;
@@ -116,8 +133,15 @@ export function buildApi(deps: ApiDeps) {
     for (const method of [route.method].flat()) if (method !== "HEAD") routes.push({ method, url: route.url });
   });
 
-  const auth = createAuthenticator({ clickhouse: deps.clickhouse, operatorKey: deps.operatorKey });
+  const auth = createAuthenticator({
+    clickhouse: deps.clickhouse,
+    operatorKey: deps.operatorKey,
+    keys: deps.keys,
+    now,
+  });
+  app.addHook("onClose", () => auth.close());
   const principals = new WeakMap<FastifyRequest, Principal>();
+  const contexts = new WeakMap<FastifyRequest, AccessContext>();
 
   // Every /v1 route needs a key; the key is resolved once per request, before the route runs.
   app.addHook("onRequest", async (request) => {
@@ -125,27 +149,82 @@ export function buildApi(deps: ApiDeps) {
     const m = /^Bearer (\S+)$/.exec(request.headers.authorization ?? "");
     if (!m) throw new ApiError(401, "unauthorized", "missing bearer key: send Authorization: Bearer <key>");
     const principal = await auth.authenticate(m[1]!);
-    if (!principal) throw new ApiError(401, "unauthorized", "unknown API key");
+    if (!principal) throw new ApiError(401, "unauthorized", "unknown, revoked or expired API key");
     principals.set(request, principal);
   });
 
-  /** The org of a /v1/orgs/{org} route, once the caller's key is allowed to reach it. */
-  const authorize = (request: FastifyRequest): { orgId: string; principal: Principal } => {
+  // SPEC §11, in one place: what the route needs (access.ts) against the key's org and role, before the route runs.
+  app.addHook("preHandler", async (request) => {
+    // No route matched: the not-found handler answers 404.
+    if (!request.url.startsWith("/v1/") || request.routeOptions.url === undefined) return;
     const principal = principals.get(request);
     if (!principal) throw new ApiError(401, "unauthorized", "missing bearer key: send Authorization: Bearer <key>");
-    const orgId = (request.params as { org?: string }).org ?? "";
-    if (!ORG_ID.test(orgId))
-      throw new ApiError(400, "invalid_org", "org id must be 1 to 128 characters without spaces or '/'");
-    if (principal.kind === "org" && principal.orgId !== orgId) {
-      throw new ApiError(403, "forbidden", `this key belongs to org ${principal.orgId} and cannot reach org ${orgId}`);
+    const route = `${request.method} ${request.routeOptions.url}`;
+    const need = ROUTE_ACCESS[route];
+    if (!need) throw new ApiError(403, "forbidden_role", `no role may use ${route}`);
+    const params = request.params as { org?: string; user?: string };
+    const orgId = params.org ?? "";
+    if (params.org !== undefined) {
+      if (!ORG_ID.test(orgId))
+        throw new ApiError(400, "invalid_org", "org id must be 1 to 128 characters without spaces or '/'");
+      if (principal.kind === "key" && principal.orgId !== orgId) {
+        throw new ApiError(
+          403,
+          "forbidden",
+          `this key belongs to org ${principal.orgId} and cannot reach org ${orgId}`,
+        );
+      }
     }
-    return { orgId, principal };
+    const decision = decide(need, principal, params.user, deps.reader.policy(orgId).policy);
+    if (!decision.ok) throw new ApiError(403, "forbidden_role", decision.message);
+    contexts.set(request, { orgId, principal, ...(decision.users ? { users: decision.users } : {}) });
+  });
+
+  /** The org of a /v1/orgs/{org} route, the caller, and which users it may see (checked before the route ran). */
+  const authorize = (request: FastifyRequest): AccessContext => {
+    const context = contexts.get(request);
+    if (!context) throw new ApiError(403, "forbidden_role", "the route's access was not checked");
+    return context;
+  };
+
+  /** Creates an org key on the control plane and answers once this instance can authenticate it. */
+  const createKey = async (
+    orgId: string,
+    principal: Principal,
+    spec: { role: KeyRole; group?: string; user?: string; expires_at?: string | null },
+  ) => {
+    const made = newKey();
+    const at = new Date(now()).toISOString();
+    const version = await deps.control.publish({
+      kind: "api_key",
+      org_id: orgId,
+      key_id: made.key_id,
+      action: "created",
+      role: spec.role,
+      ...(spec.group ? { group: spec.group } : {}),
+      ...(spec.user ? { user: spec.user } : {}),
+      expires_at: spec.expires_at ?? null,
+      created_at: at,
+      secret_hash: made.secret_hash,
+      actor: actorOf(principal),
+      at,
+    });
+    await deps.control.waitFor(version, CONTROL_WAIT_MS);
+    return {
+      key: made.key,
+      key_id: made.key_id,
+      org_id: orgId,
+      role: spec.role,
+      group: spec.group ?? null,
+      user: spec.user ?? null,
+      expires_at: spec.expires_at ?? null,
+      created_at: at,
+      version,
+    };
   };
 
   app.post("/v1/keys", async (request, reply) => {
-    const principal = principals.get(request);
-    if (principal?.kind !== "operator")
-      throw new ApiError(403, "forbidden", "only the operator key can create API keys");
+    const { principal } = authorize(request);
     const orgId = (request.body as { org_id?: unknown } | undefined)?.org_id;
     if (typeof orgId !== "string" || !ORG_ID.test(orgId)) {
       throw new ApiError(
@@ -154,22 +233,98 @@ export function buildApi(deps: ApiDeps) {
         'body must be { "org_id": "…" } with 1 to 128 characters, no spaces or \'/\'',
       );
     }
-    const created = await auth.createOrgKey(orgId);
-    // Stored (hashed) first, then announced on the control plane: a versioned notice with the key id, never the key.
+    return reply.code(201).send(await createKey(orgId, principal, parseKeySpec(request.body, now())));
+  });
+
+  app.post("/v1/orgs/:org/keys", async (request, reply) => {
+    const { orgId, principal } = authorize(request);
+    return reply.code(201).send(await createKey(orgId, principal, parseKeySpec(request.body, now())));
+  });
+
+  app.get("/v1/orgs/:org/keys", async (request) => {
+    const { orgId } = authorize(request);
+    const lastUsed = await auth.lastUsed(orgId);
+    const t = now();
+    return {
+      keys: deps.keys.apiKeys(orgId).map((k) => ({
+        key_id: k.key_id,
+        role: k.role ?? "owner",
+        group: k.group ?? null,
+        user: k.user ?? null,
+        created_at: k.created_at ?? null,
+        expires_at: k.expires_at ?? null,
+        last_used_at: lastUsed.has(k.key_id) ? new Date(lastUsed.get(k.key_id)!).toISOString() : null,
+        status:
+          k.action === "revoked" ? "revoked" : k.expires_at && Date.parse(k.expires_at) <= t ? "expired" : "active",
+      })),
+    };
+  });
+
+  app.delete("/v1/orgs/:org/keys/:key_id", async (request) => {
+    const { orgId, principal } = authorize(request);
+    const keyId = (request.params as { key_id: string }).key_id;
+    const held = deps.keys.apiKey(keyId);
+    if (!held || held.org_id !== orgId) throw new ApiError(404, "not_found", `org ${orgId} has no key ${keyId}`);
+    const at = new Date(now()).toISOString();
     const version = await deps.control.publish({
       kind: "api_key",
       org_id: orgId,
-      key_id: created.key_id,
-      action: "created",
-      actor: "operator",
+      key_id: keyId,
+      action: "revoked",
+      actor: actorOf(principal),
+      at,
+    });
+    await deps.control.waitFor(version, CONTROL_WAIT_MS);
+    return { key_id: keyId, status: "revoked", revoked_at: at, version };
+  });
+
+  // Rotation: a new key with the same role and scope; the old one expires after the overlap (default 24 h, at most
+  // 30 days), so a deployment can switch over without a failed request.
+  app.post("/v1/orgs/:org/keys/:key_id/rotate", async (request, reply) => {
+    const { orgId, principal } = authorize(request);
+    const keyId = (request.params as { key_id: string }).key_id;
+    const held = deps.keys.apiKey(keyId);
+    if (!held || held.org_id !== orgId || held.action !== "created" || !held.secret_hash) {
+      throw new ApiError(404, "not_found", `org ${orgId} has no active key ${keyId} to rotate`);
+    }
+    const overlap = (request.body as { overlap_seconds?: unknown } | undefined)?.overlap_seconds ?? 86_400;
+    if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > 30 * 86_400) {
+      throw new ApiError(400, "invalid_overlap", "overlap_seconds must be an integer from 0 to 2592000 (30 days)");
+    }
+    const created = await createKey(orgId, principal, {
+      role: held.role ?? "owner",
+      ...(held.group ? { group: held.group } : {}),
+      ...(held.user ? { user: held.user } : {}),
+      expires_at: held.expires_at ?? null,
+    });
+    const oldExpiry = new Date(now() + overlap * 1000).toISOString();
+    const keepEarlier = held.expires_at && Date.parse(held.expires_at) < Date.parse(oldExpiry);
+    const version = await deps.control.publish({
+      ...held,
+      expires_at: keepEarlier ? held.expires_at : oldExpiry,
+      actor: actorOf(principal),
       at: new Date(now()).toISOString(),
     });
-    return reply.code(201).send({ ...created, version });
+    await deps.control.waitFor(version, CONTROL_WAIT_MS);
+    return reply
+      .code(201)
+      .send({ ...created, replaces: { key_id: keyId, expires_at: keepEarlier ? held.expires_at : oldExpiry } });
   });
 
   app.put("/v1/orgs/:org/policy", async (request, reply) => {
     const { orgId, principal } = authorize(request);
-    const parsed = parsePolicy(request.body, orgId);
+    // The discount is a commercial term (SPEC §11): only the operator's PUT may carry it; anyone else's keeps the
+    // discount in force.
+    const carriesDiscount = typeof request.body === "object" && request.body !== null && "discount_pct" in request.body;
+    if (carriesDiscount && principal.kind !== "operator") {
+      throw new ApiError(403, "forbidden_role", "discount_pct is a commercial term the operator sets; leave it out");
+    }
+    const parsed = parsePolicy(
+      carriesDiscount || principal.kind === "operator"
+        ? request.body
+        : { ...(request.body as object), discount_pct: deps.reader.policy(orgId).policy.discount_pct },
+      orgId,
+    );
     if (!parsed.ok) {
       const first = parsed.errors[0];
       return reply.code(400).send({
@@ -185,7 +340,7 @@ export function buildApi(deps: ApiDeps) {
       kind: "policy",
       org_id: orgId,
       policy: parsed.policy,
-      actor: principal.kind === "operator" ? "operator" : `key:${principal.keyId}`,
+      actor: actorOf(principal),
       at: new Date(now()).toISOString(),
     });
     await deps.control.waitFor(version, CONTROL_WAIT_MS);
@@ -199,8 +354,11 @@ export function buildApi(deps: ApiDeps) {
   });
 
   app.get("/v1/orgs/:org/caps", async (request) => {
-    const { orgId } = authorize(request);
-    return deps.reader.caps(orgId);
+    const { orgId, users } = authorize(request);
+    const caps = deps.reader.caps(orgId);
+    if (!users) return caps;
+    // A member or group owner: its users' entries only, no org figures.
+    return { users: Object.fromEntries(Object.entries(caps.users).filter(([u]) => users.has(u))) };
   });
 
   app.get("/v1/orgs/:org/users/:user/allowance", async (request) => {
@@ -212,7 +370,7 @@ export function buildApi(deps: ApiDeps) {
   });
 
   app.get("/v1/orgs/:org/spend", async (request) => {
-    const { orgId } = authorize(request);
+    const { orgId, users } = authorize(request);
     const q = request.query as Record<string, string | undefined>;
     const window = (q.window ?? "mtd") as Window;
     if (!WINDOWS.includes(window)) throw new ApiError(400, "invalid_window", "window must be one of mtd, qtd, ytd");
@@ -222,8 +380,12 @@ export function buildApi(deps: ApiDeps) {
     if (groupBy !== undefined && !(groupBy in SPEND_GROUPS)) {
       throw new ApiError(400, "invalid_group_by", `group_by must be one of ${Object.keys(SPEND_GROUPS).join(", ")}`);
     }
+    if (users && groupBy !== "user") {
+      throw new ApiError(403, "forbidden_role", "this key reads spend per user only: add group_by=user");
+    }
     const range = windowAsOf(window, at);
-    const rows = await orgSpend(deps.clickhouse, { orgId, from: range.from, to: range.to, groupBy });
+    const all = await orgSpend(deps.clickhouse, { orgId, from: range.from, to: range.to, groupBy });
+    const rows = users ? all.filter((r) => users.has(r.key)) : all;
     const total = rows.reduce((sum, r) => addMoney(sum, r.spend), "0");
     return {
       org_id: orgId,
@@ -257,6 +419,45 @@ export function buildApi(deps: ApiDeps) {
   registerDashboard(app);
 
   return app;
+}
+
+/** The body of a key creation: `{ role, group?, user?, expires_at? }` (role defaults to owner). */
+function parseKeySpec(
+  body: unknown,
+  now: number,
+): { role: KeyRole; group?: string; user?: string; expires_at?: string | null } {
+  const b = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const role = b.role ?? "owner";
+  if (typeof role !== "string" || !(KEY_ROLES as readonly string[]).includes(role)) {
+    throw new ApiError(400, "invalid_role", `role must be one of ${KEY_ROLES.join(", ")}`);
+  }
+  const id = (field: "group" | "user") => {
+    const v = b[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "string" || !ORG_ID.test(v))
+      throw new ApiError(400, `invalid_${field}`, `${field} must be 1 to 128 characters without spaces or '/'`);
+    return v;
+  };
+  const group = id("group");
+  const user = id("user");
+  if (role === "group_owner" && !group) throw new ApiError(400, "invalid_group", "a group_owner key needs group");
+  if (role === "member" && !user) throw new ApiError(400, "invalid_user", "a member key needs user");
+  if (group && role !== "group_owner") throw new ApiError(400, "invalid_group", "only a group_owner key has a group");
+  if (user && role !== "member") throw new ApiError(400, "invalid_user", "only a member key has a user");
+  let expires: string | null = null;
+  if (b.expires_at !== undefined && b.expires_at !== null) {
+    const t = typeof b.expires_at === "string" ? Date.parse(b.expires_at) : Number.NaN;
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(String(b.expires_at)) || Number.isNaN(t) || t <= now) {
+      throw new ApiError(400, "invalid_expires_at", "expires_at must be an RFC 3339 time in the future");
+    }
+    expires = new Date(t).toISOString();
+  }
+  return {
+    role: role as KeyRole,
+    ...(group ? { group } : {}),
+    ...(user ? { user } : {}),
+    expires_at: expires,
+  };
 }
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {

@@ -1,0 +1,229 @@
+/**
+ * SPEC §11 roles against a real control plane (usage.control.v1 on the test broker): what each role may and may not
+ * do, key lifecycle (list, revoke on every instance, rotate, expiry), and commercial terms kept for the operator.
+ * Two API instances share nothing but the topics, as in production.
+ */
+
+import { createHash } from "node:crypto";
+import { type ClickHouse, insertApiKey, migrate } from "@usage/clickhouse";
+import { createControlFollower, createControlPublisher } from "@usage/control";
+import { createLogger } from "@usage/runtime";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
+import { ROUTE_ACCESS } from "./access.js";
+import { createSpendReadModel } from "./read-model.js";
+import { type Api, buildApi, routesOf } from "./server.js";
+
+const KEY = "roles-operator-key-0123456789";
+const NOW = Date.parse("2026-11-20T12:00:00Z");
+const logger = createLogger({ level: "warn", name: "test" });
+const kafka = testKafka("api-roles");
+let ch: ClickHouse;
+let clock = NOW;
+const apis: Api[] = [];
+const stops: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  ch = await testClickHouse("api-roles");
+  await migrate(ch.client);
+  await resetTopics(kafka);
+  for (let i = 0; i < 2; i++) {
+    const follower = createControlFollower({ kafka, logger });
+    await follower.start();
+    const reader = createSpendReadModel({ kafka, logger, control: follower, now: () => clock, name: `roles-${i}` });
+    await reader.start();
+    const publisher = createControlPublisher({ kafka });
+    await publisher.connect();
+    const app = buildApi({
+      reader,
+      control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
+      keys: follower,
+      clickhouse: ch.client,
+      registry: new Registry(),
+      logger,
+      operatorKey: KEY,
+      now: () => clock,
+    });
+    apis.push(app);
+    stops.push(async () => {
+      await app.close();
+      await publisher.close();
+      await reader.stop();
+      await follower.stop();
+    });
+  }
+});
+afterAll(async () => {
+  for (const stop of stops) await stop();
+  await ch.close();
+});
+
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+async function call(key: string, method: string, url: string, payload?: unknown, api = 0) {
+  const res = await apis[api]!.inject({
+    method: method as "GET",
+    url,
+    headers: bearer(key),
+    payload: payload as object,
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes, asserted field by field
+  const json = String(res.headers["content-type"]).includes("json");
+  return { status: res.statusCode, body: (json ? res.json() : { text: res.body }) as Record<string, any> };
+}
+
+async function makeKey(org: string, spec: Record<string, unknown>, by = KEY): Promise<{ key: string; key_id: string }> {
+  const res = await call(by, "POST", `/v1/orgs/${org}/keys`, spec);
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body as { key: string; key_id: string };
+}
+
+describe("roles (SPEC §11)", () => {
+  it("covers every /v1 route in the access table", () => {
+    const routes = routesOf(apis[0]!).filter((r) => r.url.startsWith("/v1/"));
+    expect(routes.filter((r) => ROUTE_ACCESS[`${r.method} ${r.url}`] === undefined)).toEqual([]);
+  });
+
+  it("keeps commercial terms for the operator: discount, credit purchases", async () => {
+    await call(KEY, "PUT", "/v1/orgs/org_r/policy", { org_limit: "100", discount_pct: "10" });
+    const owner = await makeKey("org_r", { role: "owner" });
+    // An owner sets caps, not price: a policy carrying discount_pct is refused, one without keeps the discount.
+    const withDiscount = await call(owner.key, "PUT", "/v1/orgs/org_r/policy", { org_limit: "1", discount_pct: "100" });
+    expect(withDiscount.status).toBe(403);
+    expect(withDiscount.body.error.code).toBe("forbidden_role");
+    const raise = await call(owner.key, "PUT", "/v1/orgs/org_r/policy", { org_limit: "1000000" });
+    expect(raise.status).toBe(200);
+    expect(raise.body.discount_pct).toBe("10");
+    expect((await call(KEY, "GET", "/v1/orgs/org_r/policy")).body).toMatchObject({
+      org_limit: "1000000",
+      discount_pct: "10",
+    });
+    const purchase = await call(owner.key, "POST", "/v1/orgs/org_r/credits/purchases", {
+      amount: "1000000",
+      reference: "free-money",
+    });
+    expect(purchase.status).toBe(403);
+    expect(purchase.body.error.code).toBe("forbidden_role");
+    const ledger = await call(KEY, "GET", "/v1/orgs/org_r/credits/ledger");
+    expect(JSON.stringify(ledger.body)).not.toContain("free-money");
+    // Only the operator creates keys for any org through POST /v1/keys.
+    expect((await call(owner.key, "POST", "/v1/keys", { org_id: "org_r" })).status).toBe(403);
+  });
+
+  it("lets each role do what §11 says and nothing more", async () => {
+    await call(KEY, "PUT", "/v1/orgs/org_s/policy", {
+      groups: { eng: { members: ["alice", "bob"], limit: "50" } },
+      users: { carol: { limit: "5" } },
+    });
+    const analyst = await makeKey("org_s", { role: "analyst" });
+    const lead = await makeKey("org_s", { role: "group_owner", group: "eng" });
+    const alice = await makeKey("org_s", { role: "member", user: "alice" });
+    const surface = await makeKey("org_s", { role: "surface" });
+    const cases: [string, string, string, number][] = [
+      // [key, method, url, status]
+      [analyst.key, "GET", "/v1/orgs/org_s/caps", 200],
+      [analyst.key, "GET", "/v1/orgs/org_s/spend", 200],
+      [analyst.key, "GET", "/v1/orgs/org_s/export.csv", 200],
+      [analyst.key, "PUT", "/v1/orgs/org_s/policy", 403],
+      [analyst.key, "POST", "/v1/orgs/org_s/keys", 403],
+      [lead.key, "GET", "/v1/orgs/org_s/users/bob/allowance", 200],
+      [lead.key, "GET", "/v1/orgs/org_s/users/carol/allowance", 403],
+      [lead.key, "GET", "/v1/orgs/org_s/spend?group_by=user", 200],
+      [lead.key, "GET", "/v1/orgs/org_s/spend", 403],
+      [lead.key, "GET", "/v1/orgs/org_s/export.csv", 403],
+      [lead.key, "PUT", "/v1/orgs/org_s/policy", 403],
+      [alice.key, "GET", "/v1/orgs/org_s/users/alice/allowance", 200],
+      [alice.key, "GET", "/v1/orgs/org_s/users/bob/allowance", 403],
+      [alice.key, "GET", "/v1/orgs/org_s/top-users", 403],
+      [alice.key, "GET", "/v1/orgs/org_s/keys", 403],
+      [surface.key, "GET", "/v1/orgs/org_s/users/carol/allowance", 200],
+      [surface.key, "GET", "/v1/orgs/org_s/caps", 403],
+      [surface.key, "GET", "/v1/orgs/org_s/policy", 403],
+    ];
+    for (const [key, method, url, status] of cases) {
+      const res = await call(key, method, url, method === "GET" ? undefined : {});
+      expect(res.status, `${method} ${url}`).toBe(status);
+      if (status === 403) expect(res.body.error.code, `${method} ${url}`).toBe("forbidden_role");
+    }
+    // A group owner sees its group's members only; a member its own entry; neither the org's figures.
+    const leadCaps = await call(lead.key, "GET", "/v1/orgs/org_s/caps");
+    expect(Object.keys(leadCaps.body.users).every((u) => ["alice", "bob"].includes(u))).toBe(true);
+    expect(leadCaps.body.org).toBeUndefined();
+    const aliceCaps = await call(alice.key, "GET", "/v1/orgs/org_s/caps");
+    expect(Object.keys(aliceCaps.body.users).every((u) => u === "alice")).toBe(true);
+    // Bad key specs are named.
+    for (const [spec, code] of [
+      [{ role: "admin" }, "invalid_role"],
+      [{ role: "member" }, "invalid_user"],
+      [{ role: "group_owner" }, "invalid_group"],
+      [{ role: "owner", expires_at: "2020-01-01T00:00:00Z" }, "invalid_expires_at"],
+    ] as const) {
+      const res = await call(KEY, "POST", "/v1/orgs/org_s/keys", spec);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe(code);
+    }
+  });
+
+  it("lists keys without secrets, revokes them on every instance, rotates with an overlap, and expires them", async () => {
+    const a = await makeKey("org_k", { role: "analyst" });
+    expect((await call(a.key, "GET", "/v1/orgs/org_k/caps")).status).toBe(200);
+    const list = await call(KEY, "GET", "/v1/orgs/org_k/keys");
+    const listed = (list.body.keys as { key_id: string; role: string; last_used_at: string | null }[]).find(
+      (k) => k.key_id === a.key_id,
+    );
+    expect(listed).toMatchObject({ role: "analyst", status: "active" });
+    expect(listed?.last_used_at).toBe(new Date(NOW).toISOString());
+    expect(JSON.stringify(list.body)).not.toContain(a.key.split("_")[2]!);
+    expect(JSON.stringify(list.body)).not.toContain("secret_hash");
+
+    // Revoked through instance 0: instance 1 refuses it once its follower has read the record.
+    expect((await call(a.key, "GET", "/v1/orgs/org_k/caps", undefined, 1)).status).toBe(200);
+    const revoked = await call(KEY, "DELETE", `/v1/orgs/org_k/keys/${a.key_id}`);
+    expect(revoked.status).toBe(200);
+    expect((await call(a.key, "GET", "/v1/orgs/org_k/caps", undefined, 0)).status).toBe(401);
+    await waitFor(
+      "instance 1 refuses the revoked key",
+      async () => {
+        return (await call(a.key, "GET", "/v1/orgs/org_k/caps", undefined, 1)).status === 401;
+      },
+      5000,
+    );
+
+    // Rotation: the new key works at once, the old one until the overlap ends.
+    const b = await makeKey("org_k", { role: "owner" });
+    const rotated = await call(b.key, "POST", `/v1/orgs/org_k/keys/${b.key_id}/rotate`, { overlap_seconds: 60 });
+    expect(rotated.status).toBe(201);
+    const fresh = rotated.body as { key: string; role: string };
+    expect(fresh.role).toBe("owner");
+    expect((await call(fresh.key, "GET", "/v1/orgs/org_k/caps")).status).toBe(200);
+    expect((await call(b.key, "GET", "/v1/orgs/org_k/caps")).status).toBe(200);
+    clock = NOW + 61_000;
+    try {
+      expect((await call(b.key, "GET", "/v1/orgs/org_k/caps")).status).toBe(401);
+      expect((await call(fresh.key, "GET", "/v1/orgs/org_k/caps")).status).toBe(200);
+      const states = (await call(KEY, "GET", "/v1/orgs/org_k/keys")).body.keys as { key_id: string; status: string }[];
+      expect(states.find((k) => k.key_id === b.key_id)?.status).toBe("expired");
+      expect(states.find((k) => k.key_id === a.key_id)?.status).toBe("revoked");
+    } finally {
+      clock = NOW;
+    }
+  });
+
+  it("keeps keys made before roles working as owner until revoked", async () => {
+    const keyId = "00112233445566aa";
+    const secret = "s".repeat(43);
+    await insertApiKey(ch.client, {
+      key_id: keyId,
+      org_id: "org_old",
+      secret_hash: createHash("sha256").update(secret).digest("hex"),
+      revoked: false,
+    });
+    // A fresh instance reads the table on the first key it does not find on the control plane.
+    const key = `uk_${keyId}_${secret}`;
+    expect((await call(key, "GET", "/v1/orgs/org_old/caps", undefined, 1)).status).toBe(200);
+    expect(
+      (await call(key, "POST", "/v1/orgs/org_old/credits/purchases", { amount: "1", reference: "x" }, 1)).status,
+    ).toBe(403);
+  });
+});
