@@ -63,6 +63,7 @@ describe("scale-out", () => {
         logger: quietLogger,
         registry: i === 0 ? registry : new Registry(),
         operatorKey: KEY,
+        allowPrivateWebhooks: true,
         host: "127.0.0.1",
         port: await freePort(),
         name: `so-api-${i}`,
@@ -107,6 +108,7 @@ describe("scale-out", () => {
       USAGE_WEBHOOK_MAX_ATTEMPTS: 1000,
       USAGE_WEBHOOK_TIMEOUT_MS: 3000,
       USAGE_NOTIFIER_POLL_MS: 250,
+      USAGE_WEBHOOK_ALLOW_PRIVATE: true,
     };
     const notifiers: Notifier[] = [];
     for (let i = 0; i < 2; i++) {

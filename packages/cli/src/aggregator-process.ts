@@ -57,6 +57,7 @@ async function run(name: "aggregator" | "api"): Promise<void> {
     logger,
     registry,
     operatorKey: apiKey,
+    allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
     host: env.USAGE_API_HOST,
     port: env.USAGE_API_PORT,
     follower,

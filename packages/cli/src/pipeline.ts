@@ -146,6 +146,7 @@ export async function startPipeline(deps: {
           logger,
           registry,
           operatorKey: apiKey,
+          allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
           host: env.USAGE_API_HOST,
           port: env.USAGE_API_PORT + i,
           follower,

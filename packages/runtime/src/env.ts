@@ -108,6 +108,12 @@ export const baseEnvSchema = z.object({
     .min(1, "expected a whole number of days (1-366)")
     .max(366, "expected a whole number of days (1-366)")
     .default(35),
+  // SSRF guard (@usage/webhooks address.ts): false refuses webhook hosts that resolve to loopback, private,
+  // link-local or metadata addresses, and plain http; true is for local development and tests only.
+  USAGE_WEBHOOK_ALLOW_PRIVATE: z
+    .enum(["true", "false"], { errorMap: () => ({ message: 'expected "true" or "false"' }) })
+    .default("false")
+    .transform((v) => v === "true"),
 });
 export type BaseEnv = z.infer<typeof baseEnvSchema>;
 

@@ -1,3 +1,4 @@
+export { addressProblem, BlockedAddressError, checkHost, type Lookup, publicOnlyAgent, safeLookup } from "./address.js";
 export {
   ALERT_ID_HEADER,
   SIGNATURE_HEADER,
@@ -6,4 +7,4 @@ export {
   type VerifyResult,
   verifySignature,
 } from "./signature.js";
-export { isLoopbackHost, type WebhookUrlCheck, webhookUrlProblem } from "./url.js";
+export { type WebhookUrlCheck, webhookUrlProblem } from "./url.js";

@@ -10,7 +10,7 @@
  */
 import { alertsOfPeriod, type ClickHouseClient, chDateTime, parseChDateTime, upsertWebhook } from "@usage/clickhouse";
 import { periodOf, periodRange } from "@usage/periods";
-import { webhookUrlProblem } from "@usage/webhooks";
+import { checkHost, type Lookup, webhookUrlProblem } from "@usage/webhooks";
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -27,6 +27,10 @@ export interface AlertRouteDeps {
   clickhouse: ClickHouseClient;
   /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
   authorize: (request: FastifyRequest) => { orgId: string; principal: Principal };
+  /** USAGE_WEBHOOK_ALLOW_PRIVATE: accept plain http and local hosts (development and tests only). */
+  allowPrivateWebhooks: boolean;
+  /** How host names resolve (tests); dns.lookup by default. */
+  lookup?: Lookup;
   /** Announces a webhook change on the control plane (a versioned notice; never the secret). */
   control?: Pick<ControlWriter, "publish">;
   now?: () => number;
@@ -49,8 +53,13 @@ export function registerAlertRoutes<L extends FastifyBaseLogger>(
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       return sendError(reply, 400, "bad_request", "body must be a JSON object { url, secret }");
     }
-    const checked = webhookUrlProblem(body.url);
+    const checked = webhookUrlProblem(body.url, deps.allowPrivateWebhooks);
     if (!checked.ok) return sendError(reply, 400, "invalid_webhook_url", checked.message);
+    if (!deps.allowPrivateWebhooks) {
+      // Resolved now and again at every delivery (the notifier's connections check what they connect to).
+      const host = await checkHost(checked.url.hostname, deps.lookup);
+      if (!host.ok) return sendError(reply, 400, "invalid_webhook_url", host.message);
+    }
     const secret = body.secret;
     if (typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH || secret.length > MAX_SECRET_LENGTH) {
       return sendError(

@@ -22,6 +22,8 @@ export async function startApiService(deps: {
   logger: Logger;
   registry: Registry;
   operatorKey: string;
+  /** USAGE_WEBHOOK_ALLOW_PRIVATE (default false). */
+  allowPrivateWebhooks?: boolean;
   host: string;
   port: number;
   /** A follower the process already runs (shared with its aggregator members); else one of its own. */
@@ -55,6 +57,7 @@ export async function startApiService(deps: {
     registry: deps.registry,
     logger: deps.logger,
     operatorKey: deps.operatorKey,
+    allowPrivateWebhooks: deps.allowPrivateWebhooks,
     now: deps.now,
     isHealthy: deps.isHealthy,
   });

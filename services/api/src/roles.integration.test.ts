@@ -210,6 +210,21 @@ describe("roles (SPEC §11)", () => {
     }
   });
 
+  it("refuses webhooks to metadata, private and local addresses (SSRF) without echoing the secret", async () => {
+    const owner = await makeKey("org_w", { role: "owner" });
+    for (const url of [
+      "https://169.254.169.254/latest/meta-data",
+      "https://10.0.0.1:8443/x",
+      "http://127.0.0.1:22/x",
+      "https://[::ffff:127.0.0.1]/x",
+    ]) {
+      const res = await call(owner.key, "PUT", "/v1/orgs/org_w/webhook", { url, secret: "s".repeat(32) });
+      expect(res.status, url).toBe(400);
+      expect(res.body.error.code).toBe("invalid_webhook_url");
+      expect(JSON.stringify(res.body)).not.toContain("s".repeat(32));
+    }
+  });
+
   it("keeps keys made before roles working as owner until revoked", async () => {
     const keyId = "00112233445566aa";
     const secret = "s".repeat(43);

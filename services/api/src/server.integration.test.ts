@@ -36,6 +36,8 @@ beforeAll(async () => {
     registry: new Registry(),
     logger,
     operatorKey: KEY,
+    // Webhook hosts resolve to a public address here (the sandbox has no DNS); the SSRF checks run as in production.
+    lookup: (_host, _options, callback) => callback(null, [{ address: "93.184.215.14", family: 4 }]),
     now: () => NOW,
   });
   stop = async () => {

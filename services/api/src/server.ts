@@ -14,6 +14,7 @@ import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import { type AutoReload, type Policy, parsePolicy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
+import type { Lookup } from "@usage/webhooks";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
 import { type AccessContext, decide, ROUTE_ACCESS } from "./access.js";
@@ -72,6 +73,10 @@ export interface ApiDeps {
   logger: Logger;
   /** The operator key: reaches every org. */
   operatorKey: string;
+  /** USAGE_WEBHOOK_ALLOW_PRIVATE (default false): webhooks to plain http and local addresses, for development. */
+  allowPrivateWebhooks?: boolean;
+  /** How webhook host names resolve (tests); dns.lookup by default. */
+  lookup?: Lookup;
   now?: () => number;
   isHealthy?: () => boolean;
 }
@@ -406,7 +411,14 @@ export function buildApi(deps: ApiDeps) {
     };
   });
 
-  registerAlertRoutes(app, { clickhouse: deps.clickhouse, authorize, control: deps.control, now });
+  registerAlertRoutes(app, {
+    clickhouse: deps.clickhouse,
+    authorize,
+    control: deps.control,
+    allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false,
+    lookup: deps.lookup,
+    now,
+  });
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerCreditRoutes(app, {
     clickhouse: deps.clickhouse,

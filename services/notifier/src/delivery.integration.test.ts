@@ -124,7 +124,7 @@ describe("delivery loop", () => {
     await upsertWebhook(ch.client, { org_id: "o_ok", url: ok.url, secret: SECRET, updated_at: at() });
     await upsertWebhook(ch.client, { org_id: "o_fail", url: failing.url, secret: SECRET, updated_at: at() });
     await upsertWebhook(ch.client, { org_id: "o_hang", url: hanging.url, secret: SECRET, updated_at: at() });
-    await upsertWebhook(ch.client, { org_id: "o_bad", url: "http://10.1.2.3/hook", secret: SECRET, updated_at: at() });
+    await upsertWebhook(ch.client, { org_id: "o_bad", url: "ftp://10.1.2.3/hook", secret: SECRET, updated_at: at() });
     const rows: AlertRow[] = ["o_ok", "o_fail", "o_hang", "o_bad", "o_none"].map((org, i) =>
       newAlertRow(signal(org, "u1"), { group: "g", partition: 0, offset: String(i) }, clock),
     );
@@ -139,6 +139,7 @@ describe("delivery loop", () => {
       metrics,
       retry: { baseMs: 1000, maxMs: 4000, maxAttempts: 3 },
       timeoutMs: 300,
+      allowPrivate: true,
       pollMs: 50,
       now: () => clock,
       random: () => 0.999, // the ceiling: 1 s, then 2 s
@@ -152,10 +153,10 @@ describe("delivery loop", () => {
     expect(await state("o_fail")).toMatchObject({
       state: "retrying",
       attempts: 1,
-      last_error: "HTTP 500",
+      last_error: "http_5xx",
       next_attempt_at: chDateTime(clock + 999),
     });
-    expect(await state("o_hang")).toMatchObject({ state: "retrying", attempts: 1, last_error: /timed out/ });
+    expect(await state("o_hang")).toMatchObject({ state: "retrying", attempts: 1, last_error: "timeout" });
 
     // The receiver saw the stored payload, byte for byte, signed with the org's current secret.
     expect(ok.got).toHaveLength(1);
@@ -170,7 +171,7 @@ describe("delivery loop", () => {
     expect(await state("o_fail")).toMatchObject({ state: "retrying", attempts: 2 });
     clock += 2000;
     expect(await loop.runOnce()).toBe(2);
-    expect(await state("o_fail")).toMatchObject({ state: "dead", attempts: 3, last_error: "HTTP 500" });
+    expect(await state("o_fail")).toMatchObject({ state: "dead", attempts: 3, last_error: "http_5xx" });
     expect(await state("o_hang")).toMatchObject({ state: "dead", attempts: 3 });
     expect(failing.got).toHaveLength(3);
 
@@ -211,6 +212,7 @@ describe("delivery loop", () => {
       metrics: createNotifierMetrics(new Registry()),
       retry: { baseMs: 1000, maxMs: 1000, maxAttempts: 10 },
       timeoutMs: 1000,
+      allowPrivate: true,
       pollMs: 50,
       now: () => clock,
       random: () => 0, // due again at once, at the same millisecond
@@ -222,7 +224,7 @@ describe("delivery loop", () => {
     status = 200;
     expect(await loop.runOnce()).toBe(1);
     const [row] = await alertsOfPeriod(ch.client, "o_flaky", PERIOD);
-    expect(row).toMatchObject({ state: "delivered", attempts: 5, last_error: "HTTP 503" });
+    expect(row).toMatchObject({ state: "delivered", attempts: 5, last_error: "http_5xx" });
     expect(flaky.got).toHaveLength(5);
   });
 
@@ -241,6 +243,7 @@ describe("delivery loop", () => {
       metrics: createNotifierMetrics(new Registry()),
       retry: { baseMs: 10, maxMs: 10, maxAttempts: 3 },
       timeoutMs: 1000,
+      allowPrivate: true,
       pollMs: 60_000,
     });
     loop.start();
@@ -301,6 +304,7 @@ describe("delivery loop", () => {
       metrics: createNotifierMetrics(new Registry()),
       retry: { baseMs: 1000, maxMs: 1000, maxAttempts: 5 },
       timeoutMs: 1000,
+      allowPrivate: true,
       pollMs: 50,
       concurrency: 1,
       now: () => clock,

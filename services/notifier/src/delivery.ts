@@ -54,7 +54,7 @@ import {
   webhooksOf,
 } from "@usage/clickhouse";
 import type { Logger } from "@usage/runtime";
-import { ALERT_ID_HEADER, SIGNATURE_HEADER, signPayload, webhookUrlProblem } from "@usage/webhooks";
+import { ALERT_ID_HEADER, publicOnlyAgent, SIGNATURE_HEADER, signPayload, webhookUrlProblem } from "@usage/webhooks";
 import { afterAttempt, type RetryPolicy } from "./backoff.js";
 import type { NotifierMetrics } from "./metrics.js";
 import { OWNS_ALL, type Ownership } from "./ownership.js";
@@ -66,6 +66,8 @@ export interface DeliveryDeps {
   retry: RetryPolicy;
   /** Per POST, connection included. */
   timeoutMs: number;
+  /** Deliver to plain http and local addresses (USAGE_WEBHOOK_ALLOW_PRIVATE; development and tests only). */
+  allowPrivate: boolean;
   pollMs: number;
   /** Alerts attempted per tick at most. */
   batchLimit?: number;
@@ -98,6 +100,9 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const post = deps.fetch ?? globalThis.fetch;
+  // SSRF guard: every connection resolves its host through safeLookup, which refuses non-public addresses, so the
+  // address checked is the address connected to (a rebinding name is refused at delivery, not only at registration).
+  const dispatcher = deps.allowPrivate ? undefined : publicOnlyAgent();
   const limit = deps.batchLimit ?? 500;
   const concurrency = deps.concurrency ?? 16;
   let stopped = true;
@@ -210,7 +215,7 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     const updated_at = chDateTime(Math.max(t, parseChDateTime(alert.updated_at) + 1));
     if (!hook || hook.url === "") return { ...alert, state: "no_webhook", updated_at };
     const attempts = alert.attempts + 1;
-    const checked = webhookUrlProblem(hook.url);
+    const checked = webhookUrlProblem(hook.url, deps.allowPrivate);
     if (!checked.ok) {
       // A URL the rules no longer allow will not become deliverable by retrying.
       return { ...alert, state: "dead", attempts, last_error: `webhook url refused: ${checked.message}`, updated_at };
@@ -246,12 +251,19 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
         body: alert.payload,
         redirect: "manual",
         signal: AbortSignal.timeout(deps.timeoutMs),
-      });
+        ...(dispatcher ? { dispatcher } : {}),
+      } as RequestInit);
       await res.body?.cancel().catch(() => undefined);
       if (res.status >= 200 && res.status < 300) return undefined;
-      return `HTTP ${res.status}`;
+      return `http_${Math.floor(res.status / 100)}xx`;
     } catch (err) {
-      return describeError(err, deps.timeoutMs);
+      // The org sees a category (alerts' last_error); the operator's log has the socket error.
+      const category = failureCategory(err);
+      log.debug(
+        { alert_id: alert.alert_id, org_id: alert.org_id, category, error: describeError(err, deps.timeoutMs) },
+        "webhook POST failed",
+      );
+      return category;
     }
   }
 
@@ -273,6 +285,24 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     },
     runOnce,
   };
+}
+
+/**
+ * What an org is told about a failed POST: `timeout`, `refused`, `dns`, `tls`, `connection_reset`,
+ * `blocked_address` (the host resolved to a non-public address), or `network`; an answer is `http_4xx`/`http_5xx`.
+ * Never the socket error itself: it would tell an org what listens where inside the operator's network.
+ */
+export function failureCategory(err: unknown): string {
+  const e = err as Error & { code?: string; cause?: { code?: string; cause?: { code?: string } } };
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return "timeout";
+  const code = e?.cause?.code ?? e?.cause?.cause?.code ?? e?.code ?? "";
+  if (code === "EBLOCKEDADDRESS") return "blocked_address";
+  if (code === "ECONNREFUSED") return "refused";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "dns";
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET") return "connection_reset";
+  if (/CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code)) return "tls";
+  if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "ETIMEDOUT") return "timeout";
+  return "network";
 }
 
 function describeError(err: unknown, timeoutMs: number): string {

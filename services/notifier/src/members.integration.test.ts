@@ -204,6 +204,7 @@ describe("notifier members", () => {
         groupId: group,
         retry: { baseMs: 50, maxMs: 200, maxAttempts: 1000 },
         deliveryTimeoutMs: 2000,
+        allowPrivateWebhooks: true,
         pollMs: 100,
         member: name,
         fetch: async (url, init) => {

@@ -76,6 +76,8 @@ export interface NotifierDeps {
   groupId: string;
   retry: RetryPolicy;
   deliveryTimeoutMs: number;
+  /** USAGE_WEBHOOK_ALLOW_PRIVATE: deliver to plain http and local addresses (development and tests only). */
+  allowPrivateWebhooks?: boolean;
   pollMs: number;
   now?: () => number;
   random?: () => number;
@@ -136,6 +138,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     metrics: deps.metrics,
     retry: deps.retry,
     timeoutMs: deps.deliveryTimeoutMs,
+    allowPrivate: deps.allowPrivateWebhooks ?? false,
     pollMs: deps.pollMs,
     now,
     random: deps.random,

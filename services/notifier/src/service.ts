@@ -21,6 +21,7 @@ export function buildNotifier(deps: {
     | "USAGE_WEBHOOK_MAX_ATTEMPTS"
     | "USAGE_WEBHOOK_TIMEOUT_MS"
     | "USAGE_NOTIFIER_POLL_MS"
+    | "USAGE_WEBHOOK_ALLOW_PRIVATE"
   >;
   kafka: Kafka;
   clickhouse: ClickHouseClient;
@@ -45,6 +46,7 @@ export function buildNotifier(deps: {
     },
     deliveryTimeoutMs: env.USAGE_WEBHOOK_TIMEOUT_MS,
     pollMs: env.USAGE_NOTIFIER_POLL_MS,
+    allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
     now: deps.now,
     onFatal: deps.onFatal,
     member: String(deps.member ?? 0),
