@@ -101,7 +101,10 @@ const { state } = await loadPartition({
 // The id filter loads in the background; the benchmark measures the steady state, so it waits for it.
 while (MODE === "filter" && !state.seen.ready) await new Promise((r) => setTimeout(r, 50));
 const loadMs = performance.now() - t;
-if (MODE === "lookup_all") state.seen = { doubtful: () => true, add() {}, refresh() {} };
+if (MODE === "lookup_all") {
+  state.seen.stop();
+  state.seen = { doubtful: () => true, add() {}, refresh() {}, stop() {} };
+}
 
 const price = createPricer(loadRateCard());
 const generated = generateEventArray({ seed: 7, count: EVENTS, now });

@@ -80,3 +80,26 @@ describe("ClickHouse package", () => {
     ]);
   });
 });
+
+describe("usage_events rebuilt with smaller granules (migration 012)", () => {
+  it("keeps every row and figure when it runs over a table that holds data, and again after an interruption", async () => {
+    await migrate(ch.client);
+    await insertUsageEvents(ch.client, [row("g-1", "b-g", "1.000000000000000001"), row("g-2", "b-g", "2.5")]);
+    const figures = async () => {
+      const rs = await ch.client.query({
+        query: "SELECT toString(count()) AS n, toString(sum(net_cost)) AS net FROM usage_events WHERE batch_id = 'b-g'",
+        format: "JSONEachRow",
+      });
+      return rs.json<{ n: string; net: string }>();
+    };
+    const before = await figures();
+    expect(before).toEqual([{ n: "2", net: "3.500000000000000001" }]);
+    // As on an upgrade (or a rerun after a crash): the migration's statements over a table that holds rows.
+    const rebuild = readMigrations().find((m) => m.name === "012_usage_events_granules")!;
+    for (const query of rebuild.statements) await ch.client.command({ query });
+    for (const query of rebuild.statements) await ch.client.command({ query });
+    expect(await figures()).toEqual(before);
+    const rs = await ch.client.query({ query: "SHOW CREATE TABLE usage_events", format: "TabSeparatedRaw" });
+    expect(await rs.text()).toContain("index_granularity = 1024");
+  });
+});
