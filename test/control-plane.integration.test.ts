@@ -9,7 +9,15 @@ import { type ApiService, startApiService } from "@usage/api";
 import { type ClickHouse, migrate } from "@usage/clickhouse";
 import { Registry } from "prom-client";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, quietLogger, resetTopics, testClickHouse, testKafka, waitFor } from "./harness/index.js";
+import {
+  freePort,
+  quietLogger,
+  resetTopics,
+  testClickHouse,
+  testKafka,
+  testSecrets,
+  waitFor,
+} from "./harness/index.js";
 
 const KEY = "control-plane-operator-key-0123456789";
 
@@ -41,6 +49,7 @@ describe("control plane", () => {
     const apis: ApiService[] = [];
     for (let i = 0; i < 2; i++) {
       const api = await startApiService({
+        secrets: testSecrets,
         kafka,
         clickhouse: ch.client,
         logger: quietLogger,

@@ -27,6 +27,7 @@ import {
   tempDir,
   testBrokers,
   testKafka,
+  testSecrets,
   waitFor,
 } from "./harness/index.js";
 
@@ -100,6 +101,7 @@ function alertApi(ch: ClickHouse) {
     reply.code(err.statusCode ?? 500).send({ error: { code: "error", message: err.message } }),
   );
   registerAlertRoutes(app, {
+    secrets: testSecrets,
     clickhouse: ch.client,
     allowPrivateWebhooks: true,
     authorize: (request: FastifyRequest) => ({

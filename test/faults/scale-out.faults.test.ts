@@ -15,7 +15,7 @@ import { buildNotifier, type Notifier } from "@usage/notifier";
 import { Registry } from "prom-client";
 import { afterAll, describe, expect, it } from "vitest";
 import { Exact } from "../harness/exact.js";
-import { freePort, metricSum, quietLogger, runCli, spawnCli, testClickHouse } from "../harness/index.js";
+import { freePort, metricSum, quietLogger, runCli, spawnCli, testClickHouse, testSecrets } from "../harness/index.js";
 import { type Receiver, startReceiver } from "../harness/receiver.js";
 import { type Cluster, startCluster } from "./harness/cluster.js";
 import { createFreezer } from "./harness/freeze.js";
@@ -58,6 +58,7 @@ describe("scale-out", () => {
     const apis: ApiService[] = [];
     for (let i = 0; i < 2; i++) {
       const api = await startApiService({
+        secrets: testSecrets,
         kafka,
         clickhouse: ch.client,
         logger: quietLogger,
@@ -113,6 +114,7 @@ describe("scale-out", () => {
     const notifiers: Notifier[] = [];
     for (let i = 0; i < 2; i++) {
       const n = buildNotifier({
+        secrets: testSecrets,
         env: notifierEnv,
         kafka,
         clickhouse: ch.client,

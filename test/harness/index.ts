@@ -10,6 +10,7 @@ import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { createKafka, ensureTopics, type Kafka, type KafkaMessage, TOPICS } from "@usage/kafka";
 import { createPricer, loadRateCard } from "@usage/pricing";
 import { createLogger } from "@usage/runtime";
+import { createSecretBox } from "@usage/webhooks";
 import { inject } from "vitest";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -249,3 +250,6 @@ export async function metricSum(base: string, name: string, labels = ""): Promis
   }
   return total;
 }
+
+/** A secret box for tests (a fixed key): what the API seals, the notifier opens. */
+export const testSecrets = createSecretBox(Buffer.alloc(32, 7));

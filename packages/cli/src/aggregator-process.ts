@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { loadAggregatorEnv, startAggregatorService } from "@usage/aggregator";
+import { createSecretBox, loadSecretKey } from "@usage/webhooks";
 import { startApiService } from "@usage/api";
 import { openClickHouse } from "@usage/clickhouse";
 import { createControlFollower } from "@usage/control";
@@ -23,6 +24,7 @@ export async function runApi(): Promise<void> {
 
 async function run(name: "aggregator" | "api"): Promise<void> {
   const env = loadAggregatorEnv();
+  const secrets = createSecretBox(loadSecretKey(env));
   const logger = createLogger({ level: env.LOG_LEVEL, name });
   const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -58,6 +60,7 @@ async function run(name: "aggregator" | "api"): Promise<void> {
     registry,
     operatorKey: apiKey,
     allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
+    secrets,
     host: env.USAGE_API_HOST,
     port: env.USAGE_API_PORT,
     follower,

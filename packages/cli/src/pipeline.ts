@@ -18,6 +18,7 @@ import { createKafka, ensureTopics, type Kafka, type LocalBroker, startLocalBrok
 import { buildNotifier, type Notifier, type NotifierEnv } from "@usage/notifier";
 import { buildPricingWorker, type PricingEnv, type PricingWorker } from "@usage/pricing-service";
 import { createShutdown, type Logger, type Shutdown } from "@usage/runtime";
+import { createSecretBox, loadSecretKey } from "@usage/webhooks";
 import { Registry } from "prom-client";
 
 export interface Pipeline {
@@ -48,6 +49,8 @@ export async function startPipeline(deps: {
 }): Promise<Pipeline> {
   const { env, logger, progress } = deps;
   const members = env.USAGE_MEMBERS;
+  // Stored secrets are sealed with this key (USAGE_SECRET_KEY, else generated into the data dir).
+  const secrets = createSecretBox(loadSecretKey(env));
   const checkpoint = () => deps.signal?.throwIfAborted();
   const shutdown = createShutdown({ timeoutMs: 9_000, log: (m) => logger.info(m) });
   const steps: { name: string; step: () => Promise<void> }[] = [];
@@ -90,6 +93,7 @@ export async function startPipeline(deps: {
     for (let i = 0; i < members; i++) {
       const n = buildNotifier({
         env,
+        secrets,
         kafka,
         clickhouse: clickhouse.client,
         logger,
@@ -147,6 +151,7 @@ export async function startPipeline(deps: {
           registry,
           operatorKey: apiKey,
           allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
+          secrets,
           host: env.USAGE_API_HOST,
           port: env.USAGE_API_PORT + i,
           follower,

@@ -1,6 +1,7 @@
 /**
- * webhooks (schemas/clickhouse/004): one webhook per org, the newest write in force (read with FINAL). The secret is
- * returned only to the notifier, which signs with it; nothing here logs.
+ * webhooks (schemas/clickhouse/004, 013): one webhook per org, the newest write in force (read with FINAL). Secrets
+ * are stored as the caller gives them — sealed by the API (@usage/webhooks secrets.ts) — and returned only to the
+ * notifier, which opens them to sign; nothing here logs.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 
@@ -10,6 +11,9 @@ export interface WebhookRow {
   secret: string;
   /** `YYYY-MM-DD HH:mm:ss.SSS` in UTC. */
   updated_at: string;
+  /** The secret before the last rotation, still signing until previous_until ('' when none). */
+  previous_secret?: string;
+  previous_until?: string | null;
 }
 
 export async function upsertWebhook(client: ClickHouseClient, row: WebhookRow): Promise<void> {
@@ -20,7 +24,8 @@ export async function upsertWebhook(client: ClickHouseClient, row: WebhookRow): 
 export async function webhooksOf(client: ClickHouseClient, orgIds: string[]): Promise<Map<string, WebhookRow>> {
   if (orgIds.length === 0) return new Map();
   const rs = await client.query({
-    query: "SELECT org_id, url, secret, updated_at FROM webhooks FINAL WHERE org_id IN {orgs:Array(String)}",
+    query: `SELECT org_id, url, secret, updated_at, previous_secret, previous_until
+            FROM webhooks FINAL WHERE org_id IN {orgs:Array(String)}`,
     query_params: { orgs: orgIds },
     format: "JSONEachRow",
   });

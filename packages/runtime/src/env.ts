@@ -73,6 +73,8 @@ export const baseEnvSchema = z.object({
   USAGE_API_PORT: envVars.port(8080),
   USAGE_API_HOST: z.string().min(1).default("127.0.0.1"),
   USAGE_API_KEY: z.string().min(16, "expected at least 16 characters").optional(),
+  // Seals stored secrets (@usage/webhooks secrets.ts): 32 bytes as 64 hex characters or base64; checked when loaded.
+  USAGE_SECRET_KEY: z.string().min(1, "expected 32 bytes as 64 hex characters or base64").optional(),
   LOG_LEVEL: envVars.logLevel().default("info"),
   KAFKA_PARTITIONS: z.coerce
     .number({ invalid_type_error: "expected a partition count (1-1024)" })

@@ -1,4 +1,5 @@
 export { addressProblem, BlockedAddressError, checkHost, type Lookup, publicOnlyAgent, safeLookup } from "./address.js";
+export { createSecretBox, loadSecretKey, type SecretBox } from "./secrets.js";
 export {
   ALERT_ID_HEADER,
   SIGNATURE_HEADER,

@@ -19,12 +19,21 @@ function hmacHex(secret: string, t: number, rawBody: string | Uint8Array): strin
   return mac.digest("hex");
 }
 
-/** The `X-Usage-Signature` header value for a body sent at `unixSeconds`. */
-export function signPayload(secret: string, rawBody: string | Uint8Array, unixSeconds: number): string {
+/**
+ * The `X-Usage-Signature` header value for a body sent at `unixSeconds`: one `v1=` per secret, so while a secret is
+ * rotated with an overlap a receiver that knows either one verifies the POST.
+ */
+export function signPayload(
+  secret: string | readonly string[],
+  rawBody: string | Uint8Array,
+  unixSeconds: number,
+): string {
   if (!Number.isSafeInteger(unixSeconds) || unixSeconds < 0) {
     throw new RangeError("unixSeconds must be a non-negative whole number of seconds");
   }
-  return `t=${unixSeconds},v1=${hmacHex(secret, unixSeconds, rawBody)}`;
+  const secrets = typeof secret === "string" ? [secret] : secret;
+  if (secrets.length === 0) throw new RangeError("at least one secret signs a payload");
+  return `t=${unixSeconds},${secrets.map((s) => `v1=${hmacHex(s, unixSeconds, rawBody)}`).join(",")}`;
 }
 
 export type VerifyFailure = "malformed_header" | "stale_timestamp" | "signature_mismatch";

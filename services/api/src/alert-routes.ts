@@ -8,9 +8,16 @@
  *
  * Errors are `{ error: { code, message } }`; authorization is the caller's `authorize` (it throws for a bad key).
  */
-import { alertsOfPeriod, type ClickHouseClient, chDateTime, parseChDateTime, upsertWebhook } from "@usage/clickhouse";
+import {
+  alertsOfPeriod,
+  type ClickHouseClient,
+  chDateTime,
+  parseChDateTime,
+  upsertWebhook,
+  webhooksOf,
+} from "@usage/clickhouse";
 import { periodOf, periodRange } from "@usage/periods";
-import { checkHost, type Lookup, webhookUrlProblem } from "@usage/webhooks";
+import { checkHost, type Lookup, type SecretBox, webhookUrlProblem } from "@usage/webhooks";
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -27,6 +34,8 @@ export interface AlertRouteDeps {
   clickhouse: ClickHouseClient;
   /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
   authorize: (request: FastifyRequest) => { orgId: string; principal: Principal };
+  /** Seals webhook secrets before they are stored (USAGE_SECRET_KEY). */
+  secrets: SecretBox;
   /** USAGE_WEBHOOK_ALLOW_PRIVATE: accept plain http and local hosts (development and tests only). */
   allowPrivateWebhooks: boolean;
   /** How host names resolve (tests); dns.lookup by default. */
@@ -39,6 +48,8 @@ export interface AlertRouteDeps {
 /** Secrets shorter than this are refused: the HMAC is only as strong as the secret. */
 export const MIN_SECRET_LENGTH = 16;
 const MAX_SECRET_LENGTH = 1024;
+/** The longest overlap of a rotated secret: a week. */
+const MAX_OVERLAP_SECONDS = 7 * 86_400;
 
 /** Registers the routes on any fastify instance, whatever its logger type (buildApi's uses pino's). */
 export function registerAlertRoutes<L extends FastifyBaseLogger>(
@@ -69,10 +80,37 @@ export function registerAlertRoutes<L extends FastifyBaseLogger>(
         `secret must be a string of ${MIN_SECRET_LENGTH} to ${MAX_SECRET_LENGTH} characters`,
       );
     }
+    const overlap = (body as { overlap_seconds?: unknown }).overlap_seconds ?? 0;
+    if (typeof overlap !== "number" || !Number.isInteger(overlap) || overlap < 0 || overlap > MAX_OVERLAP_SECONDS) {
+      return sendError(
+        reply,
+        400,
+        "invalid_overlap",
+        `overlap_seconds must be a whole number of seconds from 0 to ${MAX_OVERLAP_SECONDS}`,
+      );
+    }
     const url = body.url as string;
     const updatedAt = chDateTime(now());
     try {
-      await upsertWebhook(deps.clickhouse, { org_id: orgId, url, secret, updated_at: updatedAt });
+      // Rotation with an overlap: the secret in force keeps signing (alongside the new one) until the overlap ends.
+      let previous = { previous_secret: "", previous_until: null as string | null };
+      if (overlap > 0) {
+        const current = (await webhooksOf(deps.clickhouse, [orgId])).get(orgId);
+        const old = current?.secret ? deps.secrets.open(current.secret, orgId) : undefined;
+        if (old !== undefined && old !== secret) {
+          previous = {
+            previous_secret: deps.secrets.seal(old, orgId),
+            previous_until: chDateTime(now() + overlap * 1000),
+          };
+        }
+      }
+      await upsertWebhook(deps.clickhouse, {
+        org_id: orgId,
+        url,
+        secret: deps.secrets.seal(secret, orgId),
+        updated_at: updatedAt,
+        ...previous,
+      });
     } catch (err) {
       // A storage error may quote the row it failed on; only its code reaches the logs.
       throw new Error(`storing the webhook failed (ClickHouse ${(err as { code?: string }).code ?? "error"})`);

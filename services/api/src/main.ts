@@ -7,6 +7,7 @@ import type { ClickHouseClient } from "@usage/clickhouse";
 import { type ControlFollower, createControlFollower, createControlPublisher } from "@usage/control";
 import type { Kafka } from "@usage/kafka";
 import type { Logger } from "@usage/runtime";
+import type { SecretBox } from "@usage/webhooks";
 import type { Registry } from "prom-client";
 import { createSpendReadModel } from "./read-model.js";
 import { buildApi } from "./server.js";
@@ -22,6 +23,8 @@ export async function startApiService(deps: {
   logger: Logger;
   registry: Registry;
   operatorKey: string;
+  /** Seals stored secrets (USAGE_SECRET_KEY, or the data dir's key). */
+  secrets: SecretBox;
   /** USAGE_WEBHOOK_ALLOW_PRIVATE (default false). */
   allowPrivateWebhooks?: boolean;
   host: string;
@@ -58,6 +61,7 @@ export async function startApiService(deps: {
     logger: deps.logger,
     operatorKey: deps.operatorKey,
     allowPrivateWebhooks: deps.allowPrivateWebhooks,
+    secrets: deps.secrets,
     now: deps.now,
     isHealthy: deps.isHealthy,
   });

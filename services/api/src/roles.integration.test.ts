@@ -10,7 +10,7 @@ import { createControlFollower, createControlPublisher } from "@usage/control";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
+import { resetTopics, testClickHouse, testKafka, testSecrets, waitFor } from "../../../test/harness/index.js";
 import { ROUTE_ACCESS } from "./access.js";
 import { createSpendReadModel } from "./read-model.js";
 import { type Api, buildApi, routesOf } from "./server.js";
@@ -36,6 +36,7 @@ beforeAll(async () => {
     const publisher = createControlPublisher({ kafka });
     await publisher.connect();
     const app = buildApi({
+      secrets: testSecrets,
       reader,
       control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
       keys: follower,
@@ -223,6 +224,34 @@ describe("roles (SPEC §11)", () => {
       expect(res.body.error.code).toBe("invalid_webhook_url");
       expect(JSON.stringify(res.body)).not.toContain("s".repeat(32));
     }
+  });
+
+  it("stores webhook secrets sealed, keeps the old one during a rotation's overlap, and never returns either", async () => {
+    const owner = await makeKey("org_sec", { role: "owner" });
+    const first = "first-secret-of-org-sec-0123456789";
+    const second = "second-secret-of-org-sec-0123456789";
+    const url = "https://93.184.215.14/hook";
+    expect((await call(owner.key, "PUT", "/v1/orgs/org_sec/webhook", { url, secret: first })).status).toBe(200);
+    const rotated = await call(owner.key, "PUT", "/v1/orgs/org_sec/webhook", {
+      url,
+      secret: second,
+      overlap_seconds: 3600,
+    });
+    expect(rotated.status).toBe(200);
+    expect(JSON.stringify(rotated.body)).not.toContain("secret-of-org-sec");
+    const rs = await ch.client.query({
+      query: "SELECT secret, previous_secret, previous_until FROM webhooks FINAL WHERE org_id = 'org_sec'",
+      format: "JSONEachRow",
+    });
+    const [row] = await rs.json<{ secret: string; previous_secret: string; previous_until: string }>();
+    expect(row!.secret).toMatch(/^v1\./);
+    expect(row!.previous_secret).toMatch(/^v1\./);
+    expect(JSON.stringify(row)).not.toContain("secret-of-org-sec");
+    expect(testSecrets.open(row!.secret, "org_sec")).toBe(second);
+    expect(testSecrets.open(row!.previous_secret, "org_sec")).toBe(first);
+    expect(Date.parse(`${row!.previous_until.replace(" ", "T")}Z`)).toBe(NOW + 3_600_000);
+    const bad = await call(owner.key, "PUT", "/v1/orgs/org_sec/webhook", { url, secret: first, overlap_seconds: -1 });
+    expect(bad.body.error.code).toBe("invalid_overlap");
   });
 
   it("keeps keys made before roles working as owner until revoked", async () => {

@@ -4,7 +4,14 @@ import { createProducer, partitionOf, TOPICS } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTopic, resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
+import {
+  readTopic,
+  resetTopics,
+  testClickHouse,
+  testKafka,
+  testSecrets,
+  waitFor,
+} from "../../../test/harness/index.js";
 import { ROUTE_ACCESS } from "./access.js";
 import { createSpendReadModel } from "./read-model.js";
 import { type Api, buildApi, routesOf } from "./server.js";
@@ -29,6 +36,7 @@ beforeAll(async () => {
   const publisher = createControlPublisher({ kafka });
   await publisher.connect();
   app = buildApi({
+    secrets: testSecrets,
     reader,
     control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
     keys: follower,

@@ -14,7 +14,7 @@ import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import { type AutoReload, type Policy, parsePolicy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
-import type { Lookup } from "@usage/webhooks";
+import type { Lookup, SecretBox } from "@usage/webhooks";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
 import { type AccessContext, decide, ROUTE_ACCESS } from "./access.js";
@@ -73,6 +73,8 @@ export interface ApiDeps {
   logger: Logger;
   /** The operator key: reaches every org. */
   operatorKey: string;
+  /** Seals stored secrets (webhook secrets) with USAGE_SECRET_KEY. */
+  secrets: SecretBox;
   /** USAGE_WEBHOOK_ALLOW_PRIVATE (default false): webhooks to plain http and local addresses, for development. */
   allowPrivateWebhooks?: boolean;
   /** How webhook host names resolve (tests); dns.lookup by default. */
@@ -417,6 +419,7 @@ export function buildApi(deps: ApiDeps) {
     control: deps.control,
     allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false,
     lookup: deps.lookup,
+    secrets: deps.secrets,
     now,
   });
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });

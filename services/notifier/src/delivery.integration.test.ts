@@ -20,7 +20,7 @@ import { createLogger } from "@usage/runtime";
 import { ALERT_ID_HEADER, SIGNATURE_HEADER, verifySignature } from "@usage/webhooks";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testClickHouse } from "../../../test/harness/index.js";
+import { testClickHouse, testSecrets } from "../../../test/harness/index.js";
 import { newAlertRow } from "./alert.js";
 import { createDeliveryLoop } from "./delivery.js";
 import { createNotifierMetrics } from "./metrics.js";
@@ -31,6 +31,7 @@ const PERIOD = "2026-11";
 
 interface Received {
   alertId: string | undefined;
+  header: string;
   verified: boolean;
   body: string;
 }
@@ -56,6 +57,7 @@ async function receiver(
     const header = req.headers[SIGNATURE_HEADER.toLowerCase()];
     got.push({
       alertId: req.headers[ALERT_ID_HEADER.toLowerCase()] as string | undefined,
+      header: String(header),
       verified: verifySignature({
         header: header as string,
         rawBody: body,
@@ -134,6 +136,7 @@ describe("delivery loop", () => {
     const registry = new Registry();
     const metrics = createNotifierMetrics(registry);
     const loop = createDeliveryLoop({
+      secrets: testSecrets,
       clickhouse: ch.client,
       logger: createLogger({ level: "silent" }),
       metrics,
@@ -160,7 +163,7 @@ describe("delivery loop", () => {
 
     // The receiver saw the stored payload, byte for byte, signed with the org's current secret.
     expect(ok.got).toHaveLength(1);
-    expect(ok.got[0]).toEqual({ alertId: byOrg.o_ok!.alert_id, verified: true, body: byOrg.o_ok!.payload });
+    expect(ok.got[0]).toMatchObject({ alertId: byOrg.o_ok!.alert_id, verified: true, body: byOrg.o_ok!.payload });
     expect(failing.got.every((g) => g.verified && g.alertId === byOrg.o_fail!.alert_id)).toBe(true);
 
     // Not due yet: nothing is attempted.
@@ -188,6 +191,53 @@ describe("delivery loop", () => {
     expect(text).toMatch(/usage_alert_deliveries_total\{outcome="no_webhook"\} 1/);
   });
 
+  it("signs with the sealed secret, and with the previous one too while a rotation's overlap lasts", async () => {
+    let clock = Date.parse("2026-11-05T00:00:00.000Z");
+    // The receiver still knows only the old secret (SECRET): it verifies during the overlap, not after.
+    const hook = await receiver(
+      () => 204,
+      () => clock,
+    );
+    servers.push(hook.server);
+    const fresh = "the-new-secret-after-rotation-0123";
+    await upsertWebhook(ch.client, {
+      org_id: "o_rot",
+      url: hook.url,
+      secret: testSecrets.seal(fresh, "o_rot"),
+      previous_secret: testSecrets.seal(SECRET, "o_rot"),
+      previous_until: chDateTime(clock + 60_000),
+      updated_at: chDateTime(clock),
+    });
+    const loop = createDeliveryLoop({
+      secrets: testSecrets,
+      clickhouse: ch.client,
+      logger: createLogger({ level: "silent" }),
+      metrics: createNotifierMetrics(new Registry()),
+      retry: { baseMs: 1000, maxMs: 1000, maxAttempts: 10 },
+      timeoutMs: 1000,
+      allowPrivate: true,
+      pollMs: 50,
+      now: () => clock,
+    });
+    await insertAlerts(ch.client, [
+      newAlertRow(signal("o_rot", "u1"), { group: "g", partition: 0, offset: "1" }, clock),
+    ]);
+    expect(await loop.runOnce()).toBe(1);
+    expect(hook.got[0]!.header.match(/v1=/g)).toHaveLength(2);
+    expect(hook.got[0]!.verified).toBe(true);
+    expect(
+      verifySignature({ header: hook.got[0]!.header, rawBody: hook.got[0]!.body, secret: fresh, now: clock / 1000 }).ok,
+    ).toBe(true);
+
+    clock += 120_000;
+    await insertAlerts(ch.client, [
+      newAlertRow(signal("o_rot", "u2"), { group: "g", partition: 0, offset: "2" }, clock),
+    ]);
+    expect(await loop.runOnce()).toBe(1);
+    expect(hook.got[1]!.header.match(/v1=/g)).toHaveLength(1);
+    expect(hook.got[1]!.verified).toBe(false);
+  });
+
   it("keeps the newest version on top when the clock does not move", async () => {
     // Earlier than the first test's clock, so its alerts are not due here.
     const clock = Date.parse("2026-11-10T00:00:00.000Z");
@@ -207,6 +257,7 @@ describe("delivery loop", () => {
       newAlertRow(signal("o_flaky", "u9"), { group: "g", partition: 0, offset: "9" }, clock),
     ]);
     const loop = createDeliveryLoop({
+      secrets: testSecrets,
       clickhouse: ch.client,
       logger: createLogger({ level: "silent" }),
       metrics: createNotifierMetrics(new Registry()),
@@ -238,6 +289,7 @@ describe("delivery loop", () => {
       updated_at: chDateTime(Date.now()),
     });
     const loop = createDeliveryLoop({
+      secrets: testSecrets,
       clickhouse: ch.client,
       logger: createLogger({ level: "silent" }),
       metrics: createNotifierMetrics(new Registry()),
@@ -299,6 +351,7 @@ describe("delivery loop", () => {
     }) as ClickHouseClient;
     let loseAfterPost = false;
     const loop = createDeliveryLoop({
+      secrets: testSecrets,
       clickhouse,
       logger: createLogger({ level: "silent" }),
       metrics: createNotifierMetrics(new Registry()),

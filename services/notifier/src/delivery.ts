@@ -54,7 +54,14 @@ import {
   webhooksOf,
 } from "@usage/clickhouse";
 import type { Logger } from "@usage/runtime";
-import { ALERT_ID_HEADER, publicOnlyAgent, SIGNATURE_HEADER, signPayload, webhookUrlProblem } from "@usage/webhooks";
+import {
+  ALERT_ID_HEADER,
+  publicOnlyAgent,
+  type SecretBox,
+  SIGNATURE_HEADER,
+  signPayload,
+  webhookUrlProblem,
+} from "@usage/webhooks";
 import { afterAttempt, type RetryPolicy } from "./backoff.js";
 import type { NotifierMetrics } from "./metrics.js";
 import { OWNS_ALL, type Ownership } from "./ownership.js";
@@ -68,6 +75,8 @@ export interface DeliveryDeps {
   timeoutMs: number;
   /** Deliver to plain http and local addresses (USAGE_WEBHOOK_ALLOW_PRIVATE; development and tests only). */
   allowPrivate: boolean;
+  /** Opens the stored (sealed) webhook secrets to sign with. */
+  secrets: SecretBox;
   pollMs: number;
   /** Alerts attempted per tick at most. */
   batchLimit?: number;
@@ -238,7 +247,17 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
 
   /** POSTs the payload; undefined on a 2xx answer, else what went wrong (no secret, no URL: it may hold a token). */
   async function send(alert: AlertRow, hook: WebhookRow): Promise<string | undefined> {
-    const signature = signPayload(hook.secret, alert.payload, Math.floor(now() / 1000));
+    let secrets: string[];
+    try {
+      secrets = [deps.secrets.open(hook.secret, hook.org_id)];
+      const until = hook.previous_until ? parseChDateTime(hook.previous_until) : 0;
+      if (hook.previous_secret && until > now()) secrets.push(deps.secrets.open(hook.previous_secret, hook.org_id));
+    } catch {
+      // Sealed under another key (USAGE_SECRET_KEY differs from the API's): nothing to sign with until it matches.
+      log.warn({ org_id: hook.org_id }, "webhook secret does not open with this process's USAGE_SECRET_KEY");
+      return "secret_unreadable";
+    }
+    const signature = signPayload(secrets, alert.payload, Math.floor(now() / 1000));
     try {
       const res = await post(hook.url, {
         method: "POST",

@@ -9,7 +9,7 @@ import { createProducer, ensureTopics, groupLag, readDeadLetter } from "@usage/k
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTopic, TOPICS, testClickHouse, testKafka } from "../../../test/harness/index.js";
+import { readTopic, TOPICS, testClickHouse, testKafka, testSecrets } from "../../../test/harness/index.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
 
@@ -63,6 +63,7 @@ describe("notifier dead letters", () => {
     const registry = new Registry();
     const group = `test-notifier-dlq-${run}`;
     const notifier = createNotifier({
+      secrets: testSecrets,
       kafka,
       clickhouse: ch.client,
       logger,

@@ -2,6 +2,7 @@
 import { openClickHouse } from "@usage/clickhouse";
 import { createKafka, ensureTopics, topicOptions } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
+import { createSecretBox, loadSecretKey } from "@usage/webhooks";
 import { Registry } from "prom-client";
 import { loadNotifierEnv } from "./env.js";
 import { buildNotifier } from "./service.js";
@@ -9,6 +10,8 @@ import { startStatusServer } from "./status-server.js";
 
 export async function runNotifier(): Promise<void> {
   const env = loadNotifierEnv();
+  // Before anything starts: a bad or missing USAGE_SECRET_KEY is a configuration error (exit 2).
+  const secrets = createSecretBox(loadSecretKey(env));
   const logger = createLogger({ level: env.LOG_LEVEL, name: "notifier" });
   const shutdown = createShutdown({ timeoutMs: 10_000, log: (m) => logger.info(m) });
   const clickhouse = await openClickHouse(env);
@@ -21,6 +24,7 @@ export async function runNotifier(): Promise<void> {
   const registry = new Registry();
   const notifier = buildNotifier({
     env,
+    secrets,
     kafka,
     clickhouse: clickhouse.client,
     logger,

@@ -19,7 +19,7 @@ import { ALERT_ID_HEADER, verifySignature } from "@usage/webhooks";
 import { type ISocketFactory, Kafka as KafkaClient, logLevel } from "kafkajs";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TOPICS, testBrokers, testClickHouse, testKafka } from "../../../test/harness/index.js";
+import { TOPICS, testBrokers, testClickHouse, testKafka, testSecrets } from "../../../test/harness/index.js";
 import { notifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
 
@@ -197,6 +197,7 @@ describe("notifier members", () => {
     const member = (name: string, client: Kafka = kafka): Notifier => {
       posts.set(name, []);
       const n = createNotifier({
+        secrets: testSecrets,
         kafka: client,
         clickhouse: ch.client,
         logger,

@@ -9,7 +9,7 @@ import { createProducer, ensureTopics, groupLag } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTopic, TOPICS, testClickHouse, testKafka } from "../../../test/harness/index.js";
+import { readTopic, TOPICS, testClickHouse, testKafka, testSecrets } from "../../../test/harness/index.js";
 import { newAlertRow } from "./alert.js";
 import { createNotifierMetrics } from "./metrics.js";
 import { createNotifier, type Notifier } from "./notifier.js";
@@ -27,6 +27,7 @@ afterAll(async () => {
 
 function start(groupId: string): Notifier {
   return createNotifier({
+    secrets: testSecrets,
     kafka,
     clickhouse: ch.client,
     logger: createLogger({ level: "silent" }),

@@ -62,6 +62,7 @@ import {
 import { Money } from "@usage/money";
 import { monthStart, periodOf } from "@usage/periods";
 import type { Logger } from "@usage/runtime";
+import type { SecretBox } from "@usage/webhooks";
 import { alertId, entityKey, newAlertRow } from "./alert.js";
 import type { RetryPolicy } from "./backoff.js";
 import { createDeliveryLoop, type DeliveryLoop } from "./delivery.js";
@@ -78,6 +79,8 @@ export interface NotifierDeps {
   deliveryTimeoutMs: number;
   /** USAGE_WEBHOOK_ALLOW_PRIVATE: deliver to plain http and local addresses (development and tests only). */
   allowPrivateWebhooks?: boolean;
+  /** Opens the sealed webhook secrets (USAGE_SECRET_KEY). */
+  secrets: SecretBox;
   pollMs: number;
   now?: () => number;
   random?: () => number;
@@ -139,6 +142,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     retry: deps.retry,
     timeoutMs: deps.deliveryTimeoutMs,
     allowPrivate: deps.allowPrivateWebhooks ?? false,
+    secrets: deps.secrets,
     pollMs: deps.pollMs,
     now,
     random: deps.random,

@@ -3,6 +3,7 @@ import { createKafka } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { testSecrets } from "../../../test/harness/index.js";
 import { loadNotifierEnv } from "./env.js";
 import { buildNotifier } from "./service.js";
 
@@ -14,7 +15,9 @@ describe("buildNotifier", () => {
     const clickhouse = {} as ClickHouseClient;
     const registry = new Registry();
     const env = loadNotifierEnv({});
-    const members = [0, 1, 2].map((member) => buildNotifier({ env, kafka, clickhouse, logger, registry, member }));
+    const members = [0, 1, 2].map((member) =>
+      buildNotifier({ secrets: testSecrets, env, kafka, clickhouse, logger, registry, member }),
+    );
     expect(new Set(members.map((m) => m.consumer)).size).toBe(3);
     expect(new Set(members.map((m) => m.delivery)).size).toBe(3);
     expect(members.every((m) => m.consumer.groupId === "usage-notifier")).toBe(true);
@@ -23,7 +26,7 @@ describe("buildNotifier", () => {
     expect(text.match(/^# TYPE usage_alert_deliveries_due gauge$/gm)).toHaveLength(1);
     // Another registry gets metrics of its own.
     const other = new Registry();
-    buildNotifier({ env, kafka, clickhouse, logger, registry: other });
+    buildNotifier({ secrets: testSecrets, env, kafka, clickhouse, logger, registry: other });
     expect((await other.metrics()).match(/^# TYPE usage_alerts_created_total counter$/gm)).toHaveLength(1);
   });
 });

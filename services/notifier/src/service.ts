@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from "@usage/clickhouse";
 import type { Kafka } from "@usage/kafka";
 import type { Logger } from "@usage/runtime";
+import type { SecretBox } from "@usage/webhooks";
 import type { Registry } from "prom-client";
 import type { NotifierEnv } from "./env.js";
 import { notifierMetrics } from "./metrics.js";
@@ -27,6 +28,8 @@ export function buildNotifier(deps: {
   clickhouse: ClickHouseClient;
   logger: Logger;
   registry: Registry;
+  /** Opens the sealed webhook secrets (USAGE_SECRET_KEY, or the data dir's key). */
+  secrets: SecretBox;
   /** Which member of this process (0, 1, …): in the logs and the `due` gauge. Default 0. */
   member?: number;
   now?: () => number;
@@ -47,6 +50,7 @@ export function buildNotifier(deps: {
     deliveryTimeoutMs: env.USAGE_WEBHOOK_TIMEOUT_MS,
     pollMs: env.USAGE_NOTIFIER_POLL_MS,
     allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
+    secrets: deps.secrets,
     now: deps.now,
     onFatal: deps.onFatal,
     member: String(deps.member ?? 0),
