@@ -6,12 +6,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { loadAggregatorEnv, startAggregatorService } from "@usage/aggregator";
-import { createSecretBox, loadSecretKey } from "@usage/webhooks";
 import { startApiService } from "@usage/api";
 import { openClickHouse } from "@usage/clickhouse";
 import { createControlFollower } from "@usage/control";
 import { createKafka, ensureTopics, topicOptions } from "@usage/kafka";
 import { createLogger, createShutdown, DEFAULT_KAFKA_BROKERS } from "@usage/runtime";
+import { createSecretBox, loadSecretKey } from "@usage/webhooks";
 import { Registry } from "prom-client";
 
 export async function runAggregator(): Promise<void> {
