@@ -60,6 +60,7 @@ async function run(name: "aggregator" | "api"): Promise<void> {
     registry,
     operatorKey: apiKey,
     allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
+    rateLimits: { perMinute: env.USAGE_RATE_LIMIT_PER_MIN, allowancePerMinute: env.USAGE_ALLOWANCE_RATE_LIMIT_PER_MIN },
     secrets,
     host: env.USAGE_API_HOST,
     port: env.USAGE_API_PORT,

@@ -151,6 +151,10 @@ export async function startPipeline(deps: {
           registry,
           operatorKey: apiKey,
           allowPrivateWebhooks: env.USAGE_WEBHOOK_ALLOW_PRIVATE,
+          rateLimits: {
+            perMinute: env.USAGE_RATE_LIMIT_PER_MIN,
+            allowancePerMinute: env.USAGE_ALLOWANCE_RATE_LIMIT_PER_MIN,
+          },
           secrets,
           host: env.USAGE_API_HOST,
           port: env.USAGE_API_PORT + i,

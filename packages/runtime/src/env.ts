@@ -110,6 +110,20 @@ export const baseEnvSchema = z.object({
     .min(1, "expected a whole number of days (1-366)")
     .max(366, "expected a whole number of days (1-366)")
     .default(35),
+  // Requests per minute an API key may make (per API instance): admin and analytics routes, and the allowance
+  // route on its own budget.
+  USAGE_RATE_LIMIT_PER_MIN: z.coerce
+    .number({ invalid_type_error: "expected requests per minute (1-10000000)" })
+    .int("expected requests per minute (1-10000000)")
+    .min(1, "expected requests per minute (1-10000000)")
+    .max(10_000_000, "expected requests per minute (1-10000000)")
+    .default(6000),
+  USAGE_ALLOWANCE_RATE_LIMIT_PER_MIN: z.coerce
+    .number({ invalid_type_error: "expected requests per minute (1-10000000)" })
+    .int("expected requests per minute (1-10000000)")
+    .min(1, "expected requests per minute (1-10000000)")
+    .max(10_000_000, "expected requests per minute (1-10000000)")
+    .default(120_000),
   // SSRF guard (@usage/webhooks address.ts): false refuses webhook hosts that resolve to loopback, private,
   // link-local or metadata addresses, and plain http; true is for local development and tests only.
   USAGE_WEBHOOK_ALLOW_PRIVATE: z

@@ -25,6 +25,8 @@ export async function startApiService(deps: {
   operatorKey: string;
   /** Seals stored secrets (USAGE_SECRET_KEY, or the data dir's key). */
   secrets: SecretBox;
+  /** USAGE_RATE_LIMIT_PER_MIN and USAGE_ALLOWANCE_RATE_LIMIT_PER_MIN. */
+  rateLimits?: { perMinute: number; allowancePerMinute: number };
   /** USAGE_WEBHOOK_ALLOW_PRIVATE (default false). */
   allowPrivateWebhooks?: boolean;
   host: string;
@@ -62,6 +64,7 @@ export async function startApiService(deps: {
     operatorKey: deps.operatorKey,
     allowPrivateWebhooks: deps.allowPrivateWebhooks,
     secrets: deps.secrets,
+    rateLimits: deps.rateLimits,
     now: deps.now,
     isHealthy: deps.isHealthy,
   });

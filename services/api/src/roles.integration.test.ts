@@ -28,7 +28,8 @@ beforeAll(async () => {
   ch = await testClickHouse("api-roles");
   await migrate(ch.client);
   await resetTopics(kafka);
-  for (let i = 0; i < 2; i++) {
+  // Instances 0 and 1 as deployed; instance 2 with tight rate limits (the rate-limit test).
+  for (let i = 0; i < 3; i++) {
     const follower = createControlFollower({ kafka, logger });
     await follower.start();
     const reader = createSpendReadModel({ kafka, logger, control: follower, now: () => clock, name: `roles-${i}` });
@@ -44,6 +45,7 @@ beforeAll(async () => {
       registry: new Registry(),
       logger,
       operatorKey: KEY,
+      ...(i === 2 ? { rateLimits: { perMinute: 3, allowancePerMinute: 50 } } : {}),
       now: () => clock,
     });
     apis.push(app);
@@ -252,6 +254,30 @@ describe("roles (SPEC §11)", () => {
     expect(Date.parse(`${row!.previous_until.replace(" ", "T")}Z`)).toBe(NOW + 3_600_000);
     const bad = await call(owner.key, "PUT", "/v1/orgs/org_sec/webhook", { url, secret: first, overlap_seconds: -1 });
     expect(bad.body.error.code).toBe("invalid_overlap");
+  });
+
+  it("rate-limits each key with 429 and Retry-After, the allowance route on its own budget", async () => {
+    const analyst = await makeKey("org_rl", { role: "analyst" });
+    const other = await makeKey("org_rl", { role: "analyst" });
+    // Instance 2 knows the keys once its follower has read them (allowance: its own budget, not the one tested).
+    await waitFor(
+      "instance 2 knows the keys",
+      async () =>
+        (await call(other.key, "GET", "/v1/orgs/org_rl/users/u0/allowance", undefined, 2)).status === 200 &&
+        (await call(analyst.key, "GET", "/v1/orgs/org_rl/users/u0/allowance", undefined, 2)).status === 200,
+      5000,
+    );
+    for (let i = 0; i < 3; i++)
+      expect((await call(analyst.key, "GET", "/v1/orgs/org_rl/caps", undefined, 2)).status).toBe(200);
+    const limited = await apis[2]!.inject({ url: "/v1/orgs/org_rl/caps", headers: bearer(analyst.key) });
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json().error.code).toBe("rate_limited");
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    // Another key, and the same key's allowance checks, are not throttled by it.
+    expect((await call(other.key, "GET", "/v1/orgs/org_rl/caps", undefined, 2)).status).toBe(200);
+    for (let i = 0; i < 10; i++) {
+      expect((await call(analyst.key, "GET", "/v1/orgs/org_rl/users/u1/allowance", undefined, 2)).status).toBe(200);
+    }
   });
 
   it("keeps keys made before roles working as owner until revoked", async () => {

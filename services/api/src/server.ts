@@ -17,6 +17,7 @@ import type { Logger } from "@usage/runtime";
 import type { Lookup, SecretBox } from "@usage/webhooks";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { type AccessContext, decide, ROUTE_ACCESS } from "./access.js";
 import { registerAlertRoutes } from "./alert-routes.js";
 import { registerAnalyticsRoutes } from "./analytics-routes.js";
@@ -79,6 +80,8 @@ export interface ApiDeps {
   allowPrivateWebhooks?: boolean;
   /** How webhook host names resolve (tests); dns.lookup by default. */
   lookup?: Lookup;
+  /** Requests a key may make per minute: admin and analytics routes, and the allowance route on its own budget. */
+  rateLimits?: { perMinute: number; allowancePerMinute: number };
   now?: () => number;
   isHealthy?: () => boolean;
 }
@@ -185,6 +188,25 @@ export function buildApi(deps: ApiDeps) {
     const decision = decide(need, principal, params.user, deps.reader.policy(orgId).policy);
     if (!decision.ok) throw new ApiError(403, "forbidden_role", decision.message);
     contexts.set(request, { orgId, principal, ...(decision.users ? { users: decision.users } : {}) });
+  });
+
+  // Rate limits per key (per instance), after access: the allowance route has its own, much larger budget, so a
+  // product surface asking before each request is never throttled by a dashboard or a script on the same key.
+  const limits = deps.rateLimits ?? { perMinute: 6000, allowancePerMinute: 120_000 };
+  const admin = new RateLimiterMemory({ points: limits.perMinute, duration: 60 });
+  const allowance = new RateLimiterMemory({ points: limits.allowancePerMinute, duration: 60 });
+  app.addHook("preHandler", async (request, reply) => {
+    const context = contexts.get(request);
+    if (!context) return;
+    const who = context.principal.kind === "operator" ? "operator" : context.principal.keyId;
+    const limiter = request.routeOptions.url === "/v1/orgs/:org/users/:user/allowance" ? allowance : admin;
+    try {
+      await limiter.consume(who);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      reply.header("retry-after", String(Math.max(1, Math.ceil(err.msBeforeNext / 1000))));
+      throw new ApiError(429, "rate_limited", "too many requests for this key; retry after the Retry-After seconds");
+    }
   });
 
   /** The org of a /v1/orgs/{org} route, the caller, and which users it may see (checked before the route ran). */
