@@ -195,3 +195,11 @@ describe("parsePolicy", () => {
     expect(errors.map((e) => e.path).sort()).toEqual(["mode", "org_limit", "thresholds[0]"]);
   });
 });
+
+describe("a discount that is not a decimal", () => {
+  it.each(["", "abc", "-1", "1e3", "12.34567"])("%j is refused with the field named, never thrown", (discount) => {
+    const r = parsePolicy({ org_id: "o", discount_pct: discount }, "o");
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors.map((e) => e.path)).toContain("discount_pct");
+  });
+});

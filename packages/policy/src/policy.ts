@@ -58,7 +58,8 @@ function decimalWithScale(scale: number, what: string) {
   const message = `expected ${what}: a decimal string such as "12.5" (no exponent, at most ${scale} decimal places)`;
   return z.string({ invalid_type_error: message }).superRefine((s, ctx) => {
     const match = UNSIGNED_DECIMAL.exec(s);
-    if (!match || (match[1]?.length ?? 0) > scale) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+    // Fatal: refinements chained after this one (a range check) only ever see a decimal they can read.
+    if (!match || (match[1]?.length ?? 0) > scale) ctx.addIssue({ code: z.ZodIssueCode.custom, message, fatal: true });
   });
 }
 

@@ -165,9 +165,13 @@ export function registerAnalyticsRoutes<L extends FastifyBaseLogger>(
     const lines = [CSV_HEADER];
     for (const r of rows) {
       lines.push(
-        CSV_COLUMNS.map((c) => csvField(c === "net_spend_usd" || c === "gross_spend_usd" ? money(r[c]) : r[c])).join(
-          ",",
-        ),
+        CSV_COLUMNS.map((c) =>
+          c === "net_spend_usd" || c === "gross_spend_usd"
+            ? csvField(money(r[c]))
+            : TEXT_COLUMNS.has(c)
+              ? csvField(neutralizeFormula(r[c]))
+              : csvField(r[c]),
+        ).join(","),
       );
     }
     const filename = `usage-${orgId.replace(/[^A-Za-z0-9._-]/g, "_")}-${dayOf(fromMs)}-to-${dayOf(toExclusiveMs - DAY)}.csv`;
@@ -302,6 +306,17 @@ export function exportRange(
     );
   }
   return { ok: true, value: { fromMs: from, toExclusiveMs: to + DAY } };
+}
+
+/** Columns whose text comes from usage events (surfaces), not from the pipeline's own figures. */
+const TEXT_COLUMNS = new Set(["user_email", "user_id", "account_uuid", "product", "model"]);
+
+/**
+ * A text cell a spreadsheet would run as a formula (it starts with =, +, -, @, a tab or a CR: CSV injection) gets a
+ * leading apostrophe, which spreadsheets show as text; the figures columns are the pipeline's own and untouched.
+ */
+export function neutralizeFormula(value: string): string {
+  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
 }
 
 /** One RFC 4180 field: quoted when it holds a comma, a quote, CR or LF; quotes doubled. */

@@ -109,7 +109,22 @@ export function routesOf(app: object): { method: string; url: string }[] {
 export function buildApi(deps: ApiDeps) {
   const now = deps.now ?? Date.now;
   // Per-request lines would be one log line per allowance check: requests log at warn and above only.
-  const app = Fastify({ loggerInstance: deps.logger.child({ service: "api" }, { level: "warn" }), bodyLimit: 1 << 20 });
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ service: "api" }, { level: "warn" }),
+    bodyLimit: 1 << 20,
+    // Ids are at most 128 characters (validated per route); a longer path segment is a 414 in the API's error shape.
+    maxParamLength: 512,
+    // Errors the router raises before any route (a malformed URL, an overlong segment), in the API's error shape.
+    frameworkErrors: (err, _request, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 400;
+      return sendError(
+        reply,
+        status < 500 ? status : 400,
+        status === 414 ? "uri_too_long" : "bad_request",
+        err.message,
+      );
+    },
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
