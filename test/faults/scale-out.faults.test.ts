@@ -136,11 +136,27 @@ describe("scale-out", () => {
       USAGE_PRICING_GROUP: groups.pricing,
       USAGE_INSTANCE_ID: instance,
     });
-    const pricing = [
-      spawnCli(["run", "pricing"], pricingEnv("so-a")),
-      spawnCli(["run", "pricing"], pricingEnv("so-b")),
-    ];
+    // The pricing processes run under a supervisor, as in production: one that exits on its own (a fatal error after
+    // a broker is lost, say) is started again, and the restart is reported with the tail of its output.
+    const instances = ["so-a", "so-b"];
+    const unplannedExits: { instance: string; code: number | null; output: string }[] = [];
+    let stopping = false;
+    const planned = new Set<ReturnType<typeof spawnCli>>();
+    const supervise = (i: number): ReturnType<typeof spawnCli> => {
+      const p = spawnCli(["run", "pricing"], pricingEnv(instances[i]!));
+      void p.exited.then((code) => {
+        if (stopping || planned.has(p)) return;
+        unplannedExits.push({ instance: instances[i]!, code, output: p.output().slice(-2000) });
+        console.error(
+          `[faults scale-out] pricing ${instances[i]} exited ${code}; restarting:\n${p.output().slice(-2000)}`,
+        );
+        pricing[i] = supervise(i);
+      });
+      return p;
+    };
+    const pricing = [supervise(0), supervise(1)];
     stops.push(async () => {
+      stopping = true;
       for (const p of pricing) {
         p.child.kill("SIGTERM");
         await p.exited;
@@ -249,9 +265,10 @@ describe("scale-out", () => {
     // A pricing process is SIGKILLed mid-stream and restarted.
     const publishing = publish(5);
     await sleep(500);
+    planned.add(pricing[0]!);
     pricing[0]!.child.kill("SIGKILL");
     await pricing[0]!.exited;
-    pricing[0] = spawnCli(["run", "pricing"], pricingEnv("so-a"));
+    pricing[0] = supervise(0);
     await publishing;
     await reach(0.5);
     // One broker is killed mid-stream: the one leading the most partitions of usage.events.v1 (node ids are 1-3).
@@ -396,6 +413,7 @@ describe("scale-out", () => {
       ).toBe(true);
     }
     facts.publish_failures = publishFailures;
+    facts.pricing_unplanned_exits = unplannedExits.map((e) => ({ instance: e.instance, code: e.code }));
     facts.alerts = alerts.length;
     facts.posts = receiver.posts;
     facts.members_at_end = aggregator.members.map((m) => m.ownedPartitions());

@@ -113,7 +113,7 @@ export function buildApi(deps: ApiDeps) {
     loggerInstance: deps.logger.child({ service: "api" }, { level: "warn" }),
     bodyLimit: 1 << 20,
     // Ids are at most 128 characters (validated per route); a longer path segment is a 414 in the API's error shape.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Errors the router raises before any route (a malformed URL, an overlong segment), in the API's error shape.
     frameworkErrors: (err, _request, reply) => {
       const status = (err as { statusCode?: number }).statusCode ?? 400;
