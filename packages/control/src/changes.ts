@@ -78,8 +78,16 @@ export const creditPurchaseChangeSchema = z
     };
   });
 
-/** A notice that the org's webhook changed. Never the secret: unknown fields are dropped on write and on read. */
-export const webhookChangeSchema = z.object({ kind: z.literal("webhook"), ...common });
+/**
+ * A notice that the org's webhook changed: its URL, and whether the secret was rotated with an overlap. Never the
+ * secret: unknown fields are dropped on write and on read.
+ */
+export const webhookChangeSchema = z.object({
+  kind: z.literal("webhook"),
+  ...common,
+  url: z.string().max(2048).optional(),
+  overlap_seconds: z.number().int().min(0).optional(),
+});
 
 /** The roles an org key can have (SPEC §11); the operator's key is configuration, not a record. */
 export const KEY_ROLES = ["owner", "analyst", "group_owner", "member", "surface"] as const;

@@ -40,6 +40,7 @@ export const ROUTE_ACCESS: Record<string, Need> = {
   "PUT /v1/orgs/:org/credits/auto-reload": "manage",
   "GET /v1/orgs/:org/credits/auto-reload": "read",
   "GET /v1/orgs/:org/forecast": "read",
+  "GET /v1/orgs/:org/audit": "read",
 };
 
 /** What the route may show the caller: `users` set means only those users' rows (a member, a group owner). */

@@ -119,6 +119,8 @@ export function registerAlertRoutes<L extends FastifyBaseLogger>(
     const version = await deps.control?.publish({
       kind: "webhook",
       org_id: orgId,
+      url,
+      ...(overlap > 0 ? { overlap_seconds: overlap } : {}),
       actor: actorOf(principal),
       at: new Date(now()).toISOString(),
     });

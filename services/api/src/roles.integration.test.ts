@@ -6,7 +6,7 @@
 
 import { createHash } from "node:crypto";
 import { type ClickHouse, insertApiKey, migrate } from "@usage/clickhouse";
-import { createControlFollower, createControlPublisher } from "@usage/control";
+import { createControlFollower, createControlPublisher, createControlRecorder } from "@usage/control";
 import { createLogger } from "@usage/runtime";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,6 +57,17 @@ beforeAll(async () => {
     });
   }
 });
+beforeAll(async () => {
+  // The control recorder writes the history the audit log reads (the aggregator service runs it in production).
+  const recorder = createControlRecorder({
+    kafka,
+    clickhouse: ch.client,
+    logger,
+    groupId: `roles-recorder-${Date.now()}`,
+  });
+  await recorder.start();
+  stops.push(() => recorder.stop());
+});
 afterAll(async () => {
   for (const stop of stops) await stop();
   await ch.close();
@@ -86,6 +97,57 @@ describe("roles (SPEC §11)", () => {
   it("covers every /v1 route in the access table", () => {
     const routes = routesOf(apis[0]!).filter((r) => r.url.startsWith("/v1/"));
     expect(routes.filter((r) => ROUTE_ACCESS[`${r.method} ${r.url}`] === undefined)).toEqual([]);
+  });
+
+  it("gives each role of SPEC §11 exactly its routes, walking every route the app registers", async () => {
+    await call(KEY, "PUT", "/v1/orgs/org_mx/policy", { groups: { eng: { members: ["alice"] } } });
+    const keys = {
+      owner: (await makeKey("org_mx", { role: "owner" })).key,
+      analyst: (await makeKey("org_mx", { role: "analyst" })).key,
+      group_owner: (await makeKey("org_mx", { role: "group_owner", group: "eng" })).key,
+      member: (await makeKey("org_mx", { role: "member", user: "alice" })).key,
+      surface: (await makeKey("org_mx", { role: "surface" })).key,
+      operator: KEY,
+    };
+    // SPEC §11, route by route, written here independently of access.ts.
+    const commercial = ["POST /v1/orgs/:org/credits/purchases"];
+    const ownerOnly = [
+      "PUT /v1/orgs/:org/policy",
+      "PUT /v1/orgs/:org/webhook",
+      "POST /v1/orgs/:org/keys",
+      "GET /v1/orgs/:org/keys",
+      "DELETE /v1/orgs/:org/keys/:key_id",
+      "POST /v1/orgs/:org/keys/:key_id/rotate",
+      "PUT /v1/orgs/:org/credits/auto-reload",
+    ];
+    const userScoped = ["GET /v1/orgs/:org/users/:user/allowance", "GET /v1/orgs/:org/caps", "GET /v1/orgs/:org/spend"];
+    const mayUse = (role: keyof typeof keys, route: string): boolean => {
+      if (role === "operator") return true;
+      if (commercial.includes(route)) return false;
+      if (ownerOnly.includes(route)) return role === "owner";
+      if (role === "owner" || role === "analyst") return true; // every read of the org
+      if (role === "surface") return route === "GET /v1/orgs/:org/users/:user/allowance";
+      return userScoped.includes(route); // group_owner (alice is in eng), member (alice)
+    };
+    const routes = routesOf(apis[0]!).filter((r) => r.url.startsWith("/v1/orgs/:org"));
+    expect(routes.length).toBeGreaterThanOrEqual(22);
+    for (const route of routes) {
+      const name = `${route.method} ${route.url}`;
+      const url = `${route.url.replace(":org", "org_mx").replace(":user", "alice").replace(":key_id", "0")}${
+        route.url.endsWith("/spend") ? "?group_by=user" : ""
+      }`;
+      for (const role of Object.keys(keys) as (keyof typeof keys)[]) {
+        // A policy PUT that is let through keeps the group the scoped roles rely on.
+        const payload = name === "PUT /v1/orgs/:org/policy" ? { groups: { eng: { members: ["alice"] } } } : {};
+        const res = await call(keys[role], route.method, url, route.method === "GET" ? undefined : payload);
+        if (mayUse(role, name)) {
+          expect([401, 403], `${role} ${name} → ${res.status} ${JSON.stringify(res.body)}`).not.toContain(res.status);
+        } else {
+          expect(res.status, `${role} ${name}`).toBe(403);
+          expect(res.body.error.code, `${role} ${name}`).toBe("forbidden_role");
+        }
+      }
+    }
   });
 
   it("keeps commercial terms for the operator: discount, credit purchases", async () => {
@@ -278,6 +340,50 @@ describe("roles (SPEC §11)", () => {
     for (let i = 0; i < 10; i++) {
       expect((await call(analyst.key, "GET", "/v1/orgs/org_rl/users/u1/allowance", undefined, 2)).status).toBe(200);
     }
+  });
+
+  it("keeps an audit log of every change with who, when, before and after, never a secret", async () => {
+    const owner = await makeKey("org_au", { role: "owner" });
+    const analyst = await makeKey("org_au", { role: "analyst" });
+    const member = await makeKey("org_au", { role: "member", user: "u1" });
+    await call(owner.key, "PUT", "/v1/orgs/org_au/policy", { org_limit: "100" });
+    await call(owner.key, "PUT", "/v1/orgs/org_au/policy", { org_limit: "250" });
+    const secret = "audit-webhook-secret-0123456789";
+    await call(owner.key, "PUT", "/v1/orgs/org_au/webhook", { url: "https://93.184.215.14/a", secret });
+    await call(owner.key, "DELETE", `/v1/orgs/org_au/keys/${member.key_id}`);
+    let entries: { actor: string; action: string; target: string; before: any; after: any }[] = [];
+    await waitFor(
+      "the audit entries recorded",
+      async () => {
+        const res = await call(analyst.key, "GET", "/v1/orgs/org_au/audit?from=2026-11-01");
+        entries = res.body.entries ?? [];
+        return entries.some((e) => e.action === "api_key.revoked");
+      },
+      20_000,
+    );
+    const actions = entries.map((e) => `${e.actor === "operator" ? "operator" : "key"} ${e.action} ${e.target}`);
+    expect(actions).toEqual([
+      "operator api_key.created api_key/" + owner.key_id,
+      "operator api_key.created api_key/" + analyst.key_id,
+      "operator api_key.created api_key/" + member.key_id,
+      "key policy.updated policy",
+      "key policy.updated policy",
+      "key webhook.updated webhook",
+      "key api_key.revoked api_key/" + member.key_id,
+    ]);
+    const [first, second] = entries.filter((e) => e.action === "policy.updated");
+    expect(first!.before).toBeNull();
+    expect(second!.before.policy.org_limit).toBe("100");
+    expect(second!.after.policy.org_limit).toBe("250");
+    expect(second!.actor).toBe(`key:${owner.key_id}`);
+    const revoked = entries.find((e) => e.action === "api_key.revoked")!;
+    expect(revoked.before).toMatchObject({ role: "member", user: "u1" });
+    const text = JSON.stringify(entries);
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain("secret_hash");
+    expect((await call(member.key, "GET", "/v1/orgs/org_au/audit")).status).toBe(401);
+    const bad = await call(owner.key, "GET", "/v1/orgs/org_au/audit?from=2026-13-01");
+    expect(bad.body.error.code).toBe("invalid_from");
   });
 
   it("keeps keys made before roles working as owner until revoked", async () => {

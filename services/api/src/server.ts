@@ -21,6 +21,7 @@ import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { type AccessContext, decide, ROUTE_ACCESS } from "./access.js";
 import { registerAlertRoutes } from "./alert-routes.js";
 import { registerAnalyticsRoutes } from "./analytics-routes.js";
+import { registerAuditRoutes } from "./audit-routes.js";
 import { actorOf, createAuthenticator, type KeyDirectory, newKey, type Principal } from "./auth.js";
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
@@ -40,7 +41,7 @@ export type ControlChangeInput =
       actor: string;
       at: string;
     }
-  | { kind: "webhook"; org_id: string; actor: string; at: string }
+  | { kind: "webhook"; org_id: string; url?: string; overlap_seconds?: number; actor: string; at: string }
   | {
       kind: "api_key";
       org_id: string;
@@ -460,6 +461,7 @@ export function buildApi(deps: ApiDeps) {
     now,
   });
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerAuditRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerCreditRoutes(app, {
     clickhouse: deps.clickhouse,
     reader: deps.reader,
