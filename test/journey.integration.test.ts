@@ -5,6 +5,9 @@
  * alerts reach the webhook once each. Everything stops and starts again with USAGE_MEMBERS=2 and every event
  * replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
  */
+
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { netCost } from "@usage/money";
 import { createPricer, loadRateCard } from "@usage/pricing";
@@ -52,7 +55,8 @@ describe("the operator journey", () => {
     const envFor = (run: string, members = 3) => ({
       USAGE_MEMBERS: String(members),
       KAFKA_BROKERS: testBrokers().join(","),
-      LOG_LEVEL: "warn",
+      // The first run logs everything (debug): no line may hold the webhook secret.
+      LOG_LEVEL: run === "first" ? "debug" : "warn",
       USAGE_DATA_DIR: dataDir,
       USAGE_API_PORT: String(port),
       USAGE_API_KEY: KEY,
@@ -197,6 +201,7 @@ describe("the operator journey", () => {
     const stopAt = Date.now();
     pipeline.child.kill("SIGTERM");
     expect(await pipeline.exited).toBe(0);
+    const firstOutput = pipeline.output();
     expect(Date.now() - stopAt).toBeLessThan(10_000);
     pipeline = spawnCli(["start"], envFor("replay", 2));
     try {
@@ -224,5 +229,15 @@ describe("the operator journey", () => {
       await pipeline.exited;
       await receiver.close();
     }
+    // The webhook secret is in no log line of either run and in no file of the data dir (stored sealed).
+    expect(firstOutput.length).toBeGreaterThan(10_000);
+    expect(firstOutput.includes(SECRET)).toBe(false);
+    expect(pipeline.output().includes(SECRET)).toBe(false);
+    const files = readdirSync(dataDir, { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+    expect(files.length).toBeGreaterThan(50);
+    const holding = files
+      .map((f) => join(f.parentPath, f.name))
+      .filter((path) => readFileSync(path).includes(Buffer.from(SECRET)));
+    expect(holding).toEqual([]);
   });
 });

@@ -246,6 +246,7 @@ describe("roles (SPEC §11)", () => {
     expect((await call(a.key, "GET", "/v1/orgs/org_k/caps", undefined, 1)).status).toBe(200);
     const revoked = await call(KEY, "DELETE", `/v1/orgs/org_k/keys/${a.key_id}`);
     expect(revoked.status).toBe(200);
+    const revokedAt = performance.now();
     expect((await call(a.key, "GET", "/v1/orgs/org_k/caps", undefined, 0)).status).toBe(401);
     await waitFor(
       "instance 1 refuses the revoked key",
@@ -253,6 +254,10 @@ describe("roles (SPEC §11)", () => {
         return (await call(a.key, "GET", "/v1/orgs/org_k/caps", undefined, 1)).status === 401;
       },
       5000,
+    );
+    // Measured, not asserted (no timed assertions): the note reports it against the 1 s goal.
+    console.log(
+      `[roles] revoked key refused by the second instance after ${Math.round(performance.now() - revokedAt)} ms`,
     );
 
     // Rotation: the new key works at once, the old one until the overlap ends.
