@@ -3,7 +3,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClickHouse, migrate } from "@usage/clickhouse";
+import { createClickHouse, migrate, USAGE_EVENT_COLUMNS } from "@usage/clickhouse";
 import { writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
@@ -14,37 +14,7 @@ const BATCHES = arg("--batches", 50);
 const ROWS = arg("--rows", 2000);
 const ch = await createClickHouse({ dataDir: mkdtempSync(join(tmpdir(), "usage-bench-insert-")) });
 await migrate(ch.client);
-const COLUMNS = [
-  "event_id",
-  "org_id",
-  "user_id",
-  "user_email",
-  "account_uuid",
-  "request_id",
-  "region",
-  "seat_tier",
-  "product",
-  "model",
-  "model_base",
-  "occurred_at",
-  "input_tokens",
-  "output_tokens",
-  "cache_write_tokens",
-  "cache_read_tokens",
-  "prompt_tokens",
-  "long_context",
-  "rate_card_version",
-  "input_cost",
-  "output_cost",
-  "cache_write_cost",
-  "cache_read_cost",
-  "gross_cost",
-  "discount_pct",
-  "net_cost",
-  "priced_at",
-  "batch_id",
-  "is_late",
-];
+const COLUMNS = USAGE_EVENT_COLUMNS;
 let n = 0;
 const row = () => {
   n++;

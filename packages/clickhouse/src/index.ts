@@ -102,6 +102,7 @@ export {
   forEachEventIdSince,
   insertUsageEvents,
   latestSeatTiers,
+  USAGE_EVENT_COLUMNS,
   type UsageEventRow,
 } from "./usage-events.js";
 export { upsertWebhook, type WebhookRow, webhooksOf } from "./webhooks.js";

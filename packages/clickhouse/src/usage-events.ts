@@ -34,7 +34,8 @@ export interface UsageEventRow {
   is_late: boolean;
 }
 
-const USAGE_EVENT_COLUMNS = [
+/** The columns the aggregator writes, in the order of its JSONCompactEachRow inserts. */
+export const USAGE_EVENT_COLUMNS = [
   "event_id",
   "org_id",
   "user_id",

@@ -5,14 +5,12 @@
  * API's JSON error with a specific code. USAGE_FUZZ_RUNS sets the number of requests (CI runs more).
  */
 import { type ClickHouse, migrate } from "@usage/clickhouse";
-import { createControlFollower, createControlPublisher } from "@usage/control";
 import { createLogger } from "@usage/runtime";
 import fc from "fast-check";
-import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resetTopics, testClickHouse, testKafka, testSecrets } from "../../../test/harness/index.js";
-import { createSpendReadModel } from "./read-model.js";
-import { type Api, buildApi, routesOf } from "./server.js";
+import { startTestApi } from "../../../test/harness/api.js";
+import { resetTopics, testClickHouse, testKafka } from "../../../test/harness/index.js";
+import { type Api, routesOf } from "./server.js";
 
 const KEY = "fuzz-operator-key-0123456789";
 const RUNS = Number(process.env.USAGE_FUZZ_RUNS ?? 400);
@@ -26,30 +24,13 @@ beforeAll(async () => {
   ch = await testClickHouse("api-fuzz");
   await migrate(ch.client);
   await resetTopics(kafka);
-  const follower = createControlFollower({ kafka, logger });
-  await follower.start();
-  const reader = createSpendReadModel({ kafka, logger, control: follower });
-  await reader.start();
-  const publisher = createControlPublisher({ kafka });
-  await publisher.connect();
-  app = buildApi({
-    reader,
-    control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
-    keys: follower,
-    secrets: testSecrets,
+  ({ app, stop } = await startTestApi({
+    kafka,
     clickhouse: ch.client,
-    registry: new Registry(),
     logger,
     operatorKey: KEY,
-    lookup: (_host, _options, callback) => callback(null, [{ address: "93.184.215.14", family: 4 }]),
-    rateLimits: { perMinute: 1_000_000, allowancePerMinute: 1_000_000 },
-  });
-  stop = async () => {
-    await app.close();
-    await publisher.close();
-    await reader.stop();
-    await follower.stop();
-  };
+    extra: { rateLimits: { perMinute: 1_000_000, allowancePerMinute: 1_000_000 } },
+  }));
 });
 afterAll(async () => {
   await stop?.();

@@ -6,14 +6,13 @@
 
 import { createHash } from "node:crypto";
 import { type ClickHouse, insertApiKey, migrate } from "@usage/clickhouse";
-import { createControlFollower, createControlPublisher, createControlRecorder } from "@usage/control";
+import { createControlRecorder } from "@usage/control";
 import { createLogger } from "@usage/runtime";
-import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApi } from "../../../test/harness/api.js";
 import { resetTopics, testClickHouse, testKafka, testSecrets, waitFor } from "../../../test/harness/index.js";
 import { ROUTE_ACCESS } from "./access.js";
-import { createSpendReadModel } from "./read-model.js";
-import { type Api, buildApi, routesOf } from "./server.js";
+import { type Api, routesOf } from "./server.js";
 
 const KEY = "roles-operator-key-0123456789";
 const NOW = Date.parse("2026-11-20T12:00:00Z");
@@ -30,31 +29,17 @@ beforeAll(async () => {
   await resetTopics(kafka);
   // Instances 0 and 1 as deployed; instance 2 with tight rate limits (the rate-limit test).
   for (let i = 0; i < 3; i++) {
-    const follower = createControlFollower({ kafka, logger });
-    await follower.start();
-    const reader = createSpendReadModel({ kafka, logger, control: follower, now: () => clock, name: `roles-${i}` });
-    await reader.start();
-    const publisher = createControlPublisher({ kafka });
-    await publisher.connect();
-    const app = buildApi({
-      secrets: testSecrets,
-      reader,
-      control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
-      keys: follower,
+    const { app, stop } = await startTestApi({
+      kafka,
       clickhouse: ch.client,
-      registry: new Registry(),
       logger,
       operatorKey: KEY,
-      ...(i === 2 ? { rateLimits: { perMinute: 3, allowancePerMinute: 50 } } : {}),
       now: () => clock,
+      name: `roles-${i}`,
+      ...(i === 2 ? { extra: { rateLimits: { perMinute: 3, allowancePerMinute: 50 } } } : {}),
     });
     apis.push(app);
-    stops.push(async () => {
-      await app.close();
-      await publisher.close();
-      await reader.stop();
-      await follower.stop();
-    });
+    stops.push(stop);
   }
 });
 beforeAll(async () => {
@@ -82,8 +67,8 @@ async function call(key: string, method: string, url: string, payload?: unknown,
     headers: bearer(key),
     payload: payload as object,
   });
-  // biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes, asserted field by field
   const json = String(res.headers["content-type"]).includes("json");
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes, asserted field by field
   return { status: res.statusCode, body: (json ? res.json() : { text: res.body }) as Record<string, any> };
 }
 
@@ -356,7 +341,8 @@ describe("roles (SPEC §11)", () => {
     const secret = "audit-webhook-secret-0123456789";
     await call(owner.key, "PUT", "/v1/orgs/org_au/webhook", { url: "https://93.184.215.14/a", secret });
     await call(owner.key, "DELETE", `/v1/orgs/org_au/keys/${member.key_id}`);
-    let entries: { actor: string; action: string; target: string; before: any; after: any }[] = [];
+    type Json = Record<string, Record<string, unknown>>;
+    let entries: { actor: string; action: string; target: string; before: Json; after: Json }[] = [];
     await waitFor(
       "the audit entries recorded",
       async () => {
@@ -368,18 +354,18 @@ describe("roles (SPEC §11)", () => {
     );
     const actions = entries.map((e) => `${e.actor === "operator" ? "operator" : "key"} ${e.action} ${e.target}`);
     expect(actions).toEqual([
-      "operator api_key.created api_key/" + owner.key_id,
-      "operator api_key.created api_key/" + analyst.key_id,
-      "operator api_key.created api_key/" + member.key_id,
+      `operator api_key.created api_key/${owner.key_id}`,
+      `operator api_key.created api_key/${analyst.key_id}`,
+      `operator api_key.created api_key/${member.key_id}`,
       "key policy.updated policy",
       "key policy.updated policy",
       "key webhook.updated webhook",
-      "key api_key.revoked api_key/" + member.key_id,
+      `key api_key.revoked api_key/${member.key_id}`,
     ]);
     const [first, second] = entries.filter((e) => e.action === "policy.updated");
     expect(first!.before).toBeNull();
-    expect(second!.before.policy.org_limit).toBe("100");
-    expect(second!.after.policy.org_limit).toBe("250");
+    expect(second!.before.policy?.org_limit).toBe("100");
+    expect(second!.after.policy?.org_limit).toBe("250");
     expect(second!.actor).toBe(`key:${owner.key_id}`);
     const revoked = entries.find((e) => e.action === "api_key.revoked")!;
     expect(revoked.before).toMatchObject({ role: "member", user: "u1" });

@@ -1,20 +1,11 @@
 import { type ClickHouse, migrate } from "@usage/clickhouse";
-import { createControlFollower, createControlPublisher } from "@usage/control";
 import { createProducer, partitionOf, TOPICS } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
-import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  readTopic,
-  resetTopics,
-  testClickHouse,
-  testKafka,
-  testSecrets,
-  waitFor,
-} from "../../../test/harness/index.js";
+import { startTestApi } from "../../../test/harness/api.js";
+import { readTopic, resetTopics, testClickHouse, testKafka, waitFor } from "../../../test/harness/index.js";
 import { ROUTE_ACCESS } from "./access.js";
-import { createSpendReadModel } from "./read-model.js";
-import { type Api, buildApi, routesOf } from "./server.js";
+import { type Api, routesOf } from "./server.js";
 
 const KEY = "operator-key-for-tests-0123";
 const NOW = Date.parse("2026-11-15T12:00:00Z");
@@ -29,33 +20,9 @@ beforeAll(async () => {
   await migrate(ch.client);
   await resetTopics(kafka);
   // The real read side of an API instance: the control plane's follower and the totals topic, over the test broker.
-  const follower = createControlFollower({ kafka, logger });
-  await follower.start();
-  const reader = createSpendReadModel({ kafka, logger, control: follower, now: () => NOW });
-  await reader.start();
-  const publisher = createControlPublisher({ kafka });
-  await publisher.connect();
-  app = buildApi({
-    secrets: testSecrets,
-    reader,
-    control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
-    keys: follower,
-    clickhouse: ch.client,
-    registry: new Registry(),
-    logger,
-    operatorKey: KEY,
-    // Webhook hosts resolve to a public address here (the sandbox has no DNS); the SSRF checks run as in production.
-    lookup: (_host, _options, callback) => callback(null, [{ address: "93.184.215.14", family: 4 }]),
-    now: () => NOW,
-  });
-  stop = async () => {
-    await publisher.close();
-    await reader.stop();
-    await follower.stop();
-  };
+  ({ app, stop } = await startTestApi({ kafka, clickhouse: ch.client, logger, operatorKey: KEY, now: () => NOW }));
 });
 afterAll(async () => {
-  await app.close();
   await stop();
   await ch.close();
 });
