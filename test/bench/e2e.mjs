@@ -243,6 +243,24 @@ try {
     const background = generateEvents({ seed: 3, count: Number.MAX_SAFE_INTEGER, now: Date.now() });
     const probes = generateEvents({ seed: 4, count: probeUsers * 4, now: Date.now(), orgs: 1, usersPerOrg: 1 });
     let probe = 0;
+    // Allowance freshness under the same load: each probe user's allowance is asked every 10 ms (all pending users in
+    // one round) from when its event is handed to the producer until it answers allowed: false.
+    const allowanceLatencies = [];
+    const pending = new Map();
+    let polling = true;
+    let pollDeadline = Number.POSITIVE_INFINITY;
+    const poller = (async () => {
+      while (polling || pending.size > 0) {
+        await Promise.all(
+          [...pending].map(async ([user, sentMs]) => {
+            const body = await api(`/v1/orgs/org_probe/users/${user}/allowance`).catch(() => undefined);
+            if (body?.allowed === false && pending.delete(user)) allowanceLatencies.push(performance.now() - sentMs);
+          }),
+        );
+        await sleep(10);
+        if (!polling && performance.now() > pollDeadline) break;
+      }
+    })();
     const t0 = performance.now();
     const perTick = Math.max(1, Math.round(rate / 100));
     for (let tick = 0; probe < probeUsers; tick++) {
@@ -252,6 +270,7 @@ try {
         while (e.input_tokens + e.output_tokens === 0) e = probes.next().value;
         const event = { ...e, org_id: "org_probe", user_id: `probe_${probe++}`, occurred_at: new Date().toISOString() };
         sentAt.set(event.event_id, performance.now());
+        pending.set(event.user_id, performance.now());
         await producer.publish(event);
       }
       const wait = t0 + (tick + 1) * 10 - performance.now();
@@ -260,6 +279,9 @@ try {
     await producer.close();
     const deadline = performance.now() + 30_000;
     while (latencies.length < probeUsers && performance.now() < deadline) await sleep(100);
+    pollDeadline = performance.now() + 10_000;
+    polling = false;
+    await poller;
     await consumer.disconnect();
     latencies.sort((a, b) => a - b);
     const ms = (v) => (v === null ? null : Number(v.toFixed(1)));
@@ -272,6 +294,16 @@ try {
       note: "from handing the event to the producer library to the signal arriving on spend.signals.v1 (pricing hop included)",
     };
     console.log("signal latency", result.event_to_cap_signal_ms);
+    allowanceLatencies.sort((a, b) => a - b);
+    result.event_to_allowance_ms = {
+      background_rate_per_s: rate,
+      samples: allowanceLatencies.length,
+      p50: ms(percentile(allowanceLatencies, 50)),
+      p99: ms(percentile(allowanceLatencies, 99)),
+      max: ms(allowanceLatencies.at(-1) ?? null),
+      note: "from handing the event to the producer library to GET …/allowance answering allowed: false (polled every 10 ms; pricing hop included)",
+    };
+    console.log("allowance latency", result.event_to_allowance_ms);
   }
 
   clearInterval(sampler);

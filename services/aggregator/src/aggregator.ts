@@ -11,6 +11,10 @@
  * partition is revoked (every rebalance revokes everything: eager protocol) the state is dropped, and the next
  * assignment loads it again from ClickHouse, which then holds everything any earlier owner wrote.
  *
+ * Batches of one partition run one at a time, in offset order, with that partition's loads, control changes and
+ * forecasts (`exclusive`); batches of different partitions run side by side (kafkajs partitionsConsumedConcurrently),
+ * since their states share nothing and every write below is per org.
+ *
  * Order of work for one batch (steps.ts; one partition, in offset order):
  *   1. decode: a record that does not decode as a priced event, or whose amounts or ids are unusable, goes to
  *      usage.dlq.v1 with its original bytes and reason (acked by all replicas first) and is counted; ids repeated in
@@ -151,11 +155,17 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   let forecaster: NodeJS.Timeout | undefined;
   let stall = 0;
   let onStall: ((phase: "start" | "end") => void) | undefined;
-  // Batches, loads and control changes touch the partition states: they run one at a time.
-  let queue: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = queue.then(work, work);
-    queue = run.catch(() => undefined);
+  // Batches, loads, control changes and forecasts touch a partition's state: on one partition they run one at a
+  // time, in the order they came; different partitions run side by side (their states share nothing), so one
+  // partition's batch does not wait behind another's inserts.
+  const queues = new Map<number, Promise<unknown>>();
+  const exclusive = <T>(partition: number, work: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(partition) ?? Promise.resolve()).then(work, work);
+    const settled = run.catch(() => undefined);
+    queues.set(partition, settled);
+    void settled.then(() => {
+      if (queues.get(partition) === settled) queues.delete(partition);
+    });
     return run;
   };
 
@@ -165,8 +175,10 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     topics: [TOPICS.priced],
     logger: log,
     commit: "after-batch",
-    // Each batch costs a dedup query and two inserts (two new parts) whatever its size: fetch generously.
+    // Each batch costs two inserts (two new parts) whatever its size: fetch generously.
     maxBytesPerPartition: 4 * 1024 * 1024,
+    // Partitions are handled side by side (their states are independent; see `exclusive`).
+    partitionsConsumedConcurrently: 4,
     onFatal: deps.onFatal,
     onAssignment: (assignment, generation) => {
       const mine = new Set(assignment.get(TOPICS.priced) ?? []);
@@ -174,7 +186,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       for (const [p, s] of partitions) {
         if (!mine.has(p) || s.generation !== generation) drop(p);
       }
-      for (const p of mine) void exclusive(() => ensureLoaded(p, generation)).catch(loadFailed(p));
+      for (const p of mine) void exclusive(p, () => ensureLoaded(p, generation)).catch(loadFailed(p));
     },
   });
 
@@ -284,7 +296,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   }
 
   async function handle(batch: ConsumedBatch): Promise<void> {
-    await exclusive(async () => {
+    await exclusive(batch.partition, async () => {
       const started = performance.now();
       const part = await ensureLoaded(batch.partition, batch.generation);
       // Revoked meanwhile: not ours to record; the consumer resolves and commits nothing.
@@ -423,14 +435,18 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     });
     // After the series (see firstUsageBetween): every day with spend then has its first usage.
     const firsts = await firstUsageBetween(deps.clickhouse, { from: monthStart(t), to: nextMonthStart(t) });
-    for (const [p, part] of partitions) {
-      const signals = forecastSignals(part.spend, rows, firsts, t, (orgId) => part.spend.caps(orgId));
-      try {
-        await emit(part, signals);
-      } catch (err) {
-        drop(p);
-        throw err;
-      }
+    for (const p of [...partitions.keys()]) {
+      await exclusive(p, async () => {
+        const part = partitions.get(p);
+        if (!part) return;
+        const signals = forecastSignals(part.spend, rows, firsts, t, (orgId) => part.spend.caps(orgId));
+        try {
+          await emit(part, signals);
+        } catch (err) {
+          drop(p);
+          throw err;
+        }
+      });
     }
   }
 
@@ -444,7 +460,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       await consumer.start(handle);
       if (deps.forecastMs && deps.forecastMs > 0) {
         forecaster = setInterval(() => {
-          void exclusive(forecastNow).catch((err: unknown) => log.warn({ err }, "forecast failed"));
+          void forecastNow().catch((err: unknown) => log.warn({ err }, "forecast failed"));
         }, deps.forecastMs);
         forecaster.unref();
       }
@@ -453,14 +469,16 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     async stop() {
       if (forecaster) clearInterval(forecaster);
       await consumer.stop();
-      await queue;
+      await Promise.all(queues.values());
       for (const p of [...partitions.keys()]) drop(p);
       await producer?.disconnect();
     },
     isHealthy: () => ready && consumer.isHealthy(),
     isReady: () => ready,
     onControlChange: (change) =>
-      exclusive(() => applyControl(change)).catch((err: unknown) => {
+      exclusive(partitionCount === 0 ? -1 : partitionOf(change.org_id, partitionCount), () =>
+        applyControl(change),
+      ).catch((err: unknown) => {
         if (!(err instanceof OwnershipLost))
           log.warn({ err, change }, "control change not applied; the next load reads it");
       }),

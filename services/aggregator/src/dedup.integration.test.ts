@@ -70,7 +70,11 @@ describe("dedupStep with the partition's id filter", () => {
     expect(before.fresh.map((e) => e.event.event_id).sort()).toEqual([...fresh].sort());
 
     seen.refresh();
+    // Written while the load reads (here: before its first page): the new filter must hold it all the same.
+    const whileLoading = randomUUID();
+    seen.add(whileLoading);
     await waitFor("the filter ready", () => seen.ready, 20_000);
+    expect(seen.doubtful(whileLoading, NOW)).toBe(true);
 
     // Ready: the stored ids are all "maybe" (looked up and dropped); of 200 new ones about 1% are looked up.
     const after = await dedupStep(ch.client, seen, batch);

@@ -62,12 +62,16 @@ export interface PartitionState {
  * The filter is read in the background: a partition is usable as soon as it is assigned, and until the filter is
  * ready every id is looked up (as if the filter said "maybe" to all). Past its capacity the filter is rebuilt twice
  * as large, also in the background, the full one answering meanwhile (it never rules out an id it was given, it
- * only says "maybe" more often). Loading 20 M ids took 46 s on the benchmark machine (aggregator-growth.mjs).
+ * only says "maybe" more often). Every id added while a load runs is also kept for the new filter, which takes
+ * over only with them: whichever page of the load an insert landed before or after, the new filter holds its id. Loading 20 M ids took 46 s on the benchmark machine (aggregator-growth.mjs).
  */
 export class SeenIds {
   private filter = new IdFilter(1024);
   private horizon = Number.POSITIVE_INFINITY;
-  private next: IdFilter | undefined;
+  /** Ids added since the running load started (it adds them to its filter before taking over); undefined idle. */
+  private during: string[] | undefined;
+  private load: number | undefined;
+  private loads = 0;
   private stopped = false;
 
   constructor(
@@ -94,38 +98,43 @@ export class SeenIds {
   /** Called with every id about to be inserted. */
   add(id: string): void {
     this.filter.add(id);
-    this.next?.add(id);
+    this.during?.push(id);
   }
 
   /** Starts the first load, or a rebuild when the filter is past its capacity; no-op while one runs. */
   refresh(): void {
-    if (this.stopped || this.next || (this.ready && !this.filter.full)) return;
-    void this.load();
+    if (this.stopped || this.load !== undefined || (this.ready && !this.filter.full)) return;
+    // Claimed before the first await: one load at a time, and every id added from now on is kept for it.
+    const load = ++this.loads;
+    this.load = load;
+    this.during = [];
+    void this.run(load);
   }
 
   /** The partition was dropped: a load in progress stops at its next page. */
   stop(): void {
     this.stopped = true;
-    this.next = undefined;
+    this.load = undefined;
+    this.during = undefined;
   }
 
-  private async load(): Promise<void> {
+  private async run(load: number): Promise<void> {
     const { clickhouse, logger } = this.deps;
     const started = performance.now();
     const horizon = this.deps.now() - (this.deps.backfillDays + 1) * 86_400_000;
     const orgIds = this.deps.orgIds();
     try {
       const held = await countEventsSince(clickhouse, orgIds, horizon);
-      const next = new IdFilter(Math.max(1 << 20, 2 * held));
-      this.next = next;
+      const next = new IdFilter(Math.max(1 << 20, 2 * (held + (this.during?.length ?? 0))));
       await forEachEventIdSince(clickhouse, orgIds, horizon, (ids) => {
-        if (this.next !== next) throw new Error("stopped");
+        if (this.load !== load) throw new Error("stopped");
         for (const id of ids) next.add(id);
       });
-      if (this.next !== next) return;
+      if (this.load !== load) return;
+      // What this member wrote while the load read (its inserts may or may not be in the pages it read).
+      for (const id of this.during ?? []) next.add(id);
       this.filter = next;
       this.horizon = horizon;
-      this.next = undefined;
       logger.info(
         {
           partition: this.deps.partition,
@@ -136,10 +145,15 @@ export class SeenIds {
         "event id filter ready",
       );
     } catch (err) {
-      this.next = undefined;
-      if (this.stopped) return;
-      // Meanwhile every id is looked up; the next batch of the partition starts another load.
-      logger.warn({ err, partition: this.deps.partition }, "event id filter not loaded; looking every id up");
+      if (this.stopped || this.load !== load) return;
+      // Meanwhile the filter in place answers (before the first load: every id is looked up); the next batch of the
+      // partition starts another load.
+      logger.warn({ err, partition: this.deps.partition }, "event id filter not loaded; looking ids up meanwhile");
+    } finally {
+      if (this.load === load) {
+        this.load = undefined;
+        this.during = undefined;
+      }
     }
   }
 }
