@@ -23,6 +23,7 @@ import {
   readTopic,
   resetTopics,
   spawnCli,
+  TEST_SECRET_KEY,
   TOPICS,
   tempDir,
   testBrokers,
@@ -250,6 +251,8 @@ describe("notifier", () => {
       LOG_LEVEL: "warn",
       USAGE_DATA_DIR: dataDir,
       ...(clickhouseUrl ? { CLICKHOUSE_URL: clickhouseUrl, CLICKHOUSE_DATABASE: database } : {}),
+      // The webhook was registered through this test's own API, sealed with the tests' key.
+      USAGE_SECRET_KEY: TEST_SECRET_KEY,
       USAGE_NOTIFIER_GROUP: `test-notifier-a-${now}`,
       USAGE_WEBHOOK_RETRY_BASE_MS: "200",
       USAGE_WEBHOOK_RETRY_MAX_MS: "2000",

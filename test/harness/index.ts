@@ -251,5 +251,8 @@ export async function metricSum(base: string, name: string, labels = ""): Promis
   return total;
 }
 
+/** The tests' secret key (USAGE_SECRET_KEY for a child process that must open what `testSecrets` sealed). */
+export const TEST_SECRET_KEY = Buffer.alloc(32, 7).toString("hex");
+
 /** A secret box for tests (a fixed key): what the API seals, the notifier opens. */
-export const testSecrets = createSecretBox(Buffer.alloc(32, 7));
+export const testSecrets = createSecretBox(Buffer.from(TEST_SECRET_KEY, "hex"));
