@@ -194,7 +194,12 @@ describe("scale-out", () => {
         recorded: await recorded().catch(() => "?"),
         pricing_lag: await lag(groups.pricing, TOPICS.events),
         aggregator_lag: await lag(groups.aggregator, TOPICS.priced),
-        members: aggregator.members.map((m) => m.ownedPartitions()),
+        members: aggregator.members.map((m) => ({
+          loaded: m.ownedPartitions(),
+          assigned: Object.fromEntries(m.consumer.assignment()),
+          healthy: m.isHealthy(),
+          coordinator_answered_ms_ago: Math.round(m.consumer.heartbeatAgeMs()),
+        })),
         pricing_output: pricing.map((p) => p.output().slice(-1500)),
       };
     };

@@ -11,7 +11,7 @@
  * that throws is logged and the follower goes on: one bad listener must not stop every change after it.
  */
 import { randomUUID } from "node:crypto";
-import type { Kafka } from "@usage/kafka";
+import { CONSUMER_METADATA_MAX_AGE_MS, type Kafka } from "@usage/kafka";
 import type { AutoReload, Policy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
@@ -173,6 +173,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
         groupId,
         readUncommitted: false,
         maxWaitTimeInMs: deps.maxWaitTimeMs ?? 50,
+        metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
         sessionTimeout: 30000,
         heartbeatInterval: 3000,
         retry: { retries: 10 },

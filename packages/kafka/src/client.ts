@@ -25,6 +25,14 @@ export interface KafkaOptions {
   socketFactory?: ISocketFactory;
 }
 
+/**
+ * How old a consumer's view of the cluster (partition leaders) may get, in ms. kafkajs refreshes it every 5 minutes by
+ * default and does not refresh it when a fetch fails to connect: after a broker dies, a consumer kept fetching the
+ * partitions it led from the dead address until the refresh, and consumed nothing meanwhile (the scale-out scenario
+ * stalled 3 minutes). Every consumer of the project refreshes it this often instead (one small request).
+ */
+export const CONSUMER_METADATA_MAX_AGE_MS = 5000;
+
 /** One kafkajs client whose log lines go through pino (kafkajs INFO is routine chatter: debug here). */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });

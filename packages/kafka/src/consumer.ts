@@ -1,5 +1,6 @@
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
+import { CONSUMER_METADATA_MAX_AGE_MS } from "./client.js";
 
 export interface ConsumedBatch {
   topic: string;
@@ -85,6 +86,8 @@ export interface BatchConsumer {
 
 /** How long the coordinator keeps a silent member in the group before giving its partitions to others. */
 export const CONSUMER_SESSION_TIMEOUT_MS = 10_000;
+/** How long a member waits for its group coordinator to answer before it replaces its consumer (see the watchdog). */
+export const COORDINATOR_SILENCE_MS = 3 * CONSUMER_SESSION_TIMEOUT_MS;
 
 /** The one consumer abstraction every service uses: batches per partition, explicit commits, read_committed. */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
@@ -105,126 +108,191 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   }
   const revokeAll = () => assign(new Map());
 
+  /**
+   * A kafkajs consumer for the group, running `eachBatch`. Events of a consumer that was replaced (see the watchdog)
+   * are ignored.
+   */
+  async function launch(eachBatch: (batch: ConsumedBatch) => Promise<void>): Promise<void> {
+    const c = options.kafka.consumer({
+      groupId: options.groupId,
+      readUncommitted: false, // read_committed: aborted transactions are never seen downstream
+      maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
+      metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
+      maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
+      // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
+      sessionTimeout: CONSUMER_SESSION_TIMEOUT_MS,
+      // A rebalance waits this long for members to rejoin; a killed member never does.
+      rebalanceTimeout: 15000,
+      heartbeatInterval: 1000,
+      // A batch that fails (ClickHouse refusing writes, a broker away) is fetched and tried again, for several
+      // minutes, before the consumer gives up (onFatal: the service exits and is restarted): an outage of a
+      // dependency is ridden out in place rather than through consumer restarts. The wait between tries stays
+      // under 2 s: kafkajs heartbeats only between tries, and a member silent for half its session timeout stops
+      // delivering (services/notifier/src/ownership.ts).
+      retry: { retries: 200, initialRetryTime: 300, maxRetryTime: 2000 },
+    });
+    c.on(c.events.GROUP_JOIN, (e) => {
+      if (c !== consumer) return;
+      joined = true;
+      crashed = false;
+      answeredAt = performance.now();
+      generation++;
+      const next = new Map<string, number[]>();
+      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+        if (partitions.length > 0)
+          next.set(
+            topic,
+            [...partitions].sort((x, y) => x - y),
+          );
+      }
+      log.info({ generation, assignment: Object.fromEntries(next) }, "partitions assigned");
+      assign(next);
+    });
+    c.on(c.events.HEARTBEAT, () => {
+      if (c !== consumer) return;
+      answeredAt = performance.now();
+    });
+    // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
+    c.on(c.events.REBALANCING, () => {
+      if (c === consumer) revokeAll();
+    });
+    c.on(c.events.CRASH, (e) => {
+      if (c !== consumer) return;
+      revokeAll();
+      crashed = true;
+      joined = false;
+      revokeAll();
+      log.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
+      if (!e.payload.restart) options.onFatal?.(e.payload.error);
+    });
+    c.on(c.events.STOP, () => {
+      if (c !== consumer) return;
+      revokeAll();
+      joined = false;
+      revokeAll();
+    });
+    consumer = c;
+    await c.connect();
+    await c.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+      eachBatch: async (payload: EachBatchPayload) => {
+        const { batch } = payload;
+        if (batch.messages.length === 0) return;
+        const last = batch.messages[batch.messages.length - 1]!;
+        const nextOffset = (BigInt(last.offset) + 1n).toString();
+        lag.set(`${batch.topic}/${batch.partition}`, Number(BigInt(batch.highWatermark) - BigInt(nextOffset)));
+        const fetchedIn = generation;
+        const owned = () =>
+          payload.isRunning() &&
+          !payload.isStale() &&
+          generation === fetchedIn &&
+          (assigned.get(batch.topic)?.includes(batch.partition) ?? false);
+        try {
+          await eachBatch({
+            topic: batch.topic,
+            partition: batch.partition,
+            messages: batch.messages,
+            nextOffset,
+            highWatermark: batch.highWatermark,
+            heartbeat: payload.heartbeat,
+            isRunning: owned,
+            generation: fetchedIn,
+            async ensureOwned() {
+              if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+              try {
+                // Sent unless a heartbeat went out less than heartbeatInterval ago; an evicted member gets
+                // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS here.
+                await payload.heartbeat();
+              } catch (err) {
+                revokeAll();
+                throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
+              }
+              if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+            },
+          });
+        } catch (err) {
+          if (!(err instanceof OwnershipLost)) throw err;
+          log.info({ topic: batch.topic, partition: batch.partition, reason: err.message }, "batch abandoned");
+          // The coordinator's error goes back to kafkajs, which rejoins the group; nothing is resolved or committed.
+          if (err.coordinatorError) throw err.coordinatorError;
+          return;
+        }
+        // A partition taken away mid-batch is not resolved: its next owner starts from the committed offset.
+        if (!payload.isRunning() || payload.isStale()) return;
+        payload.resolveOffset(last.offset);
+        if (options.commit === "after-batch") {
+          await payload.commitOffsetsIfNecessary({
+            topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: nextOffset }] }],
+          });
+        }
+        await payload.heartbeat();
+      },
+    });
+  }
+
+  /**
+   * Watchdog: kafkajs looks its group coordinator up once and keeps asking it; when the broker that was coordinator
+   * dies, every heartbeat and join fails to connect and the member consumes nothing until... never (the scale-out
+   * scenario stalled for minutes with four members on a dead coordinator). A member whose coordinator has not answered
+   * for COORDINATOR_SILENCE_MS (three session timeouts: it has long been evicted anyway) replaces its consumer, which
+   * finds the coordinator afresh; it holds nothing meanwhile.
+   */
+  let handler: ((batch: ConsumedBatch) => Promise<void>) | undefined;
+  let replacing = false;
+  let watchdog: NodeJS.Timeout | undefined;
+  let replacement: Promise<void> = Promise.resolve();
+  function replaceConsumer(): void {
+    if (replacing || stopping || !handler) return;
+    replacing = true;
+    replacement = replace(handler);
+  }
+  async function replace(eachBatch: (batch: ConsumedBatch) => Promise<void>): Promise<void> {
+    const old = consumer;
+    try {
+      log.warn(
+        { silent_ms: Math.round(performance.now() - answeredAt) },
+        "the group coordinator has not answered for too long: reconnecting the consumer",
+      );
+      consumer = undefined;
+      joined = false;
+      revokeAll();
+      // The old consumer may hang leaving a group through a dead coordinator: it gets 10 s, then is left behind (its
+      // events are ignored; anything it still tried to commit is fenced like any stale member's).
+      await Promise.race([old?.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000))]);
+      if (stopping) return;
+      answeredAt = performance.now();
+      await launch(eachBatch);
+    } catch (err) {
+      log.error({ err }, "reconnecting the consumer failed; trying again");
+      answeredAt = performance.now();
+    } finally {
+      replacing = false;
+    }
+  }
+
   return {
     groupId: options.groupId,
     async start(eachBatch) {
-      consumer = options.kafka.consumer({
-        groupId: options.groupId,
-        readUncommitted: false, // read_committed: aborted transactions are never seen downstream
-        maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
-        maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
-        // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.
-        sessionTimeout: CONSUMER_SESSION_TIMEOUT_MS,
-        // A rebalance waits this long for members to rejoin; a killed member never does.
-        rebalanceTimeout: 15000,
-        heartbeatInterval: 1000,
-        // A batch that fails (ClickHouse refusing writes, a broker away) is fetched and tried again, for several
-        // minutes, before the consumer gives up (onFatal: the service exits and is restarted): an outage of a
-        // dependency is ridden out in place rather than through consumer restarts. The wait between tries stays
-        // under 2 s: kafkajs heartbeats only between tries, and a member silent for half its session timeout stops
-        // delivering (services/notifier/src/ownership.ts).
-        retry: { retries: 200, initialRetryTime: 300, maxRetryTime: 2000 },
-      });
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        joined = true;
-        crashed = false;
-        answeredAt = performance.now();
-        generation++;
-        const next = new Map<string, number[]>();
-        for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
-          if (partitions.length > 0)
-            next.set(
-              topic,
-              [...partitions].sort((x, y) => x - y),
-            );
+      handler = eachBatch;
+      await launch(eachBatch);
+      watchdog = setInterval(() => {
+        if (Number.isFinite(answeredAt) && performance.now() - answeredAt > COORDINATOR_SILENCE_MS) {
+          replaceConsumer();
         }
-        log.info({ generation, assignment: Object.fromEntries(next) }, "partitions assigned");
-        assign(next);
-      });
-      consumer.on(consumer.events.HEARTBEAT, () => {
-        answeredAt = performance.now();
-      });
-      // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
-      consumer.on(consumer.events.REBALANCING, revokeAll);
-      consumer.on(consumer.events.CRASH, (e) => {
-        revokeAll();
-        crashed = true;
-        joined = false;
-        revokeAll();
-        log.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
-        if (!e.payload.restart) options.onFatal?.(e.payload.error);
-      });
-      consumer.on(consumer.events.STOP, () => {
-        revokeAll();
-        joined = false;
-        revokeAll();
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-        eachBatch: async (payload: EachBatchPayload) => {
-          const { batch } = payload;
-          if (batch.messages.length === 0) return;
-          const last = batch.messages[batch.messages.length - 1]!;
-          const nextOffset = (BigInt(last.offset) + 1n).toString();
-          lag.set(`${batch.topic}/${batch.partition}`, Number(BigInt(batch.highWatermark) - BigInt(nextOffset)));
-          const fetchedIn = generation;
-          const owned = () =>
-            payload.isRunning() &&
-            !payload.isStale() &&
-            generation === fetchedIn &&
-            (assigned.get(batch.topic)?.includes(batch.partition) ?? false);
-          try {
-            await eachBatch({
-              topic: batch.topic,
-              partition: batch.partition,
-              messages: batch.messages,
-              nextOffset,
-              highWatermark: batch.highWatermark,
-              heartbeat: payload.heartbeat,
-              isRunning: owned,
-              generation: fetchedIn,
-              async ensureOwned() {
-                if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
-                try {
-                  // Sent unless a heartbeat went out less than heartbeatInterval ago; an evicted member gets
-                  // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS here.
-                  await payload.heartbeat();
-                } catch (err) {
-                  revokeAll();
-                  throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
-                }
-                if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
-              },
-            });
-          } catch (err) {
-            if (!(err instanceof OwnershipLost)) throw err;
-            log.info({ topic: batch.topic, partition: batch.partition, reason: err.message }, "batch abandoned");
-            // The coordinator's error goes back to kafkajs, which rejoins the group; nothing is resolved or committed.
-            if (err.coordinatorError) throw err.coordinatorError;
-            return;
-          }
-          // A partition taken away mid-batch is not resolved: its next owner starts from the committed offset.
-          if (!payload.isRunning() || payload.isStale()) return;
-          payload.resolveOffset(last.offset);
-          if (options.commit === "after-batch") {
-            await payload.commitOffsetsIfNecessary({
-              topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: nextOffset }] }],
-            });
-          }
-          await payload.heartbeat();
-        },
-      });
+      }, 1000);
+      watchdog.unref();
     },
     async stop() {
-      if (stopping || !consumer) return;
+      if (watchdog) clearInterval(watchdog);
+      if (stopping) return;
       stopping = true;
       // A member on its way out holds nothing, even while its last batch finishes.
       revokeAll();
-      await consumer.disconnect();
+      await replacement;
+      await consumer?.disconnect();
       joined = false;
     },
     isHealthy() {

@@ -4,9 +4,11 @@
  * spend.totals.v1), as a Kafka Streams GlobalKTable is read. kafkajs needs a consumer group to consume: each
  * follower uses a throwaway group of its own and never commits, so every follower reads everything.
  */
+
 import { randomUUID } from "node:crypto";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
+import { CONSUMER_METADATA_MAX_AGE_MS } from "./client.js";
 
 export interface TopicFollower {
   /** Resolves once every record that existed at start has been handed to `onBatch`. */
@@ -70,6 +72,7 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
       consumer = options.kafka.consumer({
         groupId: `${options.name}-${randomUUID()}`,
         maxWaitTimeInMs: options.maxWaitTimeMs ?? 50,
+        metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
         sessionTimeout: 10000,
         heartbeatInterval: 1000,
       });

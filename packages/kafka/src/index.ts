@@ -1,5 +1,6 @@
 export type { Kafka, KafkaMessage, Message, Producer } from "kafkajs";
 export {
+  CONSUMER_METADATA_MAX_AGE_MS,
   createKafka,
   createTopics,
   ensureTopics,
