@@ -5,8 +5,9 @@
  * usage_events, a batch cut between its two inserts (when a kill lands there: the report counts the repairs, often
  * 0 or 1; the repair itself is tested in packages/clickhouse/src/clickhouse.integration.test.ts) repaired
  * at start, the in-memory state (caps) rebuilt from ClickHouse, and any signal that did not get out emitted again:
- * totals exact, alerts never twice. What the test asserts about the kills: each left more than 1,000 events to do
- * (not yet recorded: behind the aggregator, or still behind pricing — the aggregator catches up with pricing quickly).
+ * totals exact, alerts never twice. What the test asserts about the kills: both land while the aggregator is handling
+ * batches, and the first leaves more than 1,000 events to record (behind the aggregator, or still behind pricing); the
+ * second is reported (a restarted aggregator may have caught up by the time it lands).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { produce, report, settle } from "./harness/checks.js";
@@ -67,7 +68,10 @@ describe("fault: aggregator SIGKILL", () => {
       rollup_repairs: repairs,
       ...results,
     });
-    for (const k of kills) expect(k.lagAtKill, "work left when the aggregator was killed").toBeGreaterThan(1000);
+    // A restarted aggregator swallows the backlog in its first batches (partitions side by side, 4 MB a fetch), so
+    // the second kill may find little left by the time it lands; the first always leaves a backlog.
+    expect(kills[0]!.lagAtKill, "work left when the aggregator was first killed").toBeGreaterThan(1000);
+    expect(kills.map((k) => k.handledBefore).every((n) => n >= 1)).toBe(true);
     expect(p.findings, "services that exited by themselves").toEqual([]);
   });
 });
