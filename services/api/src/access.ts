@@ -41,6 +41,8 @@ export const ROUTE_ACCESS: Record<string, Need> = {
   "GET /v1/orgs/:org/credits/auto-reload": "read",
   "GET /v1/orgs/:org/forecast": "read",
   "GET /v1/orgs/:org/audit": "read",
+  "GET /v1/orgs/:org/usage_report/messages": "read",
+  "GET /v1/orgs/:org/cost_report": "read",
 };
 
 /** What the route may show the caller: `users` set means only those users' rows (a member, a group owner). */

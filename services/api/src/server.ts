@@ -26,6 +26,7 @@ import { actorOf, createAuthenticator, type KeyDirectory, newKey, type Principal
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerForecastRoutes } from "./forecast-routes.js";
+import { registerReportRoutes } from "./report-routes.js";
 import type { SpendReader } from "./read-model.js";
 
 /** A change for the control plane (usage.control.v1): what the API publishes. */
@@ -470,6 +471,7 @@ export function buildApi(deps: ApiDeps) {
     now,
   });
   registerForecastRoutes(app, { clickhouse: deps.clickhouse, reader: deps.reader, authorize, now });
+  registerReportRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerDashboard(app);
 
   return app;
