@@ -5,7 +5,14 @@
  * (being built; see the issue "analytics and interfaces")
  */
 import type { ClickHouseClient } from "@usage/clickhouse";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyRequest,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from "fastify";
 
 export interface ReportRouteDeps {
   clickhouse: ClickHouseClient;
@@ -14,4 +21,7 @@ export interface ReportRouteDeps {
   now: () => number;
 }
 
-export function registerReportRoutes(_app: FastifyInstance, _deps: ReportRouteDeps): void {}
+export function registerReportRoutes<L extends FastifyBaseLogger>(
+  _app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, L>,
+  _deps: ReportRouteDeps,
+): void {}
