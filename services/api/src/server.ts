@@ -26,8 +26,8 @@ import { actorOf, createAuthenticator, type KeyDirectory, newKey, type Principal
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerForecastRoutes } from "./forecast-routes.js";
-import { registerReportRoutes } from "./report-routes.js";
 import type { SpendReader } from "./read-model.js";
+import { registerReportRoutes } from "./report-routes.js";
 
 /** A change for the control plane (usage.control.v1): what the API publishes. */
 export type ControlChangeInput =
