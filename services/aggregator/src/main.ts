@@ -49,7 +49,7 @@ export async function startAggregatorService(deps: {
   const { env } = deps;
   const ownFollower = deps.follower === undefined;
   const follower = deps.follower ?? createControlFollower({ kafka: deps.kafka, logger: deps.logger });
-  const metrics = createAggregatorMetrics(deps.registry);
+  const metrics = createAggregatorMetrics(deps.registry, { group: env.USAGE_AGGREGATOR_GROUP });
   const members: Aggregator[] = [];
   let next = 0;
   const build = (kafka: Kafka = deps.kafka) =>

@@ -1,6 +1,40 @@
+import { TOPICS } from "@usage/kafka";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
-export function createAggregatorMetrics(registry: Registry) {
+/**
+ * Messages between a consumer group's position and a partition's high watermark: one family for every consumer-group
+ * service (pricing, aggregator, notifier), told apart by `group` and `topic`. A registry holds a name once, so the
+ * first service of a process registers it and the others share it (`usagectl start` runs them all in one registry).
+ */
+export const CONSUMER_LAG_METRIC = "usage_consumer_lag_messages";
+
+function consumerLagGauge(registry: Registry): Gauge<"group" | "topic" | "partition"> {
+  const existing = registry.getSingleMetric(CONSUMER_LAG_METRIC);
+  if (existing) return existing as Gauge<"group" | "topic" | "partition">;
+  return new Gauge({
+    name: CONSUMER_LAG_METRIC,
+    help: "Messages between a consumer group's position and the partition's high watermark, as of its last batch",
+    labelNames: ["group", "topic", "partition"],
+    registers: [registry],
+  });
+}
+
+/** The aggregator's consumer group unless USAGE_AGGREGATOR_GROUP says otherwise (env.ts). */
+const DEFAULT_GROUP = "usage-aggregator";
+
+/**
+ * The aggregator's metrics in `registry` (once per registry: its members share them). `group` labels the consumer
+ * lag of usage.priced.v1 (USAGE_AGGREGATOR_GROUP).
+ */
+export function createAggregatorMetrics(registry: Registry, options: { group?: string } = {}) {
+  const group = options.group ?? DEFAULT_GROUP;
+  const lag = consumerLagGauge(registry);
+  const accessViolations = new Counter({
+    name: "usage_aggregator_access_violations_total",
+    help: "Priced usage events of a product the user may not use under the org's product_access policy (still priced and billed)",
+    labelNames: ["product"],
+    registers: [registry],
+  });
   return {
     recorded: new Counter({
       name: "usage_aggregator_events_recorded_total",
@@ -39,12 +73,17 @@ export function createAggregatorMetrics(registry: Registry) {
       labelNames: ["kind"],
       registers: [registry],
     }),
-    lag: new Gauge({
-      name: "usage_aggregator_consumer_lag",
-      help: "Messages between the aggregator's position and the high watermark of usage.priced.v1",
-      labelNames: ["partition"],
-      registers: [registry],
-    }),
+    accessViolations,
+    /** `n` priced events of `product` that the user may not use under the org's product_access policy. */
+    accessViolation(product: string, n = 1): void {
+      if (n > 0) accessViolations.inc({ product }, n);
+    },
+    /** The consumer lag of a partition of usage.priced.v1 (usage_consumer_lag_messages, this group's series). */
+    lag: {
+      set(labels: { partition: string }, messages: number): void {
+        lag.set({ group, topic: TOPICS.priced, partition: labels.partition }, messages);
+      },
+    },
     batchSeconds: new Histogram({
       name: "usage_aggregator_batch_seconds",
       help: "Time to record one batch (dedup check, inserts, signals)",

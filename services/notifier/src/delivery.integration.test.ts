@@ -186,8 +186,12 @@ describe("delivery loop", () => {
     expect(counts).toEqual({ delivered: 1, dead: 3, no_webhook: 1 });
     const text = await registry.metrics();
     expect(text).toMatch(/usage_alert_deliveries_total\{outcome="delivered"\} 1/);
-    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="retry"\} 4/);
-    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="dead"\} 3/);
+    // Failed attempts by category: o_fail's 5xx answers, o_hang's timeouts, o_bad's refused URL.
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="retry",category="http_5xx"\} 2/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="retry",category="timeout"\} 2/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="dead",category="http_5xx"\} 1/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="dead",category="timeout"\} 1/);
+    expect(text).toMatch(/usage_alert_deliveries_total\{outcome="dead",category="url_refused"\} 1/);
     expect(text).toMatch(/usage_alert_deliveries_total\{outcome="no_webhook"\} 1/);
   });
 

@@ -201,7 +201,7 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     for (const v of versions) {
       const outcome = v.state === "retrying" ? "retry" : (v.state as "delivered" | "dead" | "no_webhook");
       counts[outcome]++;
-      deps.metrics.deliveries.inc({ outcome });
+      deps.metrics.delivery(outcome, v.last_error);
       if (v.state === "retrying" || v.state === "dead") {
         failures.push({ alert_id: v.alert_id, org_id: v.org_id, attempt: v.attempts, error: v.last_error });
       }

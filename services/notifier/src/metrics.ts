@@ -1,3 +1,4 @@
+import { TOPICS } from "@usage/kafka";
 import { Counter, Gauge, type Registry } from "prom-client";
 
 const byRegistry = new WeakMap<Registry, NotifierMetrics>();
@@ -5,18 +6,80 @@ const byRegistry = new WeakMap<Registry, NotifierMetrics>();
 /**
  * The notifier's metrics in this registry, created at the first call: every member of a process shares them
  * (prom-client refuses a name registered twice). Counters add up over the members; the consumer lag is per
- * partition, which one member holds at a time; alerts due are per member.
+ * partition, which one member holds at a time; alerts due are per member. `group` (USAGE_NOTIFIER_GROUP) labels the
+ * consumer lag; the first call's is kept.
  */
-export function notifierMetrics(registry: Registry): NotifierMetrics {
+export function notifierMetrics(registry: Registry, options: { group?: string } = {}): NotifierMetrics {
   let metrics = byRegistry.get(registry);
   if (!metrics) {
-    metrics = createNotifierMetrics(registry);
+    metrics = createNotifierMetrics(registry, options);
     byRegistry.set(registry, metrics);
   }
   return metrics;
 }
 
-export function createNotifierMetrics(registry: Registry) {
+/**
+ * Messages between a consumer group's position and a partition's high watermark: one family for every consumer-group
+ * service (pricing, aggregator, notifier), told apart by `group` and `topic`. A registry holds a name once, so the
+ * first service of a process registers it and the others share it (`usagectl start` runs them all in one registry).
+ */
+export const CONSUMER_LAG_METRIC = "usage_consumer_lag_messages";
+
+function consumerLagGauge(registry: Registry): Gauge<"group" | "topic" | "partition"> {
+  const existing = registry.getSingleMetric(CONSUMER_LAG_METRIC);
+  if (existing) return existing as Gauge<"group" | "topic" | "partition">;
+  return new Gauge({
+    name: CONSUMER_LAG_METRIC,
+    help: "Messages between a consumer group's position and the partition's high watermark, as of its last batch",
+    labelNames: ["group", "topic", "partition"],
+    registers: [registry],
+  });
+}
+
+/** The notifier's consumer group unless USAGE_NOTIFIER_GROUP says otherwise (env.ts). */
+const DEFAULT_GROUP = "usage-notifier";
+
+/** A delivery attempt's outcome, as the delivery loop counts it. */
+export type DeliveryOutcome = "delivered" | "retry" | "dead" | "no_webhook";
+
+/**
+ * The failure categories an attempt's `last_error` holds (delivery.ts: `failureCategory`, the answer's status class,
+ * an unreadable secret); a refused URL's message becomes `url_refused`, anything else `other`, so the label's values
+ * stay a short fixed list.
+ */
+const CATEGORIES = new Set([
+  "timeout",
+  "refused",
+  "dns",
+  "tls",
+  "connection_reset",
+  "blocked_address",
+  "network",
+  "http_1xx",
+  "http_3xx",
+  "http_4xx",
+  "http_5xx",
+  "secret_unreadable",
+]);
+
+export function deliveryFailureCategory(lastError: string): string {
+  if (CATEGORIES.has(lastError)) return lastError;
+  if (lastError.startsWith("webhook url refused")) return "url_refused";
+  return "other";
+}
+
+export function createNotifierMetrics(registry: Registry, options: { group?: string } = {}) {
+  const group = options.group ?? DEFAULT_GROUP;
+  const lag = consumerLagGauge(registry);
+  const deliveries = new Counter({
+    name: "usage_alert_deliveries_total",
+    help:
+      "Webhook delivery attempts by outcome (delivered, retry, dead = dead-lettered, no_webhook) and, for a failed" +
+      " attempt (retry, dead), its category: timeout, refused, dns, tls, connection_reset, blocked_address, network," +
+      " http_4xx, http_5xx, url_refused, secret_unreadable, other",
+    labelNames: ["outcome", "category"],
+    registers: [registry],
+  });
   return {
     created: new Counter({
       name: "usage_alerts_created_total",
@@ -35,24 +98,30 @@ export function createNotifierMetrics(registry: Registry) {
       help: "Alerts published on spend.alerts.v1 (republished after an interrupted batch included)",
       registers: [registry],
     }),
-    deliveries: new Counter({
-      name: "usage_alert_deliveries_total",
-      help: "Webhook delivery attempts and their outcome: delivered, retry, dead, no_webhook",
-      labelNames: ["outcome"],
-      registers: [registry],
-    }),
+    deliveries,
+    /**
+     * Counts one delivery attempt: a failed one (retry, dead) by the category its `last_error` holds; delivered and
+     * no_webhook without a category.
+     */
+    delivery(outcome: DeliveryOutcome, lastError = ""): void {
+      if (outcome === "retry" || outcome === "dead") {
+        deliveries.inc({ outcome, category: deliveryFailureCategory(lastError) });
+      } else {
+        deliveries.inc({ outcome });
+      }
+    },
     due: new Gauge({
       name: "usage_alert_deliveries_due",
       help: "Alerts due for a webhook attempt at the last delivery poll, of the orgs the member delivers for",
       labelNames: ["member"],
       registers: [registry],
     }),
-    lag: new Gauge({
-      name: "usage_notifier_consumer_lag",
-      help: "Messages between the notifier's position and the high watermark of spend.signals.v1",
-      labelNames: ["partition"],
-      registers: [registry],
-    }),
+    /** The consumer lag of a partition of spend.signals.v1 (usage_consumer_lag_messages, this group's series). */
+    lag: {
+      set(labels: { partition: string }, messages: number): void {
+        lag.set({ group, topic: TOPICS.signals, partition: labels.partition }, messages);
+      },
+    },
   };
 }
 export type NotifierMetrics = ReturnType<typeof createNotifierMetrics>;

@@ -40,7 +40,7 @@ export function buildNotifier(deps: {
     kafka: deps.kafka,
     clickhouse: deps.clickhouse,
     logger: deps.logger,
-    metrics: notifierMetrics(deps.registry),
+    metrics: notifierMetrics(deps.registry, { group: env.USAGE_NOTIFIER_GROUP }),
     groupId: env.USAGE_NOTIFIER_GROUP,
     retry: {
       baseMs: env.USAGE_WEBHOOK_RETRY_BASE_MS,

@@ -9,6 +9,24 @@ export interface PricingMetrics {
   batchSeconds: Gauge;
 }
 
+/**
+ * Messages between a consumer group's position and a partition's high watermark: one family for every consumer-group
+ * service (pricing, aggregator, notifier), told apart by `group` and `topic`. A registry holds a name once, so the
+ * first service of a process registers it and the others share it (`usagectl start` runs them all in one registry).
+ */
+export const CONSUMER_LAG_METRIC = "usage_consumer_lag_messages";
+
+function consumerLagGauge(registry: Registry): Gauge<"group" | "topic" | "partition"> {
+  const existing = registry.getSingleMetric(CONSUMER_LAG_METRIC);
+  if (existing) return existing as Gauge<"group" | "topic" | "partition">;
+  return new Gauge({
+    name: CONSUMER_LAG_METRIC,
+    help: "Messages between a consumer group's position and the partition's high watermark, as of its last batch",
+    labelNames: ["group", "topic", "partition"],
+    registers: [registry],
+  });
+}
+
 export function createPricingMetrics(registry: Registry): PricingMetrics {
   const existing = registry.getSingleMetric("usage_events_in_total");
   if (existing) throw new Error("pricing metrics are already registered in this registry");
@@ -35,12 +53,7 @@ export function createPricingMetrics(registry: Registry): PricingMetrics {
       labelNames: ["stage"],
       registers: [registry],
     }),
-    lag: new Gauge({
-      name: "usage_consumer_lag",
-      help: "Messages between a consumer group's position and the partition's high watermark",
-      labelNames: ["group", "topic", "partition"],
-      registers: [registry],
-    }),
+    lag: consumerLagGauge(registry),
     batchSeconds: new Gauge({
       name: "usage_pricing_last_batch_seconds",
       help: "Duration of the last priced batch, transaction included",
