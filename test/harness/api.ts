@@ -35,6 +35,7 @@ export async function startTestApi(options: {
     reader,
     control: { publish: (c) => publisher.publish(c), waitFor: (v, ms) => follower.waitFor(v, ms) },
     keys: follower,
+    billing: follower,
     secrets: testSecrets,
     clickhouse: options.clickhouse,
     registry: new Registry(),

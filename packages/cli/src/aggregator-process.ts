@@ -66,6 +66,7 @@ async function run(name: "aggregator" | "api"): Promise<void> {
     port: env.USAGE_API_PORT,
     follower,
     isHealthy,
+    invoiceGraceDays: env.USAGE_INVOICE_GRACE_DAYS,
   });
   // Intake stops first: the API before whatever feeds it.
   shutdown.addFirst("api", () => api.stop());

@@ -162,6 +162,8 @@ export async function startPipeline(deps: {
           name: `usage-api-${i}`,
           now: deps.now,
           isHealthy,
+          // One finalizer per process is enough (finalization is first-record-wins across instances anyway).
+          invoiceGraceDays: i === 0 ? env.USAGE_INVOICE_GRACE_DAYS : undefined,
         }),
       );
     }

@@ -5,7 +5,7 @@
  *
  * Exactness: every figure is count() or sum() at read time. Reads of spend_daily sum over its rows (exact before and
  * after SummingMergeTree merges, schemas/clickhouse/002); reads of usage_events use FINAL (one row per event_id,
- * schemas/clickhouse/001); invoice_lines reads usage_events FINAL itself (schemas/clickhouse/005). Money comes back
+ * schemas/clickhouse/001). Money comes back
  * as Decimal(38, 18) strings and counts as UInt64 strings (see client.ts), never as floating-point numbers.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
@@ -149,7 +149,7 @@ export interface ExportRow {
 /**
  * The spend report (SPEC §8): one row per user × product × base model of the events that occurred in
  * [fromMs, toMs), from usage_events FINAL. user_email and account_uuid are the user's latest non-empty values in the
- * range (by occurred_at, then event_id), the same on each of the user's rows, as in invoice_lines.
+ * range (by occurred_at, then event_id), the same on each of the user's rows.
  */
 export async function exportRows(
   client: ClickHouseClient,
@@ -214,7 +214,6 @@ export interface ReconciliationUserRow {
   user_id: string;
   raw: SourceTotals;
   rollup: SourceTotals;
-  invoice: SourceTotals;
 }
 
 export interface LateEventRow {
@@ -249,9 +248,10 @@ function periodBounds(period: string): { fromMs: number; toMs: number; firstDay:
 }
 
 /**
- * A month's figures from three independent sources, per user: raw (usage_events FINAL: each event once), rollup
- * (spend_daily, summed) and invoice (the invoice_lines view). They agree when every recorded event made it into the
- * rollup exactly once; a difference names the user it is in.
+ * A month's figures from two independent sources, per user: raw (usage_events FINAL: each event once) and rollup
+ * (spend_daily, summed). They agree when every recorded event made it into the rollup exactly once; a difference
+ * names the user it is in. The invoice side (the month's invoice and the adjustments naming it) is the API's
+ * (services/api/src/invoices.ts), from the invoice documents.
  */
 export async function reconciliation(
   client: ClickHouseClient,
@@ -271,9 +271,7 @@ export async function reconciliation(
                    sumIf(requests, source = 'raw') AS raw_requests, sumIf(gross, source = 'raw') AS raw_gross,
                    sumIf(net, source = 'raw') AS raw_net,
                    sumIf(requests, source = 'rollup') AS rollup_requests,
-                   sumIf(gross, source = 'rollup') AS rollup_gross, sumIf(net, source = 'rollup') AS rollup_net,
-                   sumIf(requests, source = 'invoice') AS invoice_requests,
-                   sumIf(gross, source = 'invoice') AS invoice_gross, sumIf(net, source = 'invoice') AS invoice_net
+                   sumIf(gross, source = 'rollup') AS rollup_gross, sumIf(net, source = 'rollup') AS rollup_net
             FROM
             (
                 SELECT 'raw' AS source, user_id, count() AS requests, sum(gross_cost) AS gross, sum(net_cost) AS net
@@ -288,24 +286,17 @@ export async function reconciliation(
                 FROM spend_daily
                 WHERE org_id = {org:String} AND day >= {firstDay:Date} AND day <= {lastDay:Date}
                 GROUP BY user_id
-                UNION ALL
-                SELECT 'invoice' AS source, user_id, sum(requests) AS requests, sum(gross_spend) AS gross,
-                       sum(net_spend) AS net
-                FROM invoice_lines
-                WHERE org_id = {org:String} AND period = {period:String}
-                GROUP BY user_id
             )
             GROUP BY user_id
             ORDER BY user_id ASC`,
     query_params,
     format: "JSONEachRow",
   });
-  type Raw = { user_id: string } & Record<`${"raw" | "rollup" | "invoice"}_${"requests" | "gross" | "net"}`, string>;
+  type Raw = { user_id: string } & Record<`${"raw" | "rollup"}_${"requests" | "gross" | "net"}`, string>;
   const users = (await perUser.json<Raw>()).map((r) => ({
     user_id: r.user_id,
     raw: { requests: r.raw_requests, gross: r.raw_gross, net: r.raw_net },
     rollup: { requests: r.rollup_requests, gross: r.rollup_gross, net: r.rollup_net },
-    invoice: { requests: r.invoice_requests, gross: r.invoice_gross, net: r.invoice_net },
   }));
 
   const late = await client.query({

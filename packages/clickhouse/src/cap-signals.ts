@@ -32,7 +32,8 @@ export type SignalKind =
   | "credits_restored"
   | "credits_reload"
   | "credits_reload_limit"
-  | "forecast";
+  | "forecast"
+  | "limit_requests_digest";
 
 export async function insertCapSignals(client: ClickHouseClient, rows: CapSignalRow[]): Promise<void> {
   if (rows.length === 0) return;

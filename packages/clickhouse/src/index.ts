@@ -76,6 +76,17 @@ export {
 } from "./faults.js";
 export { type DailyNetSpendRow, dailyNetSpend, type FirstUsageRow, firstUsageBetween } from "./forecast.js";
 export { openClickHouse } from "./from-env.js";
+export {
+  type InvoiceDocumentLineRow,
+  type InvoiceDocumentRow,
+  type InvoicedUsageRow,
+  insertInvoiceDocument,
+  invoiceDocument,
+  invoicedUsage,
+  type MonthUsageRow,
+  monthUsage,
+  orgMonthsWithUsage,
+} from "./invoices.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
 export { allOrgIds, insertOrgs } from "./orgs.js";
 export {
@@ -84,6 +95,16 @@ export {
   latestPolicies,
   type PolicyVersionRow,
 } from "./policy-versions.js";
+export {
+  COST_REPORT_GROUPS,
+  type CostReportGroup,
+  type CostReportRow,
+  costReport,
+  USAGE_REPORT_GROUPS,
+  type UsageReportGroup,
+  type UsageReportRow,
+  usageReport,
+} from "./reports.js";
 export {
   insertSpendDaily,
   orgSpend,

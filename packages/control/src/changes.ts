@@ -2,13 +2,27 @@
  * The changes of the control log (usage.control.v1): zod schemas, compaction keys, the wire encoding, and the
  * arithmetic between a record's offset and its version. Pure: no I/O.
  */
+
+import { SEAT_TIERS } from "@usage/events";
 import { TOPICS } from "@usage/kafka";
+import { canonicalMoney, Money } from "@usage/money";
+import { parseDay } from "@usage/periods";
 import { parseAutoReload, parsePolicy, parsePurchase } from "@usage/policy";
 import { z } from "zod";
 
 export const CONTROL_TOPIC = TOPICS.control;
 
-export const CHANGE_KINDS = ["policy", "auto_reload", "credit_purchase", "webhook", "api_key"] as const;
+export const CHANGE_KINDS = [
+  "policy",
+  "auto_reload",
+  "credit_purchase",
+  "webhook",
+  "api_key",
+  "contract",
+  "seat",
+  "limit_request",
+  "invoice_final",
+] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 /** An org id, key id or reference: a key segment, so never a '/' (SPEC §8 ids have none). */
@@ -120,12 +134,103 @@ export const apiKeyChangeSchema = z
     if (c.role === "member" && !c.user) ctx.addIssue({ code: "custom", path: ["user"], message: "required" });
   });
 
+const PRICE = /^\d{1,30}(?:\.\d{1,6})?$/;
+const PCT = /^\d{1,3}(?:\.\d{1,4})?$/;
+const day = z
+  .string()
+  .refine((d) => parseDay(d) !== undefined, "expected a date YYYY-MM-DD")
+  .refine((d) => d >= "2000-01-01" && d <= "2999-12-31", "expected a date from 2000-01-01 to 2999-12-31");
+
+/**
+ * An org's commercial terms (SPEC §13), the operator's alone: the plan (self-serve orgs buy credits that gate usage;
+ * sales-assisted orgs are billed in arrears), the term start (seats are billed annually in advance from it), the
+ * price per seat per month of each tier, and the discount on usage. Normalised: canonical decimals, tiers in order.
+ */
+export const contractSchema = z
+  .object({
+    plan: z.enum(["sales_assisted", "self_serve"], {
+      errorMap: () => ({ message: 'expected "sales_assisted" or "self_serve"' }),
+    }),
+    term_start: day,
+    seat_prices: z
+      .record(
+        z.enum(SEAT_TIERS, { errorMap: () => ({ message: `expected a seat tier: one of ${SEAT_TIERS.join(", ")}` }) }),
+        z.string().regex(PRICE, 'expected USD per seat per month as a decimal string such as "30" or "12.5"'),
+      )
+      .default({}),
+    discount_pct: z
+      .string()
+      .regex(PCT, 'expected a percentage from 0 to 100 as a decimal string such as "12.5"')
+      .refine((s) => new Money(s).lte(100), "expected a percentage from 0 to 100")
+      .default("0"),
+  })
+  .strict()
+  .transform((c) => ({
+    plan: c.plan,
+    term_start: c.term_start,
+    seat_prices: Object.fromEntries(
+      SEAT_TIERS.flatMap((t) => (c.seat_prices[t] === undefined ? [] : [[t, canonicalMoney(c.seat_prices[t]!)]])),
+    ) as Partial<Record<(typeof SEAT_TIERS)[number], string>>,
+    discount_pct: canonicalMoney(c.discount_pct),
+  }));
+export type Contract = z.output<typeof contractSchema>;
+
+/** The org's contract as it now stands (the operator's PUT). */
+export const contractChangeSchema = z.object({ kind: z.literal("contract"), ...common, contract: contractSchema });
+
+/**
+ * A seat assignment (SPEC §13): the user holds a seat of `tier` from `effective_at` on. A change of tier is a new
+ * assignment; every assignment is kept (its own record key), so the history is the log.
+ */
+export const seatChangeSchema = z.object({
+  kind: z.literal("seat"),
+  ...common,
+  user_id: segment,
+  tier: z.enum(SEAT_TIERS),
+  effective_at: z.string().datetime(),
+});
+
+/**
+ * A limit-increase request as it now stands (SPEC §8): filed (`pending`), then `approved` with the limit granted (the
+ * approval also publishes the policy with the user's individual limit) or `denied`.
+ */
+export const limitRequestChangeSchema = z.object({
+  kind: z.literal("limit_request"),
+  ...common,
+  request_id: segment,
+  user_id: segment,
+  status: z.enum(["pending", "approved", "denied"]),
+  note: z.string().max(2000).nullable(),
+  requested_by: z.string().min(1).max(256),
+  requested_at: z.string().datetime(),
+  limit: z.string().nullable(),
+  decided_by: z.string().max(256).nullable(),
+  decided_at: z.string().datetime().nullable(),
+});
+
+/**
+ * A month's invoice was finalized (SPEC §13): the document `finalization_id` (already stored in ClickHouse, with its
+ * lines) is the org's invoice for `period`. The first such record of an org and period in log order is the final
+ * invoice; a later one (two finalizers racing) is ignored, and so is its document.
+ */
+export const invoiceFinalChangeSchema = z.object({
+  kind: z.literal("invoice_final"),
+  ...common,
+  period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, "expected a month YYYY-MM"),
+  finalization_id: segment,
+  number: z.string().min(1).max(64),
+});
+
 const SCHEMAS = {
   policy: policyChangeSchema,
   auto_reload: autoReloadChangeSchema,
   credit_purchase: creditPurchaseChangeSchema,
   webhook: webhookChangeSchema,
   api_key: apiKeyChangeSchema,
+  contract: contractChangeSchema,
+  seat: seatChangeSchema,
+  limit_request: limitRequestChangeSchema,
+  invoice_final: invoiceFinalChangeSchema,
 } as const;
 
 /** Any change (zod union; {@link parseChange} gives the better error). */
@@ -135,6 +240,10 @@ export const changeSchema = z.union([
   creditPurchaseChangeSchema,
   webhookChangeSchema,
   apiKeyChangeSchema,
+  contractChangeSchema,
+  seatChangeSchema,
+  limitRequestChangeSchema,
+  invoiceFinalChangeSchema,
 ]);
 
 export type PolicyChange = z.output<typeof policyChangeSchema>;
@@ -142,7 +251,20 @@ export type AutoReloadChange = z.output<typeof autoReloadChangeSchema>;
 export type CreditPurchaseChange = z.output<typeof creditPurchaseChangeSchema>;
 export type WebhookChange = z.output<typeof webhookChangeSchema>;
 export type ApiKeyChange = z.output<typeof apiKeyChangeSchema>;
-export type Change = PolicyChange | AutoReloadChange | CreditPurchaseChange | WebhookChange | ApiKeyChange;
+export type ContractChange = z.output<typeof contractChangeSchema>;
+export type SeatChange = z.output<typeof seatChangeSchema>;
+export type LimitRequestChange = z.output<typeof limitRequestChangeSchema>;
+export type InvoiceFinalChange = z.output<typeof invoiceFinalChangeSchema>;
+export type Change =
+  | PolicyChange
+  | AutoReloadChange
+  | CreditPurchaseChange
+  | WebhookChange
+  | ApiKeyChange
+  | ContractChange
+  | SeatChange
+  | LimitRequestChange
+  | InvoiceFinalChange;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** What a publisher takes: a change whose `at` defaults to the time of publishing. */
@@ -190,6 +312,16 @@ export function controlKey(change: Change): string {
       return `${change.org_id}/webhook`;
     case "api_key":
       return `${change.org_id}/api_key/${change.key_id}`;
+    case "contract":
+      return `${change.org_id}/contract`;
+    // Every assignment is kept: the seat history is the log. One per user and instant (a same-instant PUT replaces).
+    case "seat":
+      return `${change.org_id}/seat/${change.user_id}/${change.effective_at}`;
+    case "limit_request":
+      return `${change.org_id}/limit_request/${change.request_id}`;
+    // Every finalization is kept, so compaction never leaves a later (losing) one in place of the first.
+    case "invoice_final":
+      return `${change.org_id}/invoice_final/${change.period}/${change.finalization_id}`;
   }
 }
 

@@ -15,7 +15,17 @@ import { CONSUMER_METADATA_MAX_AGE_MS, type Kafka } from "@usage/kafka";
 import type { AutoReload, Policy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
-import { type ApiKeyChange, CONTROL_TOPIC, decodeRecord, type VersionedChange, versionOfOffset } from "./changes.js";
+import {
+  type ApiKeyChange,
+  CONTROL_TOPIC,
+  type ContractChange,
+  decodeRecord,
+  type InvoiceFinalChange,
+  type LimitRequestChange,
+  type SeatChange,
+  type VersionedChange,
+  versionOfOffset,
+} from "./changes.js";
 
 export type ChangeListener = (change: VersionedChange) => void | Promise<void>;
 
@@ -35,6 +45,19 @@ export interface ControlFollower {
   /** The org's API keys, oldest first. */
   apiKeys(orgId: string): ApiKeyState[];
   autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
+  /** The org's contract in force, or undefined (no contract: legacy terms — the policy's discount, no seat fees). */
+  contract(orgId: string): ContractState | undefined;
+  /** Every seat assignment of the org, in effect order (effective_at, then version). */
+  seats(orgId: string): SeatState[];
+  /** Each user's seat tier in force at `atMs` (the latest assignment with effective_at ≤ atMs). */
+  seatTiersAt(orgId: string, atMs: number): Record<string, SeatState["tier"]>;
+  /** The org's limit requests as they now stand, oldest first. */
+  limitRequests(orgId: string): LimitRequestState[];
+  limitRequest(orgId: string, requestId: string): LimitRequestState | undefined;
+  /** The org's final invoice of `period`: the first finalization in log order, or undefined while it is a draft. */
+  invoiceFinal(orgId: string, period: string): InvoiceFinalState | undefined;
+  /** The org's final invoices, by period. */
+  invoiceFinals(orgId: string): InvoiceFinalState[];
   /** Orgs with any change, sorted. */
   orgIds(): string[];
   /** Called for every change in log order, history first when registered before start; returns an unsubscribe. */
@@ -46,6 +69,10 @@ export interface ControlFollower {
 
 /** An API key as the control log last recorded it. */
 export type ApiKeyState = ApiKeyChange & { version: number };
+export type ContractState = ContractChange & { version: number };
+export type SeatState = SeatChange & { version: number };
+export type LimitRequestState = LimitRequestChange & { version: number };
+export type InvoiceFinalState = InvoiceFinalChange & { version: number };
 
 export interface ControlFollowerDeps {
   kafka: Kafka;
@@ -70,6 +97,26 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
   const autoReloads = new Map<string, { settings: AutoReload; version: number }>();
   const orgs = new Set<string>();
   const apiKeys = new Map<string, ApiKeyState>();
+  const contracts = new Map<string, ContractState>();
+  /** org → record key → assignment (a record under the same key replaces the previous one). */
+  const seats = new Map<string, Map<string, SeatState>>();
+  const requests = new Map<string, Map<string, LimitRequestState>>();
+  /** org → period → the first finalization read. */
+  const finals = new Map<string, Map<string, InvoiceFinalState>>();
+  const inner = <V>(outer: Map<string, Map<string, V>>, key: string) => {
+    let m = outer.get(key);
+    if (!m) {
+      m = new Map();
+      outer.set(key, m);
+    }
+    return m;
+  };
+  const seatList = (orgId: string): SeatState[] =>
+    [...(seats.get(orgId)?.values() ?? [])].sort((a, b) =>
+      a.effective_at === b.effective_at
+        ? a.version - b.version
+        : Date.parse(a.effective_at) - Date.parse(b.effective_at),
+    );
   let listeners: ChangeListener[] = [];
   let waiters: Waiter[] = [];
   /** The next offset to apply, which is also the version of the last record read (offset + 1). */
@@ -117,6 +164,17 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
       // A revocation keeps what the key was (role, scope) for listing; a key id never moves to another org.
       const held = apiKeys.get(change.key_id);
       if (!held || held.org_id === change.org_id) apiKeys.set(change.key_id, { ...held, ...change, version });
+    } else if (change.kind === "contract") contracts.set(change.org_id, { ...change, version });
+    else if (change.kind === "seat") inner(seats, change.org_id).set(change.key, { ...change, version });
+    else if (change.kind === "limit_request") {
+      // A request id never moves to another user: a record naming another user for a known id is ignored.
+      const held = requests.get(change.org_id)?.get(change.request_id);
+      if (!held || held.user_id === change.user_id) {
+        inner(requests, change.org_id).set(change.request_id, { ...change, version });
+      }
+    } else if (change.kind === "invoice_final") {
+      const byPeriod = inner(finals, change.org_id);
+      if (!byPeriod.has(change.period)) byPeriod.set(change.period, { ...change, version });
     }
     for (const listener of [...listeners]) {
       try {
@@ -255,6 +313,24 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     apiKey: (keyId) => apiKeys.get(keyId),
     apiKeys: (orgId) => [...apiKeys.values()].filter((k) => k.org_id === orgId).sort((a, b) => a.version - b.version),
     autoReload: (orgId) => autoReloads.get(orgId),
+    contract: (orgId) => contracts.get(orgId),
+    seats: seatList,
+    seatTiersAt(orgId, atMs) {
+      const out = new Map<string, SeatState["tier"]>();
+      for (const s of seatList(orgId)) if (Date.parse(s.effective_at) <= atMs) out.set(s.user_id, s.tier);
+      // fromEntries defines own properties: any user id is a plain key.
+      return Object.fromEntries(out);
+    },
+    limitRequests: (orgId) =>
+      [...(requests.get(orgId)?.values() ?? [])].sort((a, b) =>
+        a.requested_at === b.requested_at
+          ? a.request_id.localeCompare(b.request_id)
+          : Date.parse(a.requested_at) - Date.parse(b.requested_at),
+      ),
+    limitRequest: (orgId, requestId) => requests.get(orgId)?.get(requestId),
+    invoiceFinal: (orgId, period) => finals.get(orgId)?.get(period),
+    invoiceFinals: (orgId) =>
+      [...(finals.get(orgId)?.values() ?? [])].sort((a, b) => (a.period < b.period ? -1 : a.period > b.period ? 1 : 0)),
     orgIds: () => [...orgs].sort(),
     onChange(listener) {
       listeners = [...listeners, listener];

@@ -1,6 +1,6 @@
 /**
  * The control plane (SPEC §12): every control change — policy, auto-reload settings, credit purchase notices,
- * webhook and API key notices — is a record on usage.control.v1, a compacted topic of ONE partition that every
+ * webhook and API key notices, the contract, seat assignments, limit requests and invoice finalizations — is a record on usage.control.v1, a compacted topic of ONE partition that every
  * instance reads in full (a global table, as Kafka Streams' GlobalKTable). Publishers append; every process runs a
  * follower that applies the changes in log order; one recorder group writes the history into ClickHouse.
  *
@@ -28,19 +28,25 @@ export {
   type ChangeInput,
   type ChangeKind,
   CONTROL_TOPIC,
+  type Contract,
+  type ContractChange,
   type CreditPurchaseChange,
   changeSchema,
+  contractSchema,
   controlKey,
   creditPurchaseChangeSchema,
   decodeRecord,
   encodeChange,
+  type InvoiceFinalChange,
   KEY_ROLES,
   type KeyRole,
+  type LimitRequestChange,
   offsetOfVersion,
   type ParseChangeResult,
   type PolicyChange,
   parseChange,
   policyChangeSchema,
+  type SeatChange,
   type VersionedChange,
   versionOfOffset,
   type WebhookChange,
@@ -49,9 +55,13 @@ export {
 export {
   type ApiKeyState,
   type ChangeListener,
+  type ContractState,
   type ControlFollower,
   type ControlFollowerDeps,
   createControlFollower,
+  type InvoiceFinalState,
+  type LimitRequestState,
+  type SeatState,
 } from "./follower.js";
 export { type ControlPublisher, createControlPublisher, InvalidChangeError } from "./publisher.js";
 export { type ControlRecorder, type ControlRecorderDeps, createControlRecorder } from "./recorder.js";

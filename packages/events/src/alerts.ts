@@ -25,4 +25,9 @@ export interface AlertPayload {
   balance?: string;
   /** forecast: the projected month-end spend and the day the limit is projected to be reached. */
   forecast?: { projected: string; daily_rate: string; reaches_limit_on: string | null; method: string };
+  /** limit_requests_digest (one per org per UTC day while any is pending): the pending requests. */
+  limit_requests?: {
+    pending: number;
+    requests: { request_id: string; user_id: string; requested_at: string; note: string | null }[];
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * spend.signals.v1 (a wire contract): the cap, credit and forecast signals the aggregator publishes (JSON, keyed by
+ * spend.signals.v1 (a wire contract): the cap, credit, forecast and limit-request digest signals the aggregator publishes (JSON, keyed by
  * org_id) and the notifier reads. The aggregator builds them with this type; the notifier validates every message
  * with this schema because a consumer does not trust its input: an unreadable message is logged (with its
  * partition and offset), sent to usage.dlq.v1 with its reason, and skipped, never allowed to stop the partition.
@@ -22,6 +22,7 @@ export const SIGNAL_KINDS = [
   "credits_reload",
   "credits_reload_limit",
   "forecast",
+  "limit_requests_digest",
 ] as const;
 export type SignalKind = (typeof SIGNAL_KINDS)[number];
 
@@ -54,6 +55,22 @@ export const capSignalSchema = z
         method: z.string().max(64),
       })
       .optional(),
+    /** limit_requests_digest: how many requests are pending, and the oldest of them (at most 50). */
+    limit_requests: z
+      .object({
+        pending: z.number().int().nonnegative(),
+        requests: z
+          .array(
+            z.object({
+              request_id: z.string().min(1).max(128),
+              user_id: z.string().min(1).max(128),
+              requested_at: z.string().datetime(),
+              note: z.string().max(2000).nullable(),
+            }),
+          )
+          .max(50),
+      })
+      .optional(),
   })
   .refine((s) => s.kind !== "threshold" || s.threshold !== null, {
     path: ["threshold"],
@@ -62,7 +79,11 @@ export const capSignalSchema = z
   .refine(
     (s) => !["credits_exhausted", "credits_restored", "credits_reload"].includes(s.kind) || s.sequence !== undefined,
     { path: ["sequence"], message: "a credit signal carries its sequence number" },
-  );
+  )
+  .refine((s) => s.kind !== "limit_requests_digest" || (s.sequence !== undefined && s.limit_requests !== undefined), {
+    path: ["limit_requests"],
+    message: "a digest carries its day (sequence YYYYMMDD) and the pending requests",
+  });
 export type CapSignal = z.infer<typeof capSignalSchema>;
 
 /**

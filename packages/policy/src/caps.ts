@@ -2,8 +2,9 @@
  * Cap status, thresholds and the caps report (SPEC §5, §7, §8). Pure functions over decimal strings; every amount
  * returned is a canonical decimal string.
  */
-import type { SeatTier } from "@usage/events";
+import type { Product, SeatTier } from "@usage/events";
 import { formatMoney, limitToMoney, type Money, parseMoney } from "@usage/money";
+import { gatesProducts, productsOf } from "./access.js";
 import { effectiveUserLimit, ownValue } from "./limits.js";
 import type { Policy } from "./policy.js";
 
@@ -28,9 +29,11 @@ export interface UserCap {
    * prepaid org's balance is at or below zero, else `null`.
    */
   blocked_by: BlockedBy;
+  /** The products the user may use (SPEC §5), listed when the org's policy gates any product. */
+  products?: Product[];
 }
 
-export type BlockedBy = "user" | "org" | "credits" | null;
+export type BlockedBy = "user" | "org" | "credits" | "access" | null;
 
 export interface CapsReport {
   org: { limit: string | "unlimited" | null; spend: string; status: Status };
@@ -133,8 +136,9 @@ export function userCap(
   orgTotal: string,
   seatTier?: SeatTier,
   creditsExhausted = false,
+  assignedTier?: SeatTier,
 ): UserCap {
-  const effective = effectiveUserLimit(policy, userId, seatTier);
+  const effective = effectiveUserLimit(policy, userId, seatTier, assignedTier);
   const orgLimit = policy.org_limit ?? null;
   const spent = parseMoney(userSpend, "spend");
   const total = parseMoney(orgTotal, "org_total");
@@ -163,8 +167,11 @@ export function evaluateCaps(
   spend: SpendSnapshot,
   seatTiers?: Record<string, SeatTier>,
   creditsExhausted = false,
+  seats?: Record<string, SeatTier>,
 ): CapsReport {
   const ids = new Set<string>(Object.keys(policy.users));
+  for (const id of Object.keys(seats ?? {})) ids.add(id);
+  const listProducts = gatesProducts(policy);
   for (const group of Object.values(policy.groups)) for (const member of group.members) ids.add(member);
   for (const id of Object.keys(spend.users)) ids.add(id);
   const sorted = [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -175,19 +182,31 @@ export function evaluateCaps(
     org: { limit: orgLimit, spend: orgTotal, status: entityStatus(orgTotal, orgLimit, policy.thresholds) },
     // Object.fromEntries defines own properties, so any user id (even "__proto__") is a plain key.
     users: Object.fromEntries(
-      sorted.map((id) => [
-        id,
-        userCap(policy, id, ownValue(spend.users, id) ?? "0", orgTotal, ownValue(seatTiers, id), creditsExhausted),
-      ]),
+      sorted.map((id) => {
+        const cap = userCap(
+          policy,
+          id,
+          ownValue(spend.users, id) ?? "0",
+          orgTotal,
+          ownValue(seatTiers, id),
+          creditsExhausted,
+          ownValue(seats, id),
+        );
+        return [id, listProducts ? { ...cap, products: productsOf(policy, id) } : cap];
+      }),
     ),
   };
 }
 
 /**
  * The pre-request check: allowed exactly when nothing blocks the user, which is exactly when the user's status (from
- * {@link userCap}) is not `blocked`.
+ * {@link userCap}) is not `blocked`. `accessDenied`: the product asked about is closed to the user (SPEC §5), which
+ * is checked before caps: then `blocked_by` is `"access"` whatever the caps say.
  */
-export function allowanceFor(cap: UserCap): Allowance {
+export function allowanceFor(cap: UserCap, accessDenied = false): Allowance {
+  if (accessDenied) {
+    return { allowed: false, limit: cap.limit, spend: cap.spend, remaining: cap.remaining, blocked_by: "access" };
+  }
   return {
     allowed: cap.blocked_by === null,
     limit: cap.limit,

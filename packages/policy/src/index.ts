@@ -1,3 +1,4 @@
+export { gatesProducts, productAllowed, productsOf } from "./access.js";
 export {
   type Allowance,
   allowanceFor,

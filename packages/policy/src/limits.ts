@@ -26,9 +26,17 @@ export function ownValue<T>(record: Readonly<Record<string, T>> | undefined, key
   return record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-/** The user's seat tier: `users[u].seat_tier` where given, else the tier on the user's latest event. */
-export function userSeatTier(policy: Policy, userId: string, latestSeatTier?: SeatTier): SeatTier | undefined {
-  return ownValue(policy.users, userId)?.seat_tier ?? latestSeatTier;
+/**
+ * The user's seat tier (SPEC §5): the seat assigned to them (§13) where there is one, else `users[u].seat_tier` where
+ * given, else the tier on the user's latest event.
+ */
+export function userSeatTier(
+  policy: Policy,
+  userId: string,
+  latestSeatTier?: SeatTier,
+  assignedTier?: SeatTier,
+): SeatTier | undefined {
+  return assignedTier ?? ownValue(policy.users, userId)?.seat_tier ?? latestSeatTier;
 }
 
 function candidate(limit: LimitValue, source: Candidate["source"]): Candidate {
@@ -71,9 +79,15 @@ function pick(candidates: readonly Candidate[], highest: boolean): Candidate | u
  *   `"unlimited"`, the source is the individual level if set, else the first group by name, else the seat tier.
  * - No candidate at all: `{ limit: null, source: "none" }`.
  *
- * `latestSeatTier` is the tier on the user's latest event; `users[u].seat_tier` takes precedence over it.
+ * `latestSeatTier` is the tier on the user's latest event; `users[u].seat_tier` takes precedence over it, and the
+ * seat assigned to the user (`assignedTier`) over both.
  */
-export function effectiveUserLimit(policy: Policy, userId: string, latestSeatTier?: SeatTier): EffectiveLimit {
+export function effectiveUserLimit(
+  policy: Policy,
+  userId: string,
+  latestSeatTier?: SeatTier,
+  assignedTier?: SeatTier,
+): EffectiveLimit {
   const individualLimit = ownValue(policy.users, userId)?.limit;
   const individual = individualLimit === undefined ? undefined : candidate(individualLimit, "individual");
   if (policy.mode === "override" && individual !== undefined) {
@@ -81,7 +95,7 @@ export function effectiveUserLimit(policy: Policy, userId: string, latestSeatTie
   }
 
   const candidates = groupCandidates(policy, userId);
-  const tier = seatTierCandidate(policy, userSeatTier(policy, userId, latestSeatTier));
+  const tier = seatTierCandidate(policy, userSeatTier(policy, userId, latestSeatTier, assignedTier));
   if (tier !== undefined) candidates.push(tier);
 
   const best =

@@ -11,7 +11,9 @@ const SPEC_EXAMPLE = {
   org_limit: "5000",
   seat_tier_limits: { chat: "20", chat_code: "85" },
   groups: { engineering: { limit: "200", members: ["u1", "u2"] } },
-  users: { u1: { limit: "unlimited", seat_tier: "chat_code" } },
+  users: { u1: { limit: "unlimited", seat_tier: "chat_code" }, u3: { products: ["claude_code"] } },
+  product_access: { claude_code: ["engineering"] },
+  limit_requests: "enabled",
 };
 
 function errorsOf(input: unknown, orgId?: string) {
@@ -37,6 +39,8 @@ describe("defaultPolicy", () => {
       seat_tier_limits: {},
       groups: {},
       users: {},
+      product_access: {},
+      limit_requests: "enabled",
     });
   });
 
@@ -201,5 +205,23 @@ describe("a discount that is not a decimal", () => {
     const r = parsePolicy({ org_id: "o", discount_pct: discount }, "o");
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.errors.map((e) => e.path)).toContain("discount_pct");
+  });
+});
+
+describe("product access and limit requests (SPEC §5, §8)", () => {
+  it("refuses a product gated by a group the policy does not have, an unknown product, and a bad switch", () => {
+    expect(errorsOf({ org_id: "o", product_access: { claude_code: ["enginering"] } })).toEqual([
+      { path: "product_access.claude_code[0]", message: 'unknown group "enginering" (not in groups)' },
+    ]);
+    expect(errorsOf({ org_id: "o", product_access: { api: [] } })[0]).toMatchObject({ path: "product_access.api" });
+    expect(errorsOf({ org_id: "o", users: { u1: { products: ["chatt"] } } })[0]?.path).toBe("users.u1.products[0]");
+    expect(errorsOf({ org_id: "o", limit_requests: "off" })).toEqual([
+      { path: "limit_requests", message: 'expected "enabled" or "disabled"' },
+    ]);
+  });
+
+  it("normalises grants in product order without duplicates", () => {
+    const p = policyOf({ org_id: "o", users: { u1: { products: ["cowork", "chat", "cowork"] } } });
+    expect(p.users.u1).toEqual({ products: ["chat", "cowork"] });
   });
 });

@@ -2,7 +2,7 @@
  * The org spend policy of SPEC §5: validation (zod) and defaults. The parsed policy is normalised: every decimal
  * is canonical (`"20.50"` → `"20.5"`), thresholds are sorted ascending, group members are de-duplicated.
  */
-import { SEAT_TIERS, type SeatTier } from "@usage/events";
+import { PRODUCTS, type Product, SEAT_TIERS, type SeatTier } from "@usage/events";
 import { canonicalLimit, canonicalMoney, Money } from "@usage/money";
 import { z } from "zod";
 
@@ -19,7 +19,14 @@ export interface Policy {
   org_limit?: LimitValue;
   seat_tier_limits: Partial<Record<SeatTier, LimitValue>>;
   groups: Record<string, { limit?: LimitValue; members: string[] }>;
-  users: Record<string, { limit?: LimitValue; seat_tier?: SeatTier }>;
+  users: Record<string, { limit?: LimitValue; seat_tier?: SeatTier; products?: Product[] }>;
+  /**
+   * Products open only to members of the groups named (SPEC §5); a product not listed is open to everyone. A user may
+   * be granted more with `users[u].products`.
+   */
+  product_access: Partial<Record<Product, string[]>>;
+  /** Whether members may file limit-increase requests (SPEC §8); `"disabled"` refuses new ones. */
+  limit_requests: "enabled" | "disabled";
 }
 
 export interface PolicyError {
@@ -49,6 +56,8 @@ export function defaultPolicy(orgId: string): Policy {
     seat_tier_limits: {},
     groups: {},
     users: {},
+    product_access: {},
+    limit_requests: "enabled",
   };
 }
 
@@ -127,7 +136,26 @@ const group = z
   })
   .strict();
 
-const user = z.object({ limit: limitValue.optional(), seat_tier: seatTier.optional() }).strict();
+const product = z.enum(PRODUCTS, {
+  errorMap: () => ({ message: `expected a product: one of ${PRODUCTS.join(", ")}` }),
+});
+
+const user = z
+  .object({
+    limit: limitValue.optional(),
+    seat_tier: seatTier.optional(),
+    products: z.array(product, { invalid_type_error: "expected an array of products" }).optional(),
+  })
+  .strict();
+
+const productAccess = z
+  .object(
+    Object.fromEntries(
+      PRODUCTS.map((p) => [p, z.array(name("group name"), { invalid_type_error: "expected an array of group names" })]),
+    ) as Record<Product, z.ZodArray<ReturnType<typeof name>>>,
+  )
+  .partial()
+  .strict();
 
 const policySchema = z
   .object({
@@ -147,6 +175,10 @@ const policySchema = z
     seat_tier_limits: seatTierLimits.default({}),
     groups: z.record(name("group name"), group, { invalid_type_error: "expected an object of groups" }).default({}),
     users: z.record(name("user id"), user, { invalid_type_error: "expected an object of users" }).default({}),
+    product_access: productAccess.default({}),
+    limit_requests: z
+      .enum(["enabled", "disabled"], { errorMap: () => ({ message: 'expected "enabled" or "disabled"' }) })
+      .default("enabled"),
   })
   .strict();
 
@@ -207,6 +239,16 @@ export function parsePolicy(input: unknown, orgId?: string): ParsePolicyResult {
       seen.add(canonical);
     });
   }
+  if (data !== undefined) {
+    // A product gated by a group that does not exist would be closed to everyone without saying why: a typo.
+    for (const [p, groups] of Object.entries(data.product_access)) {
+      (groups ?? []).forEach((g, i) => {
+        if (!Object.hasOwn(data.groups, g)) {
+          errors.push({ path: `product_access.${p}[${i}]`, message: `unknown group "${g}" (not in groups)` });
+        }
+      });
+    }
+  }
   if (errors.length > 0 || data === undefined) return { ok: false, errors };
 
   const thresholds = data.thresholds.map((t) => canonicalMoney(t));
@@ -234,13 +276,21 @@ export function parsePolicy(input: unknown, orgId?: string): ParsePolicyResult {
     ),
     users: Object.fromEntries(
       Object.entries(data.users).map(([userId, u]) => {
-        const entry: { limit?: LimitValue; seat_tier?: SeatTier } = {};
+        const entry: { limit?: LimitValue; seat_tier?: SeatTier; products?: Product[] } = {};
         const limit = canonLimit(u.limit);
         if (limit !== undefined) entry.limit = limit;
         if (u.seat_tier !== undefined) entry.seat_tier = u.seat_tier;
+        if (u.products !== undefined) entry.products = PRODUCTS.filter((p) => u.products!.includes(p));
         return [userId, entry];
       }),
     ),
+    product_access: Object.fromEntries(
+      PRODUCTS.flatMap((p) => {
+        const groups = data.product_access[p];
+        return groups === undefined ? [] : [[p, [...new Set(groups)]]];
+      }),
+    ),
+    limit_requests: data.limit_requests,
   };
   if (data.org_limit !== undefined) policy.org_limit = canonicalLimit(data.org_limit);
   return { ok: true, policy };

@@ -50,6 +50,8 @@ const policyArb: fc.Arbitrary<Policy> = fc
       seat_tier_limits: {},
       groups: {},
       users: {},
+      product_access: {},
+      limit_requests: "enabled",
     };
     if (r.org_limit !== undefined) policy.org_limit = r.org_limit;
     SEAT_TIERS.forEach((t, i) => {

@@ -4,6 +4,7 @@
  */
 import type { SeatTier } from "@usage/events";
 import { parseMoney } from "@usage/money";
+import { productAllowed } from "./access.js";
 import { type Allowance, allowanceFor, type CapsReport, evaluateCaps, userCap } from "./caps.js";
 import type { Policy } from "./policy.js";
 
@@ -17,6 +18,8 @@ export interface OrgSnapshot {
   seatTiers: Record<string, SeatTier>;
   /** A prepaid org's balance; undefined for an org without credits. */
   creditBalance?: string;
+  /** The seat assigned to each user now (SPEC §13): it decides the user's seat tier before anything else. */
+  seats?: Record<string, SeatTier>;
 }
 
 function creditsExhausted(s: OrgSnapshot): boolean {
@@ -26,14 +29,16 @@ function creditsExhausted(s: OrgSnapshot): boolean {
 /** `GET …/caps`: every user's cap and the org's; a prepaid org also gets its credits line. */
 export function snapshotCaps(s: OrgSnapshot): CapsReport {
   const exhausted = creditsExhausted(s);
-  const report = evaluateCaps(s.policy, { org_total: s.orgTotal, users: s.users }, s.seatTiers, exhausted);
+  const report = evaluateCaps(s.policy, { org_total: s.orgTotal, users: s.users }, s.seatTiers, exhausted, s.seats);
   if (s.creditBalance === undefined) return report;
   return { ...report, credits: { balance: s.creditBalance, status: exhausted ? "blocked" : "ok" } };
 }
 
-/** `GET …/users/{user}/allowance`. */
-export function snapshotAllowance(s: OrgSnapshot, userId: string): Allowance {
+/** `GET …/users/{user}/allowance?product=`: access to the product (when given) first, then caps. */
+export function snapshotAllowance(s: OrgSnapshot, userId: string, product?: string): Allowance {
   const own = Object.hasOwn(s.users, userId) ? s.users[userId]! : "0";
   const tier = Object.hasOwn(s.seatTiers, userId) ? s.seatTiers[userId] : undefined;
-  return allowanceFor(userCap(s.policy, userId, own, s.orgTotal, tier, creditsExhausted(s)));
+  const assigned = s.seats && Object.hasOwn(s.seats, userId) ? s.seats[userId] : undefined;
+  const cap = userCap(s.policy, userId, own, s.orgTotal, tier, creditsExhausted(s), assigned);
+  return allowanceFor(cap, product !== undefined && !productAllowed(s.policy, userId, product));
 }

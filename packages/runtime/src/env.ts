@@ -124,6 +124,13 @@ export const baseEnvSchema = z.object({
     .min(1, "expected requests per minute (1-10000000)")
     .max(10_000_000, "expected requests per minute (1-10000000)")
     .default(120_000),
+  // Days after a month ends before its invoices finalize on their own (SPEC §13); 0 finalizes as soon as it ends.
+  USAGE_INVOICE_GRACE_DAYS: z.coerce
+    .number({ invalid_type_error: "expected a whole number of days (0-60)" })
+    .int("expected a whole number of days (0-60)")
+    .min(0, "expected a whole number of days (0-60)")
+    .max(60, "expected a whole number of days (0-60)")
+    .default(3),
   // SSRF guard (@usage/webhooks address.ts): false refuses webhook hosts that resolve to loopback, private,
   // link-local or metadata addresses, and plain http; true is for local development and tests only.
   USAGE_WEBHOOK_ALLOW_PRIVATE: z

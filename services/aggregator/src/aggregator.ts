@@ -68,7 +68,7 @@ import {
   insertCreditEntries,
   reloadedInPeriod,
 } from "@usage/clickhouse";
-import { type OrgTotals, type PricedUsageEvent, type TotalsRecord, totalsKey } from "@usage/events";
+import { type OrgTotals, type PricedUsageEvent, type SeatTier, type TotalsRecord, totalsKey } from "@usage/events";
 import {
   type BatchConsumer,
   type ConsumedBatch,
@@ -81,20 +81,31 @@ import {
   partitionOf,
   TOPICS,
 } from "@usage/kafka";
-import { dayOf, monthStart, nextMonthStart } from "@usage/periods";
-import type { Allowance, AutoReload, CapsReport, Policy } from "@usage/policy";
+import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
+import { type Allowance, type AutoReload, type CapsReport, type Policy, productAllowed } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import { accountFromSummary, type CreditView, creditView } from "./credits.js";
 import { forecastSignals } from "./forecasts.js";
 import type { AggregatorMetrics } from "./metrics.js";
-import { loadPartition, type PartitionState } from "./partition.js";
-import { type CapSignal, signalMessage, signalRow, toSignal } from "./signals.js";
+import { applyTerms, loadPartition, type PartitionState } from "./partition.js";
+import { type CapSignal, signalId, signalMessage, signalRow, toSignal } from "./signals.js";
 import { accountStep, decodeStep, dedupStep, evaluateStep, recordStep, stepCredits } from "./steps.js";
 
 /** What the aggregator needs of the control plane (the process's follower of usage.control.v1). */
 export interface ControlView {
   policy(orgId: string): { policy: Policy; version: number } | undefined;
   autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
+  contract?(
+    orgId: string,
+  ): { contract: { plan: "sales_assisted" | "self_serve"; discount_pct: string }; version: number } | undefined;
+  seats?(orgId: string): { user_id: string; tier: SeatTier; effective_at: string }[];
+  limitRequests?(orgId: string): {
+    request_id: string;
+    user_id: string;
+    status: string;
+    requested_at: string;
+    note: string | null;
+  }[];
   /** Orgs with any control change (a policy, a purchase…), used or not. */
   orgIds(): string[];
 }
@@ -117,6 +128,8 @@ export interface AggregatorDeps {
   /** This member's index in its process (logs). */
   member?: number;
   now?: () => number;
+  /** How often pending limit requests are checked for the day's digest (default 60 s; a request filed is at once). */
+  digestMs?: number;
   /** How often forecasts run (forecasts.ts). 0 or unset disables them. */
   forecastMs?: number;
   onFatal?: (err: Error) => void;
@@ -153,6 +166,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   let ready = false;
   let producer: Producer | undefined;
   let forecaster: NodeJS.Timeout | undefined;
+  let digester: NodeJS.Timeout | undefined;
   let stall = 0;
   let onStall: ((phase: "start" | "end") => void) | undefined;
   // Batches, loads, control changes and forecasts touch a partition's state: on one partition they run one at a
@@ -215,6 +229,8 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       logger: log,
     });
     // Anything a previous owner computed but did not get out (a crash, a revoked batch), and totals as loaded.
+    // Today's limit-requests digests too: a restart or a new owner sends them again and the notifier keeps one.
+    loaded.signals.push(...digestSignals(loaded.state, loaded.state.spend.orgIds(), now()));
     await emit(loaded.state, loaded.signals, loaded.entries);
     await publishTotals(loaded.state, loaded.state.spend.orgIds(), "0");
     partitions.set(p, loaded.state);
@@ -357,6 +373,10 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
 
     const m = deps.metrics;
     m.recorded.inc(fresh.length);
+    // Usage of a product closed to the user (SPEC §5) happened: it is priced and billed, and counted here.
+    for (const { event: e } of fresh) {
+      if (!productAllowed(part.spend.org(e.org_id).policy, e.user_id, e.product)) m.accessViolation(e.product);
+    }
     if (duplicates > 0) m.duplicates.inc(duplicates);
     if (recorded.late > 0) m.late.inc(recorded.late);
     const recordedAt = Date.now();
@@ -404,6 +424,14 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       org.autoReload = { settings: a.settings, version: a.version };
       log.info({ org_id: change.org_id, version: a.version }, "auto-reload settings applied");
       ({ signals, entries } = stepCredits(held, [change.org_id], new Map(), t));
+    } else if (change.kind === "contract" || change.kind === "seat") {
+      // A seat decides a user's tier (and so a limit); a contract's plan decides whether credits gate usage.
+      applyTerms(held.spend, deps.control, change.org_id);
+      signals = held.spend.evaluate(change.org_id).map((tr) => toSignal(tr, null, t));
+      log.info({ org_id: change.org_id, kind: change.kind, version: change.version }, "terms applied");
+    } else if (change.kind === "limit_request") {
+      signals = digestSignals(held, [change.org_id], t);
+      if (signals.length === 0) return;
     } else if (change.kind === "credit_purchase") {
       // The API stored the ledger entry before it published the change: the account is read again, on notice.
       const [summary] = await creditSummaries(deps.clickhouse, change.org_id);
@@ -421,6 +449,79 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     } catch (err) {
       drop(p);
       throw err;
+    }
+  }
+
+  /**
+   * The limit-requests digest (SPEC §8): one `limit_requests_digest` signal per org and UTC day while any request is
+   * pending. Its id is derived from (org, day), so the notifier makes one alert of it whatever restarts and replays
+   * send it again; the day is also kept in memory so a member sends it once per day of its own.
+   */
+  function digestSignals(part: PartitionState, orgIds: Iterable<string>, t: number): CapSignal[] {
+    const out: CapSignal[] = [];
+    const day = dayOf(t);
+    for (const orgId of orgIds) {
+      const pending = (deps.control.limitRequests?.(orgId) ?? []).filter((r) => r.status === "pending");
+      const org = part.spend.org(orgId);
+      if (pending.length === 0 || org.digestDay === day) continue;
+      org.digestDay = day;
+      const caps = part.spend.caps(orgId);
+      const period = periodOf(t);
+      const sequence = Number(day.replaceAll("-", ""));
+      const entity = { type: "org" as const, id: orgId };
+      out.push({
+        signal_id: signalId({
+          orgId,
+          entity,
+          period,
+          kind: "limit_requests_digest",
+          threshold: null,
+          policyVersion: org.policyVersion,
+          sequence,
+        }),
+        org_id: orgId,
+        entity,
+        period,
+        kind: "limit_requests_digest",
+        threshold: null,
+        limit: caps.org.limit,
+        spend: caps.org.spend,
+        status: caps.org.status,
+        previous_status: caps.org.status,
+        policy_version: org.policyVersion,
+        cause_event_id: null,
+        created_at: new Date(t).toISOString(),
+        sequence,
+        limit_requests: {
+          pending: pending.length,
+          requests: pending.slice(0, 50).map((r) => ({
+            request_id: r.request_id,
+            user_id: r.user_id,
+            requested_at: r.requested_at,
+            note: r.note,
+          })),
+        },
+      });
+    }
+    return out;
+  }
+
+  /** Emits the digests due now, for the partitions held (a day that turns while requests are pending). */
+  async function digestNow(): Promise<void> {
+    const t = now();
+    for (const p of [...partitions.keys()]) {
+      await exclusive(p, async () => {
+        const part = partitions.get(p);
+        if (!part) return;
+        const signals = digestSignals(part, part.spend.orgIds(), t);
+        if (signals.length === 0) return;
+        try {
+          await emit(part, signals);
+        } catch (err) {
+          drop(p);
+          throw err;
+        }
+      });
     }
   }
 
@@ -464,10 +565,15 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
         }, deps.forecastMs);
         forecaster.unref();
       }
+      digester = setInterval(() => {
+        void digestNow().catch((err: unknown) => log.warn({ err }, "limit-requests digest failed"));
+      }, deps.digestMs ?? 60_000);
+      digester.unref();
       log.info({ group: deps.groupId, partitions: partitionCount }, "aggregator member started");
     },
     async stop() {
       if (forecaster) clearInterval(forecaster);
+      if (digester) clearInterval(digester);
       await consumer.stop();
       await Promise.all(queues.values());
       for (const p of [...partitions.keys()]) drop(p);

@@ -158,6 +158,19 @@ export class SeenIds {
   }
 }
 
+/** The org's contract terms and seat assignments as the control plane holds them now. */
+export function applyTerms(spend: SpendState, control: ControlView, orgId: string): void {
+  const c = control.contract?.(orgId);
+  spend.setContract(
+    orgId,
+    c ? { plan: c.contract.plan, discount_pct: c.contract.discount_pct, version: c.version } : undefined,
+  );
+  spend.setSeats(
+    orgId,
+    (control.seats?.(orgId) ?? []).map((s) => ({ user_id: s.user_id, tier: s.tier, at: Date.parse(s.effective_at) })),
+  );
+}
+
 export async function loadPartition(deps: {
   clickhouse: ClickHouseClient;
   control: ControlView;
@@ -184,6 +197,7 @@ export async function loadPartition(deps: {
     if (policy) spend.setPolicy(orgId, policy.policy, policy.version);
     const autoReload = deps.control.autoReload(orgId);
     if (autoReload) spend.org(orgId).autoReload = { settings: autoReload.settings, version: autoReload.version };
+    applyTerms(spend, deps.control, orgId);
   }
   const t = deps.now();
   // The current month, and the next one: an event may be up to 5 minutes ahead at a month's end.

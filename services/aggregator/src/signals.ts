@@ -8,7 +8,12 @@ import type { EntityTransition } from "./state.js";
 export type { CapSignal };
 
 /** Signals told apart by a sequence number rather than a threshold or a policy version. */
-const SEQUENCED: ReadonlySet<SignalKind> = new Set(["credits_exhausted", "credits_restored", "credits_reload"]);
+const SEQUENCED: ReadonlySet<SignalKind> = new Set([
+  "credits_exhausted",
+  "credits_restored",
+  "credits_reload",
+  "limit_requests_digest",
+]);
 
 /**
  * The signal id is derived from what the signal is, not when it was made: a threshold once per entity and period;

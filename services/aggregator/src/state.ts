@@ -45,6 +45,12 @@ export interface OrgState {
   autoReload?: { settings: AutoReload; version: number };
   /** period → entity keys a forecast signal was emitted for. */
   forecasts: Map<string, Set<string>>;
+  /** The contract's terms that matter here (SPEC §13): its plan (credits gate only self-serve usage) and discount. */
+  contract?: { plan: "sales_assisted" | "self_serve"; discount_pct: string; version: number };
+  /** Seat assignments (SPEC §13), in effect order: the seat tier in force decides a user's tier before the rest. */
+  seats: { user_id: string; tier: SeatTier; at: number }[];
+  /** The UTC day (YYYY-MM-DD) a limit-requests digest was last emitted for. */
+  digestDay?: string;
 }
 
 export interface EntityTransition extends Transition {
@@ -55,6 +61,9 @@ export interface EntityTransition extends Transition {
   spend: string;
   policyVersion: number;
 }
+
+const ownTier = (tiers: Record<string, SeatTier>, userId: string) =>
+  Object.hasOwn(tiers, userId) ? tiers[userId] : undefined;
 
 export class SpendState {
   private readonly orgs = new Map<string, OrgState>();
@@ -72,6 +81,7 @@ export class SpendState {
         seatTiers: new Map(),
         marks: new Map(),
         forecasts: new Map(),
+        seats: [],
       };
       this.orgs.set(orgId, s);
     }
@@ -147,6 +157,29 @@ export class SpendState {
     org.policyVersion = version;
   }
 
+  setContract(orgId: string, contract: OrgState["contract"]): void {
+    this.org(orgId).contract = contract;
+  }
+
+  /** Replaces the org's seat assignments (every one, in effect order). */
+  setSeats(orgId: string, seats: OrgState["seats"]): void {
+    this.org(orgId).seats = seats;
+  }
+
+  /** The discount on usage recorded now: the contract's, else the policy's (set before contracts existed). */
+  discountOf(orgId: string): string {
+    const org = this.org(orgId);
+    return org.contract?.discount_pct ?? org.policy.discount_pct;
+  }
+
+  /** Each user's assigned seat tier now. */
+  private assigned(org: OrgState): Record<string, SeatTier> {
+    const t = this.now();
+    const out = new Map<string, SeatTier>();
+    for (const s of org.seats) if (s.at <= t) out.set(s.user_id, s.tier);
+    return Object.fromEntries(out);
+  }
+
   setMark(orgId: string, period: string, entityKey: string, mark: Mark): void {
     const marks = this.org(orgId).marks;
     let m = marks.get(period);
@@ -188,7 +221,8 @@ export class SpendState {
       orgTotal: formatMoney(spend.org),
       users,
       seatTiers,
-      creditBalance: org.credits ? formatMoney(balanceOf(org.credits)) : undefined,
+      creditBalance: org.credits && this.creditsGate(org) ? formatMoney(balanceOf(org.credits)) : undefined,
+      seats: this.assigned(org),
     };
   }
 
@@ -196,10 +230,16 @@ export class SpendState {
     return snapshotCaps(this.snapshot(orgId));
   }
 
-  /** A prepaid org whose balance is at or below zero. */
+  /** Whether prepaid credits gate the org's usage: not for a sales-assisted contract (billed in arrears). */
+  private creditsGate(org: OrgState): boolean {
+    return org.contract?.plan !== "sales_assisted";
+  }
+
+  /** A prepaid org whose balance is at or below zero (and whose credits gate its usage). */
   creditsExhausted(orgId: string): boolean {
-    const account = this.orgs.get(orgId)?.credits;
-    return account !== undefined && balanceOf(account).lte(0);
+    const org = this.orgs.get(orgId);
+    const account = org?.credits;
+    return account !== undefined && this.creditsGate(org!) && balanceOf(account).lte(0);
   }
 
   userCap(orgId: string, userId: string): UserCap {
@@ -211,6 +251,8 @@ export class SpendState {
       formatMoney(spend.users.get(userId) ?? new Money(0)),
       formatMoney(spend.org),
       this.tierOf(org, userId),
+      false,
+      ownTier(this.assigned(org), userId),
     );
   }
 
@@ -244,6 +286,7 @@ export class SpendState {
   private knownUsers(org: OrgState, period: string): Set<string> {
     const users = new Set<string>(this.periodSpend(org, period).users.keys());
     for (const u of Object.keys(org.policy.users)) users.add(u);
+    for (const s of org.seats) users.add(s.user_id);
     for (const g of Object.values(org.policy.groups)) for (const u of g.members) users.add(u);
     for (const u of org.marks.get(period)?.keys() ?? []) if (u.startsWith("user:")) users.add(u.slice(5));
     return users;

@@ -148,7 +148,7 @@ export async function recordStep(
   const rollup = new Map<string, SpendDailyRow>();
   let late = 0;
   for (const { event: e, pricedAt } of fresh) {
-    const discount = part.spend.org(e.org_id).policy.discount_pct;
+    const discount = part.spend.discountOf(e.org_id);
     const net = netCost(e.total_cost, discount);
     const isLate = periodOf(Date.parse(e.occurred_at)) < periodOf(pricedAt || now());
     if (isLate) late++;

@@ -2,20 +2,23 @@
  * Who may use which route (SPEC §11), in one table checked before every /v1 route runs (server.ts preHandler): a
  * route missing from the table is refused to everyone, and a test walks every registered route against it.
  *
- *   operator     commercial terms: credit purchases (and the contract and invoice finalization when they exist),
- *                creating keys for any org through POST /v1/keys
- *   manage       the owner's changes to its org: policy, webhook, keys, auto-reload
+ *   operator     commercial terms: credit purchases, the contract, invoice finalization; creating keys for any org
+ *                through POST /v1/keys
+ *   manage       the owner's changes to its org: policy, webhook, keys, auto-reload, seats
  *   read         every read of an org: owner and analyst (and the operator)
  *   user         one user's figures: as `read`, plus a member for its own user and a group owner for its group's
  *                members; `surface` too for the allowance (what a product surface asks before each request)
- *   scoped       org reports a member or group owner may read for their users only (caps, spend by user): the
- *                route answers with those users' rows (AccessContext.users)
+ *   scoped       org reports a member or group owner may read for their users only (caps, spend by user, limit
+ *                requests): the route answers with those users' rows (AccessContext.users)
+ *   file         filing a limit request for a user: an owner, or a member for its own user
+ *   decide       approving or denying a limit request: an owner, or a group owner for its group's members (the
+ *                route checks the request's user against AccessContext.users, and the limit against the group's)
  */
 import type { KeyRole } from "@usage/control";
 import type { Policy } from "@usage/policy";
 import type { Principal } from "./auth.js";
 
-export type Need = "operator" | "manage" | "read" | "user" | "allowance" | "scoped";
+export type Need = "operator" | "manage" | "read" | "user" | "allowance" | "scoped" | "file" | "decide";
 
 export const ROUTE_ACCESS: Record<string, Need> = {
   "POST /v1/keys": "operator",
@@ -41,6 +44,17 @@ export const ROUTE_ACCESS: Record<string, Need> = {
   "GET /v1/orgs/:org/credits/auto-reload": "read",
   "GET /v1/orgs/:org/forecast": "read",
   "GET /v1/orgs/:org/audit": "read",
+  "PUT /v1/orgs/:org/contract": "operator",
+  "GET /v1/orgs/:org/contract": "read",
+  "PUT /v1/orgs/:org/seats/:user": "manage",
+  "GET /v1/orgs/:org/seats": "read",
+  "GET /v1/orgs/:org/invoices": "read",
+  "GET /v1/orgs/:org/invoices/:period/lines.csv": "read",
+  "POST /v1/orgs/:org/invoices/:period/finalize": "operator",
+  "POST /v1/orgs/:org/users/:user/limit-requests": "file",
+  "GET /v1/orgs/:org/limit-requests": "scoped",
+  "POST /v1/orgs/:org/limit-requests/:id/approve": "decide",
+  "POST /v1/orgs/:org/limit-requests/:id/deny": "decide",
   "GET /v1/orgs/:org/usage_report/messages": "read",
   "GET /v1/orgs/:org/cost_report": "read",
 };
@@ -72,6 +86,20 @@ export function decide(need: Need, principal: Principal, user: string | undefine
       return FULL_READERS.includes(role)
         ? { ok: true }
         : { ok: false, message: `${role} keys cannot read the whole org` };
+    case "file":
+      if (role === "owner") return { ok: true };
+      if (role === "member" && user !== undefined && principal.user === user) return { ok: true };
+      return {
+        ok: false,
+        message:
+          role === "member"
+            ? `this key belongs to user ${principal.user} and cannot ask for user ${user}`
+            : `${role} keys cannot file limit requests`,
+      };
+    case "decide":
+      if (role === "owner") return { ok: true };
+      if (role === "group_owner") return { ok: true, users: usersOf(principal, policy) };
+      return { ok: false, message: `${role} keys cannot decide limit requests` };
     case "scoped":
     case "user":
     case "allowance": {

@@ -6,7 +6,6 @@
  *   GET /v1/orgs/:org/top-users?window=mtd|qtd|ytd&at=YYYY-MM-DD&by=spend|tokens&limit=1..100
  *   GET /v1/orgs/:org/trends?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=product|model|context_window|region
  *   GET /v1/orgs/:org/export.csv?range=mtd|last_month|last_90_days   or   ?from=YYYY-MM-DD&to=YYYY-MM-DD
- *   GET /v1/orgs/:org/reconciliation?period=YYYY-MM
  *
  * Top users and trends read the spend_daily rollup; the CSV and the reconciliation's raw figures read usage_events
  * FINAL; the invoice figures read the invoice_lines view (packages/clickhouse/src/analytics.ts says how each stays
@@ -17,8 +16,6 @@ import {
   dailyTrends,
   type ExportRow,
   exportRows,
-  reconciliation,
-  type SourceTotals,
   TOP_USERS_BY,
   type TopUsersBy,
   TREND_GROUPS,
@@ -26,7 +23,7 @@ import {
   topUsers,
 } from "@usage/clickhouse";
 import { addMoney } from "@usage/money";
-import { dayOf, dayStart, monthStart, parseDay, periodRange, WINDOWS, type Window, windowAsOf } from "@usage/periods";
+import { dayOf, dayStart, monthStart, parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -62,7 +59,6 @@ export const CSV_HEADER =
   "user_email,user_id,account_uuid,product,model,request_count,prompt_tokens,completion_tokens,net_spend_usd,gross_spend_usd";
 const CSV_COLUMNS: readonly (keyof ExportRow)[] = CSV_HEADER.split(",") as (keyof ExportRow)[];
 /** Reconciliation lists at most this many late events (late_totals always covers all of them). */
-const LATE_EVENTS_LIMIT = 10_000;
 
 type Problem = { ok: false; status: number; code: string; message: string };
 type Checked<T> = { ok: true; value: T } | Problem;
@@ -181,55 +177,6 @@ export function registerAnalyticsRoutes<L extends FastifyBaseLogger>(
       .header("cache-control", "no-store")
       .send(`${lines.join("\r\n")}\r\n`);
   });
-
-  app.get("/v1/orgs/:org/reconciliation", async (request, reply) => {
-    const { orgId } = deps.authorize(request);
-    const period = queryOf(request).period;
-    if (period === undefined || periodRange(period) === undefined) {
-      return sendError(reply, problem("invalid_period", "period must be a month YYYY-MM"));
-    }
-    const data = await reconciliation(deps.clickhouse, { orgId, period, lateLimit: LATE_EVENTS_LIMIT });
-    const zero = (): SourceTotals => ({ requests: "0", gross: "0", net: "0" });
-    const totals = { raw: zero(), rollup: zero(), invoice: zero() };
-    const differences: { user_id: string; raw: Figures; rollup: Figures; invoice: Figures }[] = [];
-    for (const u of data.users) {
-      for (const source of ["raw", "rollup", "invoice"] as const) {
-        const t = totals[source];
-        t.requests = (BigInt(t.requests) + BigInt(u[source].requests)).toString();
-        t.gross = addMoney(t.gross, u[source].gross);
-        t.net = addMoney(t.net, u[source].net);
-      }
-      if (!sameTotals(u.raw, u.rollup) || !sameTotals(u.raw, u.invoice)) {
-        differences.push({
-          user_id: u.user_id,
-          raw: figures(u.raw),
-          rollup: figures(u.rollup),
-          invoice: figures(u.invoice),
-        });
-      }
-    }
-    const balanced =
-      differences.length === 0 && sameTotals(totals.raw, totals.rollup) && sameTotals(totals.raw, totals.invoice);
-    return reply.send({
-      org_id: orgId,
-      period,
-      raw: figures(totals.raw),
-      rollup: figures(totals.rollup),
-      invoice: figures(totals.invoice),
-      differences,
-      balanced,
-      late_totals: figures(data.lateTotals),
-      late_events: data.lateEvents.map((e) => ({
-        event_id: e.event_id,
-        occurred_at: isoOf(e.occurred_at),
-        arrived_at: isoOf(e.arrived_at),
-        user_id: e.user_id,
-        gross: money(e.gross),
-        net: money(e.net),
-      })),
-      late_events_truncated: data.lateEvents.length < Number(data.lateTotals.requests),
-    });
-  });
 }
 
 /**
@@ -324,30 +271,9 @@ export function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }
 
-interface Figures {
-  requests: number;
-  gross: string;
-  net: string;
-}
-
-function figures(t: SourceTotals): Figures {
-  return { requests: Number(t.requests), gross: money(t.gross), net: money(t.net) };
-}
-
-function sameTotals(a: SourceTotals, b: SourceTotals): boolean {
-  return (
-    BigInt(a.requests) === BigInt(b.requests) && money(a.gross) === money(b.gross) && money(a.net) === money(b.net)
-  );
-}
-
 /** The canonical form of a decimal string from ClickHouse (no trailing zeros, "0" for zero). */
 function money(value: string): string {
   return addMoney(value, "0");
-}
-
-/** `YYYY-MM-DD HH:mm:ss.SSS` (UTC) → RFC 3339. */
-function isoOf(chTime: string): string {
-  return `${chTime.replace(" ", "T")}Z`;
 }
 
 /** Query parameters as strings; a repeated parameter arrives as its values joined, which no rule accepts. */

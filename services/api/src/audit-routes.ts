@@ -1,6 +1,6 @@
 /**
  * The audit log (SPEC §8 `GET /v1/orgs/{org}/audit?from=&to=`): every change to an org — policy, webhook, keys,
- * credit purchases, auto-reload (and contract, seats and limit requests as they arrive on the control plane) — with
+ * credit purchases, auto-reload, contract, seats, limit requests and invoice finalizations — with
  * when, who (`operator` or `key:<key id>`), what, and the state before and after.
  *
  * Source: control_changes, the history the control recorder writes of usage.control.v1 (every change is a record
@@ -53,6 +53,14 @@ function action(kind: string, change: Record<string, unknown>, before: Record<st
     case "api_key":
       if (change.action === "revoked") return "api_key.revoked";
       return before ? "api_key.updated" : "api_key.created";
+    case "contract":
+      return before ? "contract.updated" : "contract.created";
+    case "seat":
+      return "seat.assigned";
+    case "limit_request":
+      return `limit_request.${change.status === "pending" ? "filed" : change.status}`;
+    case "invoice_final":
+      return "invoice.finalized";
     default:
       return `${kind}.changed`;
   }

@@ -39,6 +39,8 @@ import type { SpendReader } from "./read-model.js";
 import { CONTROL_WAIT_MS, type ControlWriter } from "./server.js";
 
 export interface CreditRouteDeps {
+  /** The org's contract plan: prepaid credits are for self-serve orgs (and orgs without a contract). */
+  plan: (orgId: string) => "sales_assisted" | "self_serve" | undefined;
   clickhouse: ClickHouseClient;
   reader: SpendReader;
   control: ControlWriter;
@@ -85,6 +87,14 @@ export function registerCreditRoutes<L extends FastifyBaseLogger>(
     const { orgId, principal } = deps.authorize(request);
     const parsed = parsePurchase(request.body);
     if (!parsed.ok) return fail(reply, 400, "invalid_purchase", `${parsed.field}: ${parsed.message}`);
+    if (deps.plan(orgId) === "sales_assisted") {
+      return fail(
+        reply,
+        409,
+        "plan_sales_assisted",
+        `org ${orgId} is sales-assisted: its usage is invoiced in arrears, credits are for self-serve plans`,
+      );
+    }
     const reference = parsed.value.reference ?? `purchase-${randomUUID()}`;
     const entryId = creditEntryId(orgId, "purchase", reference);
     const existing = await creditEntry(deps.clickhouse, orgId, entryId);

@@ -9,6 +9,7 @@ import type { Kafka } from "@usage/kafka";
 import type { Logger } from "@usage/runtime";
 import type { SecretBox } from "@usage/webhooks";
 import type { Registry } from "prom-client";
+import { startInvoiceFinalizer } from "./invoices.js";
 import { createSpendReadModel } from "./read-model.js";
 import { buildApi } from "./server.js";
 
@@ -37,6 +38,11 @@ export async function startApiService(deps: {
   name?: string;
   now?: () => number;
   isHealthy?: () => boolean;
+  /**
+   * USAGE_INVOICE_GRACE_DAYS: invoices finalize on their own this many days after their month ends; undefined: this
+   * instance does not finalize on its own (another does, or tests finalize by hand).
+   */
+  invoiceGraceDays?: number;
 }): Promise<ApiService> {
   const ownFollower = deps.follower === undefined;
   const follower = deps.follower ?? createControlFollower({ kafka: deps.kafka, logger: deps.logger });
@@ -58,6 +64,7 @@ export async function startApiService(deps: {
       waitFor: (version, timeoutMs) => follower.waitFor(version, timeoutMs),
     },
     keys: follower,
+    billing: follower,
     clickhouse: deps.clickhouse,
     registry: deps.registry,
     logger: deps.logger,
@@ -69,9 +76,24 @@ export async function startApiService(deps: {
     isHealthy: deps.isHealthy,
   });
   const url = await api.listen({ host: deps.host, port: deps.port });
+  const finalizer =
+    deps.invoiceGraceDays === undefined
+      ? undefined
+      : startInvoiceFinalizer({
+          clickhouse: deps.clickhouse,
+          control: follower,
+          writer: {
+            publish: (change) => publisher.publish(change),
+            waitFor: (version, timeoutMs) => follower.waitFor(version, timeoutMs),
+          },
+          now: deps.now ?? Date.now,
+          logger: deps.logger,
+          graceDays: deps.invoiceGraceDays,
+        });
   return {
     url,
     async stop() {
+      finalizer?.stop();
       await api.close();
       await publisher.close();
       await reader.stop();

@@ -28,6 +28,10 @@ import type { Logger } from "@usage/runtime";
 export interface ControlReader {
   policy(orgId: string): { policy: Policy; version: number } | undefined;
   autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
+  /** The org's contract: its plan decides whether prepaid credits gate usage (self-serve) or not (sales-assisted). */
+  contract(orgId: string): { contract: { plan: "sales_assisted" | "self_serve" } } | undefined;
+  /** Each user's assigned seat tier at an instant (SPEC §13). */
+  seatTiersAt(orgId: string, atMs: number): Record<string, SeatTier>;
   isReady(): boolean;
 }
 
@@ -36,7 +40,8 @@ export type CreditsAnswer = NonNullable<OrgTotals["credits"]> & { org_id: string
 /** The reads every route of spend control answers from (caps, allowance, policy, credits). */
 export interface SpendReader {
   caps(orgId: string): CapsReport;
-  allowance(orgId: string, userId: string): Allowance;
+  /** `product`: the product the request is for; access to it is checked before caps (SPEC §5). */
+  allowance(orgId: string, userId: string, product?: string): Allowance;
   policy(orgId: string): { policy: Policy; version: number };
   credits(orgId: string): CreditsAnswer | undefined;
   autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
@@ -108,13 +113,16 @@ export function createSpendReadModel(deps: {
       if (u.seat_tier && (SEAT_TIERS as readonly string[]).includes(u.seat_tier))
         seatTiers[userId] = u.seat_tier as SeatTier;
     }
-    const credits = v?.org?.credits ?? undefined;
+    // A sales-assisted org is billed in arrears: credits it may hold never gate its usage.
+    const gated = deps.control.contract(orgId)?.contract.plan !== "sales_assisted";
+    const credits = gated ? (v?.org?.credits ?? undefined) : undefined;
     return {
       policy: deps.control.policy(orgId)?.policy ?? defaultPolicy(orgId),
       orgTotal: v?.org && v.org.period === period ? v.org.spend : "0",
       users,
       seatTiers,
       creditBalance: credits ? credits.balance : undefined,
+      seats: deps.control.seatTiersAt(orgId, now()),
     };
   }
 
@@ -123,7 +131,7 @@ export function createSpendReadModel(deps: {
     stop: () => follower.stop(),
     isReady: () => follower.isCaughtUp() && deps.control.isReady(),
     caps: (orgId) => snapshotCaps(snapshot(orgId)),
-    allowance: (orgId, userId) => snapshotAllowance(snapshot(orgId), userId),
+    allowance: (orgId, userId, product) => snapshotAllowance(snapshot(orgId), userId, product),
     policy: (orgId) => deps.control.policy(orgId) ?? { policy: defaultPolicy(orgId), version: 0 },
     autoReload: (orgId) => deps.control.autoReload(orgId),
     credits: (orgId) => {

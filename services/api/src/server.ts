@@ -9,10 +9,11 @@
  * this instance's follower has applied them.
  */
 import { type ClickHouseClient, orgSpend, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
-import { KEY_ROLES, type KeyRole } from "@usage/control";
+import { type ChangeInput, KEY_ROLES, type KeyRole } from "@usage/control";
+import { PRODUCTS } from "@usage/events";
 import { addMoney } from "@usage/money";
 import { parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
-import { type AutoReload, type Policy, parsePolicy } from "@usage/policy";
+import { parsePolicy } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Lookup, SecretBox } from "@usage/webhooks";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
@@ -23,40 +24,18 @@ import { registerAlertRoutes } from "./alert-routes.js";
 import { registerAnalyticsRoutes } from "./analytics-routes.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { actorOf, createAuthenticator, type KeyDirectory, newKey, type Principal } from "./auth.js";
+import { registerBillingRoutes } from "./billing-routes.js";
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerForecastRoutes } from "./forecast-routes.js";
+import type { BillingControl } from "./invoices.js";
 import type { SpendReader } from "./read-model.js";
+import { registerReconciliationRoutes } from "./reconciliation-routes.js";
 import { registerReportRoutes } from "./report-routes.js";
+import { type RequestRouteDeps, registerRequestRoutes } from "./request-routes.js";
 
-/** A change for the control plane (usage.control.v1): what the API publishes. */
-export type ControlChangeInput =
-  | { kind: "policy"; org_id: string; policy: Policy; actor: string; at: string }
-  | { kind: "auto_reload"; org_id: string; settings: AutoReload; actor: string; at: string }
-  | {
-      kind: "credit_purchase";
-      org_id: string;
-      entry_id: string;
-      reference: string;
-      amount: string;
-      actor: string;
-      at: string;
-    }
-  | { kind: "webhook"; org_id: string; url?: string; overlap_seconds?: number; actor: string; at: string }
-  | {
-      kind: "api_key";
-      org_id: string;
-      key_id: string;
-      action: "created" | "revoked";
-      role?: KeyRole;
-      group?: string;
-      user?: string;
-      expires_at?: string | null;
-      created_at?: string;
-      secret_hash?: string;
-      actor: string;
-      at: string;
-    };
+/** A change for the control plane (usage.control.v1): what the API publishes, stamped with when it was made. */
+export type ControlChangeInput = ChangeInput & { at: string };
 
 /** Publishes control changes and tells when this instance has applied one. */
 export interface ControlWriter {
@@ -71,6 +50,8 @@ export interface ApiDeps {
   control: ControlWriter;
   /** The API keys on the control plane (the follower's). */
   keys: KeyDirectory;
+  /** Contracts, seats, limit requests and final invoices on the control plane (the follower's). */
+  billing: BillingControl & RequestRouteDeps["control"];
   clickhouse: ClickHouseClient;
   registry: Registry;
   logger: Logger;
@@ -390,13 +371,26 @@ export function buildApi(deps: ApiDeps) {
       at: new Date(now()).toISOString(),
     });
     await deps.control.waitFor(version, CONTROL_WAIT_MS);
+    // The discount is the contract's once there is one (SPEC §11): the operator's PUT with discount_pct sets it there.
+    const contract = deps.billing.contract(orgId);
+    if (carriesDiscount && contract && contract.contract.discount_pct !== parsed.policy.discount_pct) {
+      const v = await deps.control.publish({
+        kind: "contract",
+        org_id: orgId,
+        contract: { ...contract.contract, discount_pct: parsed.policy.discount_pct },
+        actor: actorOf(principal),
+        at: new Date(now()).toISOString(),
+      });
+      await deps.control.waitFor(v, CONTROL_WAIT_MS);
+    }
     return reply.send({ ...parsed.policy, version });
   });
 
   app.get("/v1/orgs/:org/policy", async (request) => {
     const { orgId } = authorize(request);
     const { policy, version } = deps.reader.policy(orgId);
-    return { ...policy, version };
+    const contract = deps.billing.contract(orgId);
+    return { ...policy, ...(contract ? { discount_pct: contract.contract.discount_pct } : {}), version };
   });
 
   app.get("/v1/orgs/:org/caps", async (request) => {
@@ -412,7 +406,11 @@ export function buildApi(deps: ApiDeps) {
     const userId = (request.params as { user: string }).user;
     if (!ORG_ID.test(userId))
       throw new ApiError(400, "invalid_user", "user id must be 1 to 128 characters without spaces or '/'");
-    return deps.reader.allowance(orgId, userId);
+    const product = (request.query as { product?: unknown }).product;
+    if (product !== undefined && (typeof product !== "string" || !(PRODUCTS as readonly string[]).includes(product))) {
+      throw new ApiError(400, "invalid_product", `product must be one of ${PRODUCTS.join(", ")}`);
+    }
+    return deps.reader.allowance(orgId, userId, product);
   });
 
   app.get("/v1/orgs/:org/spend", async (request) => {
@@ -464,6 +462,7 @@ export function buildApi(deps: ApiDeps) {
   registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerAuditRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerCreditRoutes(app, {
+    plan: (orgId) => deps.billing.contract(orgId)?.contract.plan,
     clickhouse: deps.clickhouse,
     reader: deps.reader,
     control: deps.control,
@@ -472,6 +471,27 @@ export function buildApi(deps: ApiDeps) {
   });
   registerForecastRoutes(app, { clickhouse: deps.clickhouse, reader: deps.reader, authorize, now });
   registerReportRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerBillingRoutes(app, {
+    clickhouse: deps.clickhouse,
+    control: deps.billing,
+    writer: deps.control,
+    authorize,
+    now,
+  });
+  registerReconciliationRoutes(app, {
+    clickhouse: deps.clickhouse,
+    control: deps.billing,
+    writer: deps.control,
+    authorize,
+    now,
+  });
+  registerRequestRoutes(app, {
+    control: deps.billing,
+    policy: (orgId) => deps.reader.policy(orgId),
+    writer: deps.control,
+    authorize,
+    now,
+  });
   registerDashboard(app);
 
   return app;

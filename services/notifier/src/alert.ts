@@ -61,6 +61,7 @@ export function toPayload(s: CapSignal, createdAtMs: number): AlertPayload {
     ...(s.amount === undefined ? {} : { amount: s.amount }),
     ...(s.balance === undefined ? {} : { balance: s.balance }),
     ...(s.forecast === undefined ? {} : { forecast: s.forecast }),
+    ...(s.limit_requests === undefined ? {} : { limit_requests: s.limit_requests }),
   };
 }
 
