@@ -1,6 +1,7 @@
 import { ConfigError } from "@usage/runtime";
 import { Command, CommanderError } from "commander";
 import { ApiCallError } from "./api-client.js";
+import { registerBilling } from "./commands/billing.js";
 import { registerCredits } from "./commands/credits.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerKeys } from "./commands/keys.js";
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerKeys(program);
   registerCredits(program);
+  registerBilling(program);
   registerPolicy(program);
   registerReports(program);
   for (const command of program.commands) command.exitOverride();

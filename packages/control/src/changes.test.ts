@@ -47,6 +47,8 @@ describe("change schemas", () => {
           seat_tier_limits: {},
           groups: { eng: { limit: "200", members: ["u1"] } },
           users: {},
+          product_access: {},
+          limit_requests: "enabled",
         },
       },
     });
@@ -105,7 +107,7 @@ describe("change schemas", () => {
 
   it("refuses an unknown kind, a bad key action, a bad timestamp and an org id that cannot be a key segment", () => {
     const base = { org_id: "org_1", actor: "operator", at: AT };
-    expect(parseChange({ ...base, kind: "seat" })).toMatchObject({ ok: false, reason: "invalid_field", field: "kind" });
+    expect(parseChange({ ...base, kind: "seats" })).toMatchObject({ ok: false, reason: "invalid_field", field: "kind" });
     expect(parseChange({ ...base, kind: "api_key", key_id: "k1", action: "deleted" })).toMatchObject({
       ok: false,
       field: "action",
@@ -203,5 +205,50 @@ describe("version arithmetic", () => {
         expect(Math.sign(versionOfOffset(a) - versionOfOffset(b))).toBe(a < b ? -1 : a > b ? 1 : 0);
       }),
     );
+  });
+});
+
+describe("contract, seat, limit request and invoice changes (SPEC §13, §8)", () => {
+  const base = { org_id: "org_1", actor: "operator", at: AT };
+  it("normalises a contract and names the field of a bad one", () => {
+    const parsed = parseChange({
+      ...base,
+      kind: "contract",
+      contract: { plan: "sales_assisted", term_start: "2026-01-01", seat_prices: { premium: "150.50", chat: "30" } },
+    });
+    expect(parsed).toEqual({
+      ok: true,
+      change: {
+        ...base,
+        kind: "contract",
+        contract: {
+          plan: "sales_assisted",
+          term_start: "2026-01-01",
+          seat_prices: { chat: "30", premium: "150.5" },
+          discount_pct: "0",
+        },
+      },
+    });
+    const bad = (contract: object) => parseChange({ ...base, kind: "contract", contract });
+    expect(bad({ plan: "free", term_start: "2026-01-01" })).toMatchObject({ field: "contract.plan" });
+    expect(bad({ plan: "self_serve", term_start: "2026-02-30" })).toMatchObject({ field: "contract.term_start" });
+    expect(bad({ plan: "self_serve", term_start: "2026-01-01", seat_prices: { gold: "1" } })).toMatchObject({
+      ok: false,
+      field: "contract.seat_prices.gold",
+    });
+    expect(bad({ plan: "self_serve", term_start: "2026-01-01", discount_pct: "100.5" })).toMatchObject({
+      field: "contract.discount_pct",
+    });
+  });
+
+  it("keys every seat assignment and every finalization apart, and a request by its id", () => {
+    const seat = { ...base, kind: "seat", user_id: "u1", tier: "premium", effective_at: "2026-04-01T00:00:00.000Z" };
+    const s = parseChange(seat);
+    if (!s.ok) throw new Error(s.message);
+    expect(controlKey(s.change)).toBe("org_1/seat/u1/2026-04-01T00:00:00.000Z");
+    const f = parseChange({ ...base, kind: "invoice_final", period: "2026-10", finalization_id: "f1", number: "N" });
+    if (!f.ok) throw new Error(f.message);
+    expect(controlKey(f.change)).toBe("org_1/invoice_final/2026-10/f1");
+    expect(parseChange({ ...seat, tier: "gold" })).toMatchObject({ ok: false, field: "tier" });
   });
 });

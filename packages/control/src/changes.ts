@@ -138,8 +138,10 @@ const PRICE = /^\d{1,30}(?:\.\d{1,6})?$/;
 const PCT = /^\d{1,3}(?:\.\d{1,4})?$/;
 const day = z
   .string()
-  .refine((d) => parseDay(d) !== undefined, "expected a date YYYY-MM-DD")
-  .refine((d) => d >= "2000-01-01" && d <= "2999-12-31", "expected a date from 2000-01-01 to 2999-12-31");
+  .refine(
+    (d) => parseDay(d) !== undefined && d >= "2000-01-01" && d <= "2999-12-31",
+    "expected a date YYYY-MM-DD from 2000-01-01 to 2999-12-31",
+  );
 
 /**
  * An org's commercial terms (SPEC §13), the operator's alone: the plan (self-serve orgs buy credits that gate usage;
@@ -160,8 +162,15 @@ export const contractSchema = z
       .default({}),
     discount_pct: z
       .string()
-      .regex(PCT, 'expected a percentage from 0 to 100 as a decimal string such as "12.5"')
-      .refine((s) => new Money(s).lte(100), "expected a percentage from 0 to 100")
+      .superRefine((s, ctx) => {
+        // One check at a time: a string that is not a decimal never reaches the range check.
+        if (!PCT.test(s) || new Money(s).gt(100)) {
+          ctx.addIssue({
+            code: "custom",
+            message: 'expected a percentage from 0 to 100 as a decimal string such as "12.5"',
+          });
+        }
+      })
       .default("0"),
   })
   .strict()

@@ -95,7 +95,11 @@ describe("roles (SPEC §11)", () => {
       operator: KEY,
     };
     // SPEC §11, route by route, written here independently of access.ts.
-    const commercial = ["POST /v1/orgs/:org/credits/purchases"];
+    const commercial = [
+      "POST /v1/orgs/:org/credits/purchases",
+      "PUT /v1/orgs/:org/contract",
+      "POST /v1/orgs/:org/invoices/:period/finalize",
+    ];
     const ownerOnly = [
       "PUT /v1/orgs/:org/policy",
       "PUT /v1/orgs/:org/webhook",
@@ -104,12 +108,21 @@ describe("roles (SPEC §11)", () => {
       "DELETE /v1/orgs/:org/keys/:key_id",
       "POST /v1/orgs/:org/keys/:key_id/rotate",
       "PUT /v1/orgs/:org/credits/auto-reload",
+      "PUT /v1/orgs/:org/seats/:user",
     ];
+    // Limit requests: a member files its own; a group owner lists and decides its group's; owners everything.
+    const requests: Record<string, (keyof typeof keys)[]> = {
+      "POST /v1/orgs/:org/users/:user/limit-requests": ["owner", "member"],
+      "GET /v1/orgs/:org/limit-requests": ["owner", "analyst", "group_owner", "member"],
+      "POST /v1/orgs/:org/limit-requests/:id/approve": ["owner", "group_owner"],
+      "POST /v1/orgs/:org/limit-requests/:id/deny": ["owner", "group_owner"],
+    };
     const userScoped = ["GET /v1/orgs/:org/users/:user/allowance", "GET /v1/orgs/:org/caps", "GET /v1/orgs/:org/spend"];
     const mayUse = (role: keyof typeof keys, route: string): boolean => {
       if (role === "operator") return true;
       if (commercial.includes(route)) return false;
       if (ownerOnly.includes(route)) return role === "owner";
+      if (requests[route]) return requests[route].includes(role);
       if (role === "owner" || role === "analyst") return true; // every read of the org
       if (role === "surface") return route === "GET /v1/orgs/:org/users/:user/allowance";
       return userScoped.includes(route); // group_owner (alice is in eng), member (alice)
@@ -118,7 +131,12 @@ describe("roles (SPEC §11)", () => {
     expect(routes.length).toBeGreaterThanOrEqual(22);
     for (const route of routes) {
       const name = `${route.method} ${route.url}`;
-      const url = `${route.url.replace(":org", "org_mx").replace(":user", "alice").replace(":key_id", "0")}${
+      const url = `${route.url
+        .replace(":org", "org_mx")
+        .replace(":user", "alice")
+        .replace(":key_id", "0")
+        .replace(":id", "lr_0")
+        .replace(":period", "2026-10")}${
         route.url.endsWith("/spend") ? "?group_by=user" : ""
       }`;
       for (const role of Object.keys(keys) as (keyof typeof keys)[]) {

@@ -217,13 +217,24 @@ interface Figures {
   net: string;
 }
 
+interface InvoiceSide {
+  status: "draft" | "final";
+  number: string | null;
+  total: string;
+  total_matches_lines: boolean;
+  requests: number;
+  net: string;
+  usage_lines: { requests: number; net: string };
+  adjustments: { invoice_period: string; status: string; requests: number; net: string }[];
+}
+
 interface Reconciliation {
   org_id: string;
   period: string;
   raw: Figures;
   rollup: Figures;
-  invoice: Figures;
-  differences: { user_id: string; raw: Figures; rollup: Figures; invoice: Figures }[];
+  invoice: InvoiceSide;
+  differences: { user_id: string; raw: Figures; rollup: Figures; invoice: { requests: number; net: string } }[];
   balanced: boolean;
   late_totals?: Figures;
   late_events: {
@@ -262,17 +273,26 @@ function renderSpend(report: SpendReport, groupBy: string | undefined): string {
 function renderReconciliation(r: Reconciliation): string {
   // Sections separated by one blank line.
   const sections: string[] = [`${r.org_id} ${r.period}: ${r.balanced ? "balanced" : "NOT BALANCED"}`];
-  const figureRow = (label: string, f: Figures) => [label, String(f.requests), f.gross, f.net];
+  const figureRow = (label: string, f: { requests: number; gross?: string; net: string }) => [
+    label,
+    String(f.requests),
+    f.gross ?? "",
+    f.net,
+  ];
+  const inv = r.invoice;
   sections.push(
     renderTable(
       ["source", "requests", "gross", "net"],
       [
         figureRow("raw (usage_events)", r.raw),
         figureRow("rollup (spend_daily)", r.rollup),
-        figureRow("invoice (invoice_lines)", r.invoice),
+        figureRow(`invoice ${inv.number ?? "(draft)"} usage lines`, inv.usage_lines),
+        ...inv.adjustments.map((a) => figureRow(`adjustments on ${a.invoice_period} (${a.status})`, a)),
+        figureRow("invoice side, total", inv),
       ],
       ["left", "right", "decimal", "decimal"],
     ),
+    `invoice ${r.period}: ${inv.status}, total ${inv.total} USD${inv.total_matches_lines ? "" : " (NOT the sum of its lines)"}`,
   );
   if (r.differences.length === 0) sections.push("differences: none");
   else {
