@@ -107,7 +107,11 @@ describe("change schemas", () => {
 
   it("refuses an unknown kind, a bad key action, a bad timestamp and an org id that cannot be a key segment", () => {
     const base = { org_id: "org_1", actor: "operator", at: AT };
-    expect(parseChange({ ...base, kind: "seats" })).toMatchObject({ ok: false, reason: "invalid_field", field: "kind" });
+    expect(parseChange({ ...base, kind: "seats" })).toMatchObject({
+      ok: false,
+      reason: "invalid_field",
+      field: "kind",
+    });
     expect(parseChange({ ...base, kind: "api_key", key_id: "k1", action: "deleted" })).toMatchObject({
       ok: false,
       field: "action",

@@ -95,11 +95,11 @@ import { accountStep, decodeStep, dedupStep, evaluateStep, recordStep, stepCredi
 export interface ControlView {
   policy(orgId: string): { policy: Policy; version: number } | undefined;
   autoReload(orgId: string): { settings: AutoReload; version: number } | undefined;
-  contract?(
+  contract(
     orgId: string,
   ): { contract: { plan: "sales_assisted" | "self_serve"; discount_pct: string }; version: number } | undefined;
-  seats?(orgId: string): { user_id: string; tier: SeatTier; effective_at: string }[];
-  limitRequests?(orgId: string): {
+  seats(orgId: string): { user_id: string; tier: SeatTier; effective_at: string }[];
+  limitRequests(orgId: string): {
     request_id: string;
     user_id: string;
     status: string;
@@ -461,7 +461,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     const out: CapSignal[] = [];
     const day = dayOf(t);
     for (const orgId of orgIds) {
-      const pending = (deps.control.limitRequests?.(orgId) ?? []).filter((r) => r.status === "pending");
+      const pending = deps.control.limitRequests(orgId).filter((r) => r.status === "pending");
       const org = part.spend.org(orgId);
       if (pending.length === 0 || org.digestDay === day) continue;
       org.digestDay = day;

@@ -29,6 +29,9 @@ export function controlView(follower: ControlFollower): ControlView {
     policy: (orgId) => follower.policy(orgId),
     autoReload: (orgId) => follower.autoReload(orgId),
     orgIds: () => follower.orgIds(),
+    contract: (orgId) => follower.contract(orgId),
+    seats: (orgId) => follower.seats(orgId),
+    limitRequests: (orgId) => follower.limitRequests(orgId),
   };
 }
 

@@ -160,14 +160,14 @@ export class SeenIds {
 
 /** The org's contract terms and seat assignments as the control plane holds them now. */
 export function applyTerms(spend: SpendState, control: ControlView, orgId: string): void {
-  const c = control.contract?.(orgId);
+  const c = control.contract(orgId);
   spend.setContract(
     orgId,
     c ? { plan: c.contract.plan, discount_pct: c.contract.discount_pct, version: c.version } : undefined,
   );
   spend.setSeats(
     orgId,
-    (control.seats?.(orgId) ?? []).map((s) => ({ user_id: s.user_id, tier: s.tier, at: Date.parse(s.effective_at) })),
+    control.seats(orgId).map((s) => ({ user_id: s.user_id, tier: s.tier, at: Date.parse(s.effective_at) })),
   );
 }
 

@@ -136,9 +136,7 @@ describe("roles (SPEC §11)", () => {
         .replace(":user", "alice")
         .replace(":key_id", "0")
         .replace(":id", "lr_0")
-        .replace(":period", "2026-10")}${
-        route.url.endsWith("/spend") ? "?group_by=user" : ""
-      }`;
+        .replace(":period", "2026-10")}${route.url.endsWith("/spend") ? "?group_by=user" : ""}`;
       for (const role of Object.keys(keys) as (keyof typeof keys)[]) {
         // A policy PUT that is let through keeps the group the scoped roles rely on.
         const payload = name === "PUT /v1/orgs/:org/policy" ? { groups: { eng: { members: ["alice"] } } } : {};
