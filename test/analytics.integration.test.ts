@@ -12,12 +12,16 @@
 import { readFileSync } from "node:fs";
 import {
   type ClickHouse,
+  chDateTime,
+  insertControlChanges,
+  insertInvoiceDocument,
   insertSpendDaily,
   insertUsageEvents,
   migrate,
   type SpendDailyRow,
   type UsageEventRow,
 } from "@usage/clickhouse";
+import type { InvoiceFinalState } from "@usage/control";
 import type { UsageEvent } from "@usage/events";
 import { validateUsageEvent } from "@usage/events";
 import { netCost } from "@usage/money";
@@ -27,6 +31,9 @@ import { generateEventArray } from "@usage/workload";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerAnalyticsRoutes } from "../services/api/src/analytics-routes.js";
+import { finalizeInvoice } from "../services/api/src/invoices.js";
+import { registerReconciliationRoutes } from "../services/api/src/reconciliation-routes.js";
+import type { ControlChangeInput } from "../services/api/src/server.js";
 import { Exact } from "./harness/exact.js";
 import {
   freePort,
@@ -217,8 +224,8 @@ interface ReconciliationBody {
   period: string;
   raw: Figures;
   rollup: Figures;
-  invoice: Figures;
-  differences: { user_id: string; raw: Figures; rollup: Figures; invoice: Figures }[];
+  invoice: { status: string; requests: number; net: string; usage_lines: { requests: number; net: string } };
+  differences: { user_id: string; raw: Figures; rollup: Figures; invoice: { requests: number; net: string } }[];
   balanced: boolean;
   late_events: {
     event_id: string;
@@ -228,6 +235,11 @@ interface ReconciliationBody {
     gross: string;
     net: string;
   }[];
+}
+
+/** An invoice document's total. */
+function docTotal(json: string): string {
+  return (JSON.parse(json) as { total: string }).total;
 }
 
 /** The same assertions for both parts: every route against the recomputation. */
@@ -358,7 +370,7 @@ async function checkRoutes(
     };
     expect(body.raw, `${period} raw`).toEqual(expected);
     expect(body.rollup, `${period} rollup`).toEqual(expected);
-    expect(body.invoice, `${period} invoice`).toEqual(expected);
+    expect(body.invoice, `${period} invoice`).toMatchObject({ requests: expected.requests, net: expected.net });
     expect(body.differences).toEqual([]);
     expect(body.balanced).toBe(true);
     const late = events.filter(isLate);
@@ -532,6 +544,46 @@ describe("analytics routes over ClickHouse", () => {
   let app: FastifyInstance;
   let now = NOW;
   const events = craftedEvents();
+  // The control plane's part of invoices, in memory: finalizations in publish order, the first per month wins; each
+  // is also written to control_changes as the recorder would (the invoice_lines view reads the winners there).
+  const finals = new Map<string, InvoiceFinalState>();
+  let version = 0;
+  const billing = {
+    get clickhouse() {
+      return ch.client;
+    },
+    now: () => now,
+    control: {
+      contract: () => undefined,
+      seats: () => [],
+      invoiceFinal: (org: string, period: string) => finals.get(`${org}/${period}`),
+      invoiceFinals: (org: string) => [...finals.values()].filter((f) => f.org_id === org),
+      orgIds: () => [],
+    },
+    writer: {
+      async publish(change: ControlChangeInput) {
+        version++;
+        if (change.kind !== "invoice_final") throw new Error(`unexpected ${change.kind}`);
+        const key = `${change.org_id}/invoice_final/${change.period}/${change.finalization_id}`;
+        await insertControlChanges(ch.client, [
+          {
+            version,
+            org_id: change.org_id,
+            kind: change.kind,
+            key,
+            change: JSON.stringify(change),
+            actor: change.actor,
+            at: chDateTime(Date.parse(change.at)),
+          },
+        ]);
+        if (!finals.has(`${change.org_id}/${change.period}`)) {
+          finals.set(`${change.org_id}/${change.period}`, { ...change, version });
+        }
+        return version;
+      },
+      waitFor: async () => undefined,
+    },
+  };
 
   beforeAll(async () => {
     ch = await testClickHouse("analytics");
@@ -556,6 +608,7 @@ describe("analytics routes over ClickHouse", () => {
       return { orgId: (request.params as { org: string }).org };
     };
     registerAnalyticsRoutes(app, { clickhouse: ch.client, authorize, now: () => now });
+    registerReconciliationRoutes(app, { ...billing, authorize });
     await app.ready();
   });
   afterAll(async () => {
@@ -579,30 +632,121 @@ describe("analytics routes over ClickHouse", () => {
     expect(csv).toContain("robert@a.example,u2,,");
   });
 
-  it("invoice_lines holds each event once, one line per user, product and model", async () => {
-    for (const period of ["2026-10", "2026-11"]) {
-      const rs = await ch.client.query({
-        query: `SELECT user_email, user_id, account_uuid, product, model, requests, prompt_tokens, output_tokens,
-                       net_spend, gross_spend
-                FROM invoice_lines
-                WHERE org_id = {org:String} AND period = {period:String} ORDER BY user_id, product, model`,
-        query_params: { org: "org_a", period },
-        format: "JSONEachRow",
-      });
-      const lines = (await rs.json<Record<string, string>>()).map((l) => [
-        ...[l.user_email, l.user_id, l.account_uuid, l.product, l.model, l.requests, l.prompt_tokens, l.output_tokens],
-        dec(l.net_spend!).toFixed(),
-        dec(l.gross_spend!).toFixed(),
-      ]);
-      const expected = expectedExport(events, "org_a", ...periodMs(period)).map((x) => [
-        ...[x.user_email, x.user_id, x.account_uuid, x.product, x.model],
-        ...[x.request_count, x.prompt_tokens, x.completion_tokens].map(String),
-        x.net.toFixed(),
-        x.gross.toFixed(),
-      ]);
-      expect(lines.length).toBeGreaterThan(3);
-      expect(lines).toEqual(expected);
+  it("freezes a final invoice whose usage lines hold each event once; invoice_lines shows the first finalization only", async () => {
+    const period = "2026-10";
+    const made = await finalizeInvoice(billing, "org_a", period, "operator");
+    expect(made.created).toBe(true);
+    const doc = JSON.parse(made.json) as {
+      status: string;
+      lines: Record<string, string | number | null>[];
+      total: string;
+    };
+    expect(doc.status).toBe("final");
+    // Usage lines: one per user × product × base model, net, each event once (the duplicates are not counted twice).
+    const perLine = new Map<string, { net: Exact; n: number }>();
+    for (const x of expectedExport(events, "org_a", ...periodMs(period))) {
+      const k = [x.user_id, x.product, x.model].join("|");
+      const held = perLine.get(k) ?? { net: Exact.of(0), n: 0 };
+      perLine.set(k, { net: held.net.plus(x.net), n: held.n + x.request_count });
     }
+    const usage = doc.lines.filter((l) => l.kind === "usage");
+    expect(usage.length).toBeGreaterThan(3);
+    expect(
+      new Map(
+        usage.map((l) => [
+          [l.user_id, l.product, l.model].join("|"),
+          { net: Exact.of(String(l.amount_exact)), n: l.quantity },
+        ]),
+      ),
+    ).toEqual(perLine);
+    // A second finalizer that lost the race: its document and record exist, and nobody reads them.
+    await insertInvoiceDocument(
+      ch.client,
+      {
+        org_id: "org_a",
+        period,
+        finalization_id: "loser",
+        number: "INV-LOSER",
+        finalized_at: chDateTime(now),
+        finalized_by: "operator",
+        total: "1.00",
+        document: "{}",
+      },
+      [
+        {
+          line_no: 1,
+          kind: "usage",
+          description: "x",
+          quantity: 1,
+          user_id: "zz",
+          product: "chat",
+          model: "m",
+          tier: "",
+          from_tier: "",
+          charge_day: "",
+          adjusts_period: "",
+          amount_exact: "1",
+          amount: "1.00",
+        },
+      ],
+    );
+    await billing.writer.publish({
+      kind: "invoice_final",
+      org_id: "org_a",
+      period,
+      finalization_id: "loser",
+      number: "INV-LOSER",
+      actor: "operator",
+      at: new Date(now).toISOString(),
+    });
+    const rs = await ch.client.query({
+      query: `SELECT kind, user_id, product, model, quantity, toString(amount_exact) AS exact, toString(amount) AS amount
+              FROM invoice_lines WHERE org_id = {org:String} AND period = {period:String} ORDER BY line_no`,
+      query_params: { org: "org_a", period },
+      format: "JSONEachRow",
+    });
+    const rows = await rs.json<Record<string, string>>();
+    expect(
+      rows.map((r) => [r.kind, r.user_id, r.product, r.model, Number(r.quantity), Exact.of(r.exact!).toFixed()]),
+    ).toEqual(
+      doc.lines.map((l) => [
+        l.kind,
+        l.user_id ?? "",
+        l.product ?? "",
+        l.model ?? "",
+        l.quantity,
+        String(l.amount_exact),
+      ]),
+    );
+    // docs/month-end-close.md's queries, as finance runs them: sections 1 to 4 against this final month.
+    const close = readFileSync(new URL("../docs/month-end-close.md", import.meta.url), "utf8");
+    const sqlOf = (section: string) => {
+      const at = close.indexOf(`## ${section}`);
+      const m = /```sql\n([\s\S]*?)```/.exec(close.slice(at));
+      if (at < 0 || !m) throw new Error(`no SQL under "## ${section}"`);
+      return m[1]!;
+    };
+    const run = async (section: string) =>
+      (
+        await ch.client.query({
+          query: sqlOf(section),
+          query_params: { period, org: "org_a" },
+          format: "JSONEachRow",
+        })
+      ).json<Record<string, string | number>>();
+    const totals = (await run("1.")).find((r) => r.org_id === "org_a")!;
+    expect(Exact.of(String(totals.total_usd)).toFixed()).toBe(Exact.of(docTotal(made.json)).toFixed());
+    expect(await run("2.")).toHaveLength(JSON.parse(made.json).lines.length);
+    const closed = (await run("3.")).find((r) => r.org_id === "org_a")!;
+    expect([Number(closed.balanced), Exact.of(String(closed.pending_net)).toFixed()]).toEqual([1, "0"]);
+    expect(await run("4.")).toEqual([]);
+    // The reconciliation of a final month: balanced, its invoice side the frozen usage lines.
+    const rec = JSON.parse((await get(`/v1/orgs/org_a/reconciliation?period=${period}`)).text) as ReconciliationBody & {
+      invoice: { status: string };
+    };
+    expect(rec.balanced).toBe(true);
+    expect(rec.invoice.status).toBe("final");
+    expect(rec.invoice.usage_lines.net).toBe(rec.raw.net);
   });
 
   it("reconciliation names the user whose rollup is missing an event", async () => {
@@ -610,13 +754,11 @@ describe("analytics routes over ClickHouse", () => {
     expect(body.balanced).toBe(false);
     expect(body.raw.requests).toBe(3);
     expect(body.rollup.requests).toBe(2);
-    // The invoice figure against the three events themselves, not against the raw figure: today's invoice_lines is
-    // a view over usage_events (so raw = invoice holds by construction until invoices are frozen documents), and an
-    // independent expectation is what would catch the view going wrong.
+    // The invoice figure against the three events themselves: the month's draft holds each of them once.
     const three = events.slice(40, 43);
-    expect(body.invoice).toEqual({
+    expect(body.invoice).toMatchObject({
+      status: "draft",
       requests: 3,
-      gross: three.reduce((t, e) => t.plus(e.gross), Exact.of(0)).toFixed(),
       net: three.reduce((t, e) => t.plus(e.net), Exact.of(0)).toFixed(),
     });
     const missing = events[42]!;
@@ -625,7 +767,7 @@ describe("analytics routes over ClickHouse", () => {
         user_id: missing.user,
         raw: { requests: 1, gross: missing.gross.toFixed(), net: missing.net.toFixed() },
         rollup: { requests: 0, gross: "0", net: "0" },
-        invoice: { requests: 1, gross: missing.gross.toFixed(), net: missing.net.toFixed() },
+        invoice: { requests: 1, net: missing.net.toFixed() },
       },
     ]);
   });

@@ -57,7 +57,8 @@ const POLICY = {
   org_limit: "250000",
   seat_tier_limits: { chat: "40", chat_code: "200", standard: "120", premium: "400", enterprise: "unlimited" },
   groups: { research: { limit: "100", members: ["u_1_3", "u_1_4"] } },
-  users: { u_1_2: { limit: "unlimited" }, u_1_5: { limit: "0.5" } },
+  users: { u_1_2: { limit: "unlimited", products: ["claude_code"] }, u_1_5: { limit: "0.5" } },
+  product_access: { claude_code: ["research"] },
 };
 
 interface SpendBody {
@@ -86,6 +87,7 @@ interface CapsBody {
       remaining: string | null;
       status: string;
       blocked_by: string | null;
+      products?: string[];
     }
   >;
 }
@@ -242,6 +244,12 @@ describe("dashboard page", () => {
           body: JSON.stringify({ org_id: ORG }),
         });
 
+        // A limit request waits for the page's Requests panel.
+        await must(base, key, `/v1/orgs/${ORG}/users/u_1_5/limit-requests`, {
+          method: "POST",
+          body: JSON.stringify({ note: "more please" }),
+        });
+
         const served = await fetch(`${base}/dashboard`);
         const pageBase = served.ok && served.headers.get("content-type")?.startsWith("text/html") ? base : undefined;
         if (!pageBase) front = await startFrontServer(apiPort);
@@ -335,7 +343,33 @@ describe("dashboard page", () => {
           expect(await shown(page, `${id}-remaining`), `${id} remaining`).toBe(capText(cap.remaining));
           expect(await shown(page, `${id}-source`)).toBe(cap.source);
           expect(await shown(page, `${id}-blocked-by`)).toBe(cap.blocked_by ?? "—");
+          expect(cap.products, `${id} products`).toBeDefined();
+          // (shown() drops commas: they group thousands in amounts.)
+          expect(await page.getByTestId(`${id}-products`).textContent()).toBe(cap.products!.join(", "));
         }
+        // The policy gates claude_code to research (u_1_3, u_1_4) and grants it to u_1_2.
+        expect(caps.users.u_1_2?.products).toEqual(["chat", "claude_code", "cowork"]);
+        expect(caps.users.u_1_3?.products).toEqual(["chat", "claude_code", "cowork"]);
+        expect(caps.users.u_1_5?.products).toEqual(["chat", "cowork"]);
+
+        // Requests: the one filed before the page loaded, approved from the page with a new limit.
+        const pending = await must<{ requests: { request_id: string; user_id: string }[] }>(
+          base,
+          key,
+          `/v1/orgs/${ORG}/limit-requests?status=pending`,
+        );
+        expect(pending.requests.map((r) => r.user_id)).toEqual(["u_1_5"]);
+        const rid = pending.requests[0]!.request_id;
+        expect(await page.locator('[data-testid="requests-table"] tbody tr').count()).toBe(1);
+        expect(await shown(page, `request-${rid}-user`)).toBe("u_1_5");
+        await page.getByTestId(`request-${rid}-limit`).fill("12.5");
+        await page.getByTestId(`request-${rid}-approve`).click();
+        await page.getByTestId(`request-${rid}-outcome`).filter({ hasText: "approved" }).waitFor({ timeout: 10_000 });
+        expect(await shown(page, `request-${rid}-outcome`)).toBe("approved: 12.5");
+        const after = await must<{ users: Record<string, { limit?: string }> }>(base, key, `/v1/orgs/${ORG}/policy`);
+        expect(after.users.u_1_5?.limit).toBe("12.5");
+        expect(await settled()).toBe("ready");
+        await page.getByTestId("requests-empty").waitFor({ timeout: 10_000 });
         const statuses = new Set(users.map(([, c]) => c.status));
         expect(statuses.size, `statuses ${[...statuses]}`).toBeGreaterThan(1);
 
