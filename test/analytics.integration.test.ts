@@ -31,12 +31,13 @@ import { generateEventArray } from "@usage/workload";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerAnalyticsRoutes } from "../services/api/src/analytics-routes.js";
-import { finalizeInvoice } from "../services/api/src/invoices.js";
+import { finalizeInvoice, startInvoiceFinalizer } from "../services/api/src/invoices.js";
 import { registerReconciliationRoutes } from "../services/api/src/reconciliation-routes.js";
 import type { ControlChangeInput } from "../services/api/src/server.js";
 import { Exact } from "./harness/exact.js";
 import {
   freePort,
+  quietLogger,
   resetTopics,
   runCli,
   spawnCli,
@@ -747,6 +748,46 @@ describe("analytics routes over ClickHouse", () => {
     expect(rec.balanced).toBe(true);
     expect(rec.invoice.status).toBe("final");
     expect(rec.invoice.usage_lines.net).toBe(rec.raw.net);
+  });
+
+  it("finalizes ended months on their own after the grace days, once, and never the current month", async () => {
+    now = NOW;
+    // Two orgs with usage in September, ended long before NOW: one event each.
+    const september = ["org_f", "org_g"].map((org, i) => ({
+      ...events[0]!,
+      org,
+      event_id: `00000000-0000-4000-9000-00000000009${i}`,
+      at: Date.parse("2026-09-15T10:00:00Z"),
+    }));
+    await insertUsageEvents(ch.client, september.map(usageRow));
+    await insertSpendDaily(ch.client, september.map(rollupRow));
+    const finalizer = startInvoiceFinalizer({
+      ...billing,
+      logger: quietLogger,
+      graceDays: 3,
+      everyMs: 3_600_000,
+    });
+    try {
+      const months = async () => {
+        const rs = await ch.client.query({
+          query: "SELECT DISTINCT org_id, formatDateTime(day, '%Y-%m') AS p FROM spend_daily ORDER BY org_id, p",
+          format: "JSONEachRow",
+        });
+        return (await rs.json<{ org_id: string; p: string }>()).map((r) => `${r.org_id}/${r.p}`);
+      };
+      // Every org and month with usage before 2026-11 (ended more than 3 days before NOW), but org_a 2026-10, final.
+      const due = (await months()).filter((m) => m.split("/")[1]! < "2026-11" && !finals.has(m));
+      expect(due).toEqual(expect.arrayContaining(["org_f/2026-09", "org_g/2026-09"]));
+      expect(await finalizer.runOnce()).toBe(due.length);
+      for (const m of due) expect(finals.get(m)?.actor, m).toBe("invoice-finalizer");
+      expect([...finals.keys()].some((k) => k.endsWith("/2026-11"))).toBe(false);
+      // Nothing is due on the next run; org_f's September invoice holds its one event.
+      expect(await finalizer.runOnce()).toBe(0);
+      const sept = JSON.parse((await get("/v1/orgs/org_f/reconciliation?period=2026-09")).text) as ReconciliationBody;
+      expect(sept).toMatchObject({ balanced: true, invoice: { status: "final", usage_lines: { requests: 1 } } });
+    } finally {
+      finalizer.stop();
+    }
   });
 
   it("reconciliation names the user whose rollup is missing an event", async () => {

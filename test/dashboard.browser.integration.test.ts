@@ -352,24 +352,6 @@ describe("dashboard page", () => {
         expect(caps.users.u_1_3?.products).toEqual(["chat", "claude_code", "cowork"]);
         expect(caps.users.u_1_5?.products).toEqual(["chat", "cowork"]);
 
-        // Requests: the one filed before the page loaded, approved from the page with a new limit.
-        const pending = await must<{ requests: { request_id: string; user_id: string }[] }>(
-          base,
-          key,
-          `/v1/orgs/${ORG}/limit-requests?status=pending`,
-        );
-        expect(pending.requests.map((r) => r.user_id)).toEqual(["u_1_5"]);
-        const rid = pending.requests[0]!.request_id;
-        expect(await page.locator('[data-testid="requests-table"] tbody tr').count()).toBe(1);
-        expect(await shown(page, `request-${rid}-user`)).toBe("u_1_5");
-        await page.getByTestId(`request-${rid}-limit`).fill("12.5");
-        await page.getByTestId(`request-${rid}-approve`).click();
-        await page.getByTestId(`request-${rid}-outcome`).filter({ hasText: "approved" }).waitFor({ timeout: 10_000 });
-        expect(await shown(page, `request-${rid}-outcome`)).toBe("approved: 12.5");
-        const after = await must<{ users: Record<string, { limit?: string }> }>(base, key, `/v1/orgs/${ORG}/policy`);
-        expect(after.users.u_1_5?.limit).toBe("12.5");
-        expect(await settled()).toBe("ready");
-        await page.getByTestId("requests-empty").waitFor({ timeout: 10_000 });
         const statuses = new Set(users.map(([, c]) => c.status));
         expect(statuses.size, `statuses ${[...statuses]}`).toBeGreaterThan(1);
 
@@ -444,6 +426,25 @@ describe("dashboard page", () => {
           expect(await shown(page, `${id}-reach`), `${id} reach`).toBe(reachText(f));
         }
 
+        // Requests (after the forecast: approving reloads the panels): the one filed before the page loaded, approved
+        // from the page with a new limit.
+        const pending = await must<{ requests: { request_id: string; user_id: string }[] }>(
+          base,
+          key,
+          `/v1/orgs/${ORG}/limit-requests?status=pending`,
+        );
+        expect(pending.requests.map((r) => r.user_id)).toEqual(["u_1_5"]);
+        const rid = pending.requests[0]!.request_id;
+        expect(await page.locator('[data-testid="requests-table"] tbody tr').count()).toBe(1);
+        expect(await shown(page, `request-${rid}-user`)).toBe("u_1_5");
+        await page.getByTestId(`request-${rid}-limit`).fill("12.5");
+        await page.getByTestId(`request-${rid}-approve`).click();
+        await page.getByTestId(`request-${rid}-outcome`).filter({ hasText: "approved" }).waitFor({ timeout: 10_000 });
+        expect(await shown(page, `request-${rid}-outcome`)).toBe("approved: 12.5");
+        const after = await must<{ users: Record<string, { limit?: string }> }>(base, key, `/v1/orgs/${ORG}/policy`);
+        expect(after.users.u_1_5?.limit).toBe("12.5");
+        expect(await settled()).toBe("ready");
+        await page.getByTestId("requests-empty").waitFor({ timeout: 10_000 });
         // The key stays in this tab's sessionStorage, never in localStorage; nothing leaves the origin.
         const stored = await page.evaluate(() => {
           // This project's TypeScript has no DOM types: the browser's globals are described here.
