@@ -26,6 +26,7 @@ import {
   freePort,
   metricSum,
   resetTopics,
+  runCli,
   spawnCli,
   tempDir,
   testBrokers,
@@ -225,6 +226,7 @@ describe("seats, invoices, product access and limit requests", () => {
         groups: { engineering: { members: ["eng1"] }, sales: { limit: "40", members: ["s1", "s2"] } },
         product_access: { claude_code: ["engineering"] },
         users: { s1: { limit: "0.01" } },
+        seat_tier_limits: { chat: "20", premium: "500" },
       };
       await api("PUT", `/v1/orgs/${ORG}/policy`, policy, owner);
       await api("PUT", `/v1/orgs/${ORG}/webhook`, { url: receiver.url, secret: WEBHOOK_SECRET }, owner);
@@ -250,6 +252,12 @@ describe("seats, invoices, product access and limit requests", () => {
       );
       expect(seats).toMatchObject({ assigned: 3, by_tier: { premium: 2, chat: 1 } });
       expect(seats.history).toHaveLength(4);
+      // The seat decides the tier for caps before the tier on the user's events ("chat" on every event here).
+      const capsBySeat = await api<{ users: Record<string, { limit: string; source: string }> }>(
+        "GET",
+        `/v1/orgs/${ORG}/caps`,
+      );
+      expect(capsBySeat.users.eng1).toMatchObject({ limit: "500", source: "seat_tier:premium" });
 
       // --- Product access (SPEC §5).
       const allowance = (user: string, product?: string) =>
@@ -343,6 +351,14 @@ describe("seats, invoices, product access and limit requests", () => {
       expect(finalized.body.lines).toEqual(draft.lines);
       const frozen = (await call("GET", `/v1/orgs/${ORG}/invoices?period=${last}`)).text;
       expect(frozen).toBe(finalized.text);
+      // usagectl prints the same document, and a table ending with its total.
+      const cliEnv = { USAGE_API_KEY: KEY, USAGE_API_PORT: String(port) };
+      const printed = await runCli(["invoice", "--org", ORG, "--period", last, "--json"], { env: cliEnv });
+      expect(printed.code, printed.stderr).toBe(0);
+      expect(JSON.parse(printed.stdout)).toEqual(JSON.parse(frozen));
+      const table = await runCli(["invoice", "--org", ORG, "--period", last], { env: cliEnv });
+      expect(table.stdout).toContain(`${ORG} invoice ${last}: final ${finalized.body.number}`);
+      expect(table.stdout.trimEnd().endsWith(`${draft.total}  total USD`)).toBe(true);
       // Finalizing again answers the same document.
       const again = await call("POST", `/v1/orgs/${ORG}/invoices/${last}/finalize`);
       expect([again.status, again.text]).toEqual([200, frozen]);

@@ -6,7 +6,10 @@
  * the tile totals equal an independent recomputation from the generated events. Panels for routes this server does
  * not have yet (404) must say "not available"; those it has must match the API too. The forecast panel shows what the
  * forecast route answered the page (its projections move with the clock), with the recomputed MTD total as spend to
- * date and the caps' limits. A screenshot is saved to test/artifacts/dashboard.png.
+ * date and the caps' limits. The Activity tiles (DAU, WAU, MAU, seats, utilization) and the Spend by group panel show
+ * the API's answers, and those equal a recomputation here from the generated events (distinct users per UTC day
+ * window; net spend per policy group, a user in two groups counting in both). A screenshot is saved to
+ * test/artifacts/dashboard.png.
  *
  * The page is served by the API child itself when server.ts registers it; until then by a small front server here
  * (the same registerDashboard routes on a fastify instance, with /v1/* piped to the API child).
@@ -56,7 +59,8 @@ const POLICY = {
   thresholds: ["0.5", "0.8", "1"],
   org_limit: "250000",
   seat_tier_limits: { chat: "40", chat_code: "200", standard: "120", premium: "400", enterprise: "unlimited" },
-  groups: { research: { limit: "100", members: ["u_1_3", "u_1_4"] } },
+  // ops has no limit (no cap candidate); u_1_4 is in both groups, so it counts in both group rows.
+  groups: { research: { limit: "100", members: ["u_1_3", "u_1_4"] }, ops: { members: ["u_1_4", "u_1_6"] } },
   users: { u_1_2: { limit: "unlimited", products: ["claude_code"] }, u_1_5: { limit: "0.5" } },
   product_access: { claude_code: ["research"] },
 };
@@ -75,6 +79,19 @@ interface SpendBody {
     cache_write_tokens: number;
     cache_read_tokens: number;
   }[];
+}
+/** Users given a seat by the test; the last never makes a request. */
+const SEAT_USERS = ["u_1_1", "u_1_2", "u_1_3", "u_seat_idle"];
+
+interface ActivityBody {
+  at: string;
+  dau: number;
+  wau: number;
+  mau: number;
+  seats_assigned: number;
+  seats_active_30d: number;
+  utilization: string | null;
+  by_product: Record<string, { dau: number; wau: number; mau: number }>;
 }
 interface CapsBody {
   org: { limit: string | null; spend: string; status: string };
@@ -221,6 +238,8 @@ describe("dashboard page", () => {
         const priced = priceDistinct(events, now).map(({ event, gross }) => ({
           net: Exact.of(netCost(gross, POLICY.discount_pct)),
           at: Date.parse(event.occurred_at),
+          user: event.user_id,
+          org: event.org_id,
         }));
         const expectedTotal = (window: Window) => {
           const range = windowAsOf(window, now);
@@ -237,6 +256,14 @@ describe("dashboard page", () => {
           180_000,
         );
         mark("spend recorded");
+
+        // Seats for the Activity tiles: three generated users and one who never makes a request.
+        for (const user of SEAT_USERS) {
+          await must(base, OPERATOR_KEY, `/v1/orgs/${ORG}/seats/${user}`, {
+            method: "PUT",
+            body: JSON.stringify({ tier: "standard" }),
+          });
+        }
 
         // The page signs in with a key of the org, as an org admin would.
         const { key } = await must<{ key: string }>(base, OPERATOR_KEY, "/v1/keys", {
@@ -307,6 +334,90 @@ describe("dashboard page", () => {
           expect(await shown(page, `tile-${window}-requests`)).toBe(String(body.rows[0]?.requests ?? 0));
           expect(await shown(page, `tile-${window}-gross`)).toBe(body.rows[0]?.gross_spend ?? "0");
         }
+
+        // Activity: the API's answer on the page, and DAU/WAU/MAU/seats recomputed from the generated events as of the
+        // API's day (distinct users with a request on that UTC day, in the 7 and the 30 days ending on it).
+        const activity = await must<ActivityBody>(base, key, `/v1/orgs/${ORG}/activity`);
+        expect(await shown(page, "activity-dau")).toBe(String(activity.dau));
+        expect(await shown(page, "activity-wau")).toBe(String(activity.wau));
+        expect(await shown(page, "activity-mau")).toBe(String(activity.mau));
+        expect(await shown(page, "activity-seats")).toBe(String(activity.seats_assigned));
+        expect(await shown(page, "activity-active")).toBe(String(activity.seats_active_30d));
+        expect(await shown(page, "activity-utilization")).toBe(
+          activity.utilization === null ? "—" : `${Exact.of(activity.utilization).times(100).toFixed()}%`,
+        );
+        for (const [product, c] of Object.entries(activity.by_product)) {
+          expect(await shown(page, `activity-product-${product}-dau`)).toBe(String(c.dau));
+          expect(await shown(page, `activity-product-${product}-mau`)).toBe(String(c.mau));
+        }
+        const atMs = Date.parse(`${activity.at}T00:00:00Z`);
+        const activeIn = (days: number) =>
+          new Set(
+            priced
+              .filter((x) => x.org === ORG && x.at >= atMs - (days - 1) * 86_400_000 && x.at < atMs + 86_400_000)
+              .map((x) => x.user),
+          );
+        const monthly = activeIn(30);
+        const activeSeats = SEAT_USERS.filter((u) => monthly.has(u)).length;
+        expect(
+          {
+            dau: activity.dau,
+            wau: activity.wau,
+            mau: activity.mau,
+            seats: activity.seats_assigned,
+            active: activity.seats_active_30d,
+          },
+          "activity recomputed",
+        ).toEqual({
+          dau: activeIn(1).size,
+          wau: activeIn(7).size,
+          mau: monthly.size,
+          seats: SEAT_USERS.length,
+          active: activeSeats,
+        });
+        const ratio = Exact.of(activeSeats).div(SEAT_USERS.length);
+        let expectedUtilization: string;
+        try {
+          expectedUtilization = ratio.toFixed();
+        } catch {
+          expectedUtilization = ratio.round(4, "half_up").toFixed();
+        }
+        expect(activity.utilization).toBe(expectedUtilization);
+        expect(activity.mau).toBeGreaterThan(0);
+
+        // Spend by group (MTD): the API's rows on the page, and each group's net spend recomputed from the events.
+        const groups = await must<SpendBody & { overlapping: boolean; note: string }>(
+          base,
+          key,
+          `/v1/orgs/${ORG}/spend?group_by=group&window=mtd`,
+        );
+        expect(groups.overlapping).toBe(true);
+        expect(await page.locator('[data-testid="groups-table"] tbody tr').count()).toBe(groups.rows.length);
+        for (const row of groups.rows) {
+          expect(await shown(page, `group-${row.key}-spend`), `group ${row.key}`).toBe(row.spend);
+          expect(await shown(page, `group-${row.key}-requests`)).toBe(String(row.requests));
+        }
+        expect(await shown(page, "groups-total")).toBe(groups.total);
+        const mtdRange = windowAsOf("mtd", now);
+        const groupNet = new Map<string, Exact>(Object.keys(POLICY.groups).map((g) => [g, Exact.of(0)]));
+        for (const x of priced) {
+          if (x.at < mtdRange.fromMs || x.at >= mtdRange.toExclusiveMs) continue;
+          const names = Object.entries(POLICY.groups)
+            .filter(([, g]) => g.members.includes(x.user))
+            .map(([name]) => name);
+          for (const name of names.length ? names : ["(none)"]) {
+            groupNet.set(name, (groupNet.get(name) ?? Exact.of(0)).plus(x.net));
+          }
+        }
+        expect(Object.fromEntries(groups.rows.map((r) => [r.key, r.spend])), "groups recomputed").toEqual(
+          Object.fromEntries([...groupNet].map(([k, v]) => [k, v.toFixed()])),
+        );
+        expect(Exact.of(groups.total).eq(expectedTotal("mtd"))).toBe(true);
+        process.stderr.write(
+          `dashboard test: activity ${activity.at}: dau ${activity.dau} wau ${activity.wau} mau ${activity.mau} seats ` +
+            `${activity.seats_active_30d}/${activity.seats_assigned} = ${activity.utilization}; MTD by group ` +
+            `${groups.rows.map((r) => `${r.key}=${r.spend}`).join(" ")} (total ${groups.total})\n`,
+        );
 
         // Spend by model, in the window the page shows (MTD first, then QTD after switching).
         const checkModels = async (window: Window) => {

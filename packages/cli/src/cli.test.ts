@@ -1,5 +1,7 @@
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, openSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -107,5 +109,127 @@ describe("usagectl policy evaluate", () => {
         u2: { limit: null, source: "none", spend: "70", remaining: "0", status: "blocked", blocked_by: "org" },
       },
     });
+  });
+});
+
+/** Runs the built CLI without blocking this process (a server in the test answers it); kills it after `killAfterMs`. */
+function usagectlAsync(
+  args: string[],
+  env: Record<string, string>,
+  stdin: "ignore" | number = "ignore",
+  killAfterMs = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: [stdin, "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.setEncoding("utf8").on("data", (c: string) => {
+      stdout += c;
+    });
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("usagectl progress, piped", () => {
+  // Progress lines go to stderr only when it is a terminal: piped (as here), the output is what it always was.
+  const progressMarks = [
+    "\r",
+    "\x1b[",
+    "waiting for the API",
+    "connecting to Kafka",
+    " lines · published",
+    "received ",
+  ];
+  const expectQuiet = (stderr: string) => {
+    for (const mark of progressMarks) expect(stderr).not.toContain(mark);
+  };
+
+  it("produce: no progress on stderr while it connects and reads a file of rejects", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "usagectl-produce-"));
+    const file = join(dir, "rejects.jsonl");
+    writeFileSync(file, "not json\n{}\n".repeat(1000));
+    // A broker that refuses: produce keeps retrying it; on a terminal it would show "connecting to Kafka at …" at once.
+    const r = await usagectlAsync(["produce"], { KAFKA_BROKERS: "127.0.0.1:1" }, openSync(file, "r"), 2000);
+    expectQuiet(r.stderr);
+  });
+
+  it("export, reconcile and invoice: byte-identical stdout and no progress on stderr for a slow API", async () => {
+    // Answers after 1.2 s (a terminal would show "waiting for the API… 1 s"), the CSV in pieces, one
+    // multi-byte character split across two of them.
+    const csv = "user_id,product,model,requests,spend\r\nu_é1,chat,m,3,0.5\r\nu2,chat,m,1,0.25\r\n";
+    const bytes = Buffer.from(csv);
+    const split = bytes.indexOf(Buffer.from("é")) + 1;
+    const reconciliation = {
+      org_id: "org_1",
+      period: "2026-10",
+      raw: { requests: 1, gross: "1", net: "1" },
+      rollup: { requests: 1, gross: "1", net: "1" },
+      invoice: {
+        status: "draft",
+        number: null,
+        total: "1",
+        total_matches_lines: true,
+        requests: 1,
+        net: "1",
+        usage_lines: { requests: 1, net: "1" },
+        adjustments: [],
+      },
+      differences: [],
+      balanced: true,
+      late_events: [],
+    };
+    const invoice = { org_id: "org_1", period: "2026-10", status: "draft", number: null, total: "1", lines: [] };
+    const server = createServer((req, res) => {
+      setTimeout(() => {
+        const path = req.url ?? "";
+        if (path.startsWith("/v1/orgs/org_1/export.csv")) {
+          res.writeHead(200, { "content-type": "text/csv; charset=utf-8" });
+          res.write(bytes.subarray(0, split));
+          setTimeout(() => res.end(bytes.subarray(split)), 100);
+          return;
+        }
+        const body = path.startsWith("/v1/orgs/org_1/reconciliation")
+          ? reconciliation
+          : path.startsWith("/v1/orgs/org_1/invoices")
+            ? invoice
+            : { error: { code: "not_found", message: "no such route" } };
+        res.writeHead(body === reconciliation || body === invoice ? 200 : 404, { "content-type": "application/json" });
+        res.end(JSON.stringify(body));
+      }, 1200);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const env = {
+      USAGE_API_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      USAGE_API_KEY: "k".repeat(32),
+    };
+    try {
+      const [exported, reconciled, invoiced] = await Promise.all([
+        usagectlAsync(["export", "--org", "org_1", "--range", "mtd"], env),
+        usagectlAsync(["reconcile", "--org", "org_1", "--period", "2026-10", "--json"], env),
+        usagectlAsync(["invoice", "--org", "org_1", "--period", "2026-10", "--json"], env),
+      ]);
+      expect(exported.code, exported.stderr).toBe(0);
+      expect(exported.stdout).toBe(csv);
+      expect(exported.stderr).toBe("");
+      expect(reconciled.code, reconciled.stderr).toBe(0);
+      expect(JSON.parse(reconciled.stdout)).toEqual(reconciliation);
+      expect(reconciled.stderr).toBe("");
+      expect(invoiced.code, invoiced.stderr).toBe(0);
+      expect(JSON.parse(invoiced.stdout)).toEqual(invoice);
+      expect(invoiced.stderr).toBe("");
+    } finally {
+      server.close();
+    }
   });
 });

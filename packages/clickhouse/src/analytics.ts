@@ -9,6 +9,7 @@
  * as Decimal(38, 18) strings and counts as UInt64 strings (see client.ts), never as floating-point numbers.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
+import { SPEND_GROUPS, type SpendGroup, type SpendRow } from "./spend-daily.js";
 
 const DAY_MS = 86_400_000;
 
@@ -94,6 +95,11 @@ export const TREND_GROUPS = {
   region: "if(region = '', 'unknown', region)",
 } as const;
 export type TrendGroup = keyof typeof TREND_GROUPS;
+/**
+ * What dailyTrends may group by: a trend group, or `user` (per-user rows, which the API folds into policy groups for
+ * `group_by=group`; not a grouping the trends route offers on its own).
+ */
+const TREND_KEYS: Record<TrendGroup | "user", string> = { ...TREND_GROUPS, user: "user_id" };
 
 export interface TrendRow {
   /** YYYY-MM-DD (UTC). */
@@ -106,25 +112,132 @@ export interface TrendRow {
   tokens: string;
 }
 
-/** An org's spend per day and group between two days inclusive, from spend_daily; days without spend are absent. */
+/**
+ * An org's spend per day and group between two days inclusive, from spend_daily; days without spend are absent.
+ * With `product`, only that product's rows count.
+ */
 export async function dailyTrends(
   client: ClickHouseClient,
-  params: { orgId: string; fromDay: string; toDay: string; groupBy: TrendGroup },
+  params: { orgId: string; fromDay: string; toDay: string; groupBy: TrendGroup | "user"; product?: string },
 ): Promise<TrendRow[]> {
-  const key = TREND_GROUPS[params.groupBy];
+  const key = TREND_KEYS[params.groupBy];
   const rs = await client.query({
     query: `SELECT toString(day) AS on_day, toString(${key}) AS group_key, sum(net_cost) AS spend,
                    sum(gross_cost) AS gross_spend, sum(requests) AS requests,
                    sum(input_tokens + output_tokens + cache_write_tokens + cache_read_tokens) AS tokens
             FROM spend_daily
             WHERE org_id = {org:String} AND day >= {from:Date} AND day <= {to:Date}
+              ${params.product === undefined ? "" : "AND product = {product:String}"}
             GROUP BY on_day, group_key
             ORDER BY on_day ASC, spend DESC, group_key ASC`,
-    query_params: { org: params.orgId, from: params.fromDay, to: params.toDay },
+    query_params: { org: params.orgId, from: params.fromDay, to: params.toDay, product: params.product ?? "" },
     format: "JSONEachRow",
   });
   const rows = await rs.json<Omit<TrendRow, "day" | "key"> & { on_day: string; group_key: string }>();
   return rows.map(({ on_day, group_key, ...r }) => ({ day: on_day, key: group_key, ...r }));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Spend for one product
+
+/**
+ * An org's spend between two days inclusive, as orgSpend (spend-daily.ts) answers it — grouped by one dimension, or
+ * one row keyed "total" — with, when `product` is given, only that product's rows. The grouping column comes from
+ * SPEND_GROUPS, never from input; the product is a query parameter.
+ */
+export async function orgSpendOf(
+  client: ClickHouseClient,
+  params: { orgId: string; from: string; to: string; groupBy?: SpendGroup; product?: string },
+): Promise<SpendRow[]> {
+  const key = params.groupBy ? SPEND_GROUPS[params.groupBy] : "'total'";
+  const rs = await client.query({
+    query: `SELECT toString(${key}) AS key, sum(net_cost) AS spend, sum(gross_cost) AS gross_spend,
+                   sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                   sum(cache_write_tokens) AS cache_write_tokens, sum(cache_read_tokens) AS cache_read_tokens
+            FROM spend_daily
+            WHERE org_id = {org:String} AND day >= {from:Date} AND day <= {to:Date}
+              ${params.product === undefined ? "" : "AND product = {product:String}"}
+            GROUP BY key ORDER BY spend DESC, key ASC`,
+    query_params: { org: params.orgId, from: params.from, to: params.to, product: params.product ?? "" },
+    format: "JSONEachRow",
+  });
+  return rs.json();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Active users
+
+export interface ActiveUserCounts {
+  /** Distinct users with a request on day `at`. */
+  dau: number;
+  /** Distinct users with a request in [`weekFrom`, `at`]. */
+  wau: number;
+  /** Distinct users with a request in [`monthFrom`, `at`]. */
+  mau: number;
+}
+
+export interface ActiveUsers {
+  total: ActiveUserCounts & {
+    /** Of `seatHolders`, those with a request in [`monthFrom`, `at`]. */
+    seatsActive: number;
+  };
+  /** Per product present in the month window (a product without requests there is absent). */
+  byProduct: Record<string, ActiveUserCounts>;
+}
+
+/**
+ * Distinct active users (a user with at least one request) of an org on day `at`, in [`weekFrom`, `at`] and in
+ * [`monthFrom`, `at`] (UTC days of occurred_at, YYYY-MM-DD, both ends included), overall and per product, from
+ * spend_daily: a user-day is active when its rows sum to at least one request (counts are never negative, so that is
+ * "some row has requests > 0", whether or not SummingMergeTree has merged). `seatHolders` are the users the caller
+ * counts as holding a seat; `seatsActive` is how many of them were active in the month window. Every value is a query
+ * parameter.
+ */
+export async function activeUsers(
+  client: ClickHouseClient,
+  params: { orgId: string; at: string; weekFrom: string; monthFrom: string; seatHolders: string[] },
+): Promise<ActiveUsers> {
+  const rs = await client.query({
+    query: `SELECT 0 AS is_total, toString(product) AS product_key,
+                   uniqExactIf(user_id, day = {at:Date}) AS dau,
+                   uniqExactIf(user_id, day >= {week:Date}) AS wau,
+                   uniqExact(user_id) AS mau,
+                   0 AS seats_active
+            FROM spend_daily
+            WHERE org_id = {org:String} AND day >= {month:Date} AND day <= {at:Date} AND requests > 0
+            GROUP BY product_key
+            UNION ALL
+            SELECT 1 AS is_total, '' AS product_key,
+                   uniqExactIf(user_id, day = {at:Date}) AS dau,
+                   uniqExactIf(user_id, day >= {week:Date}) AS wau,
+                   uniqExact(user_id) AS mau,
+                   uniqExactIf(user_id, has({seats:Array(String)}, user_id)) AS seats_active
+            FROM spend_daily
+            WHERE org_id = {org:String} AND day >= {month:Date} AND day <= {at:Date} AND requests > 0`,
+    query_params: {
+      org: params.orgId,
+      at: params.at,
+      week: params.weekFrom,
+      month: params.monthFrom,
+      seats: params.seatHolders,
+    },
+    format: "JSONEachRow",
+  });
+  type Raw = {
+    is_total: number | string;
+    product_key: string;
+    dau: string;
+    wau: string;
+    mau: string;
+    seats_active: number | string;
+  };
+  const out: ActiveUsers = { total: { dau: 0, wau: 0, mau: 0, seatsActive: 0 }, byProduct: {} };
+  for (const r of await rs.json<Raw>()) {
+    const counts = { dau: Number(r.dau), wau: Number(r.wau), mau: Number(r.mau) };
+    if (Number(r.is_total) === 1) out.total = { ...counts, seatsActive: Number(r.seats_active) };
+    else out.byProduct[r.product_key] = counts;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

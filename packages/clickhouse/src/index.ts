@@ -17,10 +17,14 @@ export {
   publishedAlertIds,
 } from "./alerts.js";
 export {
+  type ActiveUserCounts,
+  type ActiveUsers,
+  activeUsers,
   dailyTrends,
   type ExportRow,
   exportRows,
   type LateEventRow,
+  orgSpendOf,
   type ReconciliationData,
   type ReconciliationUserRow,
   reconciliation,

@@ -124,7 +124,6 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
   let invalid = 0;
   let ready = false;
   let stopped = false;
-  let joins = 0;
   let consumer: Consumer | undefined;
   let caughtUp: { end: number; resolve: () => void; reject: (err: Error) => void } | undefined;
 
@@ -201,6 +200,70 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     advance(versionOfOffset(batch.lastOffset()));
   }
 
+  /**
+   * Starts a kafkajs consumer from the position reached. kafkajs restarts a consumer after a retriable failure; one it
+   * gives up on (its retries exhausted while the brokers were away) is replaced here after a second, for as long as
+   * the follower runs: a process's follower must never stop following.
+   */
+  /** Replaces a consumer kafkajs gave up on, after a second, until a new one runs (or the follower stops). */
+  function replace(dead: Consumer): void {
+    log.warn({ version: next }, "control follower replacing its consumer in 1 s");
+    setTimeout(() => {
+      if (stopped || consumer !== dead) return;
+      void dead
+        .disconnect()
+        .catch(() => undefined)
+        .then(() => (stopped || consumer !== dead ? undefined : launch()))
+        .catch((err: unknown) => {
+          log.error({ err }, "control follower could not start a new consumer; trying again");
+          replace(dead);
+        });
+    }, 1000).unref();
+  }
+
+  async function launch(): Promise<void> {
+    const c = deps.kafka.consumer({
+      groupId,
+      readUncommitted: false,
+      maxWaitTimeInMs: deps.maxWaitTimeMs ?? 50,
+      metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
+      sessionTimeout: 30000,
+      heartbeatInterval: 3000,
+      retry: { retries: 10 },
+    });
+    consumer = c;
+    c.on(c.events.GROUP_JOIN, () => {
+      // A (re)join starts from offset 0 (nothing is committed): skip ahead rather than refetch the whole log.
+      // Only an optimisation: eachBatch skips what was applied whether or not the seek took.
+      if (next > 0) {
+        try {
+          c.seek({ topic: CONTROL_TOPIC, partition: 0, offset: String(next) });
+        } catch (err) {
+          log.warn({ err }, "control follower could not seek after a rejoin; refetching from offset 0");
+        }
+      }
+    });
+    c.on(c.events.CRASH, (e) => {
+      log.error({ err: e.payload.error, restart: e.payload.restart }, "control follower consumer crashed");
+      if (e.payload.restart || stopped || consumer !== c) return;
+      if (caughtUp) {
+        // Still catching up at start: start fails, as it would have without the brokers.
+        ready = false;
+        caughtUp.reject(e.payload.error);
+        caughtUp = undefined;
+        return;
+      }
+      replace(c);
+    });
+    c.on(c.events.END_BATCH_PROCESS, (e) => {
+      // Batches kafkajs filtered entirely never reach eachBatch, but their end still counts as read.
+      if (consumer === c && e.payload.batchSize === 0) advance(versionOfOffset(e.payload.lastOffset));
+    });
+    await c.connect();
+    await c.subscribe({ topics: [CONTROL_TOPIC], fromBeginning: true });
+    await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+  }
+
   return {
     groupId,
     async start() {
@@ -227,48 +290,12 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
       } finally {
         await admin.disconnect();
       }
-      const c = deps.kafka.consumer({
-        groupId,
-        readUncommitted: false,
-        maxWaitTimeInMs: deps.maxWaitTimeMs ?? 50,
-        metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
-        sessionTimeout: 30000,
-        heartbeatInterval: 3000,
-        retry: { retries: 10 },
-      });
-      consumer = c;
       const done = new Promise<void>((resolve, reject) => {
         caughtUp = { end, resolve, reject };
       });
       // Awaited below unless the log is empty; never an unhandled rejection when it is not.
       done.catch(() => undefined);
-      c.on(c.events.GROUP_JOIN, () => {
-        joins++;
-        // A rejoin restarts from offset 0 (nothing is committed): skip ahead rather than refetch the whole log.
-        // Only an optimisation: eachBatch skips what was applied whether or not the seek took.
-        if (joins > 1 && next > 0) {
-          try {
-            c.seek({ topic: CONTROL_TOPIC, partition: 0, offset: String(next) });
-          } catch (err) {
-            log.warn({ err }, "control follower could not seek after a rejoin; refetching from offset 0");
-          }
-        }
-      });
-      c.on(c.events.CRASH, (e) => {
-        log.error({ err: e.payload.error, restart: e.payload.restart }, "control follower consumer crashed");
-        if (!e.payload.restart) {
-          ready = false;
-          caughtUp?.reject(e.payload.error);
-          caughtUp = undefined;
-        }
-      });
-      c.on(c.events.END_BATCH_PROCESS, (e) => {
-        // Batches kafkajs filtered entirely never reach eachBatch, but their end still counts as read.
-        if (e.payload.batchSize === 0) advance(versionOfOffset(e.payload.lastOffset));
-      });
-      await c.connect();
-      await c.subscribe({ topics: [CONTROL_TOPIC], fromBeginning: true });
-      await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch });
+      await launch();
       if (next >= end) {
         caughtUp = undefined;
       } else {

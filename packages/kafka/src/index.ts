@@ -23,6 +23,7 @@ export {
   OwnershipLost,
 } from "./consumer.js";
 export { createTopicFollower, type TopicFollower, type TopicFollowerOptions } from "./follow.js";
+export { CONSUMER_LAG_METRIC, consumerLagGauge } from "./lag-metric.js";
 export {
   KAFKA_SCRIPT,
   type LocalBroker,

@@ -34,5 +34,6 @@ export {
   type Policy,
   type PolicyError,
   parsePolicy,
+  policySchema,
 } from "./policy.js";
 export { type OrgSnapshot, snapshotAllowance, snapshotCaps } from "./snapshot.js";

@@ -157,7 +157,8 @@ const productAccess = z
   .partial()
   .strict();
 
-const policySchema = z
+/** The policy document (SPEC §5) as zod checks it: parsePolicy runs it, and the API's OpenAPI document shows it. */
+export const policySchema = z
   .object({
     org_id: name("org id").optional(),
     mode: z

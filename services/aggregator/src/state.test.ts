@@ -96,6 +96,43 @@ describe("SpendState", () => {
     expect(state.caps("org_1").users.u1).toMatchObject({ status: "ok", blocked_by: null });
   });
 
+  it("contract terms: credits gate only a self-serve org; the contract's discount; the assigned seat's tier", () => {
+    const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
+    state.setPolicy(
+      "org_1",
+      policy({
+        discount_pct: "5",
+        seat_tier_limits: { chat: "10", premium: "300" },
+        users: { u1: { seat_tier: "chat" } },
+      }),
+      1,
+    );
+    const org = state.org("org_1");
+    org.credits = emptyAccount(0);
+    applyPurchase(org.credits, "1");
+    state.addCreditSpend("org_1", 1, "1");
+    expect(state.creditsExhausted("org_1")).toBe(true);
+    expect(state.discountOf("org_1")).toBe("5");
+    // Sales-assisted: billed in arrears, the exhausted credits refuse nobody; the contract's discount applies.
+    state.setContract("org_1", { plan: "sales_assisted", discount_pct: "12.5", version: 2 });
+    expect(state.creditsExhausted("org_1")).toBe(false);
+    expect(state.allowance("org_1", "u1")).toMatchObject({ allowed: true, blocked_by: null });
+    expect(state.caps("org_1").credits).toBeUndefined();
+    expect(state.discountOf("org_1")).toBe("12.5");
+    state.setContract("org_1", { plan: "self_serve", discount_pct: "0", version: 3 });
+    expect(state.allowance("org_1", "u1")).toMatchObject({ allowed: false, blocked_by: "credits" });
+    // The seat in force decides the tier before the policy's seat_tier; one that starts later does not yet.
+    expect(state.caps("org_1").users.u1).toMatchObject({ limit: "10", source: "seat_tier:chat" });
+    state.setSeats("org_1", [
+      { user_id: "u1", tier: "premium", at: Date.parse("2026-11-01T00:00:00Z") },
+      { user_id: "u2", tier: "premium", at: Date.parse("2026-12-01T00:00:00Z") },
+    ]);
+    expect(state.caps("org_1").users.u1).toMatchObject({ limit: "300", source: "seat_tier:premium" });
+    expect(state.userCap("org_1", "u1").limit).toBe("300");
+    // u2's seat starts next month: not a known user of this month yet.
+    expect(state.caps("org_1").users).not.toHaveProperty("u2");
+  });
+
   it("never counts a late event toward the current month's caps", () => {
     const state = new SpendState(() => Date.parse("2026-11-15T00:00:00Z"));
     state.setPolicy("org_1", policy({ users: { u1: { limit: "50" } } }), 1);

@@ -57,6 +57,7 @@ export const ROUTE_ACCESS: Record<string, Need> = {
   "POST /v1/orgs/:org/limit-requests/:id/deny": "decide",
   "GET /v1/orgs/:org/usage_report/messages": "read",
   "GET /v1/orgs/:org/cost_report": "read",
+  "GET /v1/orgs/:org/activity": "read",
 };
 
 /** What the route may show the caller: `users` set means only those users' rows (a member, a group owner). */

@@ -4,8 +4,15 @@
  * integers. Every day is a UTC calendar day, every period a UTC calendar month.
  *
  *   GET /v1/orgs/:org/top-users?window=mtd|qtd|ytd&at=YYYY-MM-DD&by=spend|tokens&limit=1..100
- *   GET /v1/orgs/:org/trends?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=product|model|context_window|region
+ *   GET /v1/orgs/:org/trends?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=product|model|context_window|region|group
+ *                            &product=chat|claude_code|cowork
  *   GET /v1/orgs/:org/export.csv?range=mtd|last_month|last_90_days   or   ?from=YYYY-MM-DD&to=YYYY-MM-DD
+ *
+ * Trends (and spend, server.ts) take `product=` (only that product's requests; 400 invalid_product for another value)
+ * and `group_by=group`: one row per policy group (SPEC §5 `groups`), folded here from per-user rows with exact
+ * decimal addition. A user in several groups counts in each of them (the answer says so: `overlapping: true` and a
+ * `note`), so group rows may add up to more than the org's total; users in no group are under the key "(none)" (a
+ * policy group literally named "(none)" shares that row).
  *
  * Top users and trends read the spend_daily rollup; the CSV and the reconciliation's raw figures read usage_events
  * FINAL; the invoice figures read the invoice_lines view (packages/clickhouse/src/analytics.ts says how each stays
@@ -20,9 +27,11 @@ import {
   type TopUsersBy,
   TREND_GROUPS,
   type TrendGroup,
+  type TrendRow,
   topUsers,
 } from "@usage/clickhouse";
-import { addMoney } from "@usage/money";
+import { PRODUCTS, type Product } from "@usage/events";
+import { addMoney, decimalPlaces, parseScaled } from "@usage/money";
 import { dayOf, dayStart, monthStart, parseDay, WINDOWS, type Window, windowAsOf } from "@usage/periods";
 import type {
   FastifyBaseLogger,
@@ -34,8 +43,13 @@ import type {
   RawServerDefault,
 } from "fastify";
 
+/** The policy groups `group_by=group` folds users into: `{ name: { members } }` (SPEC §5). */
+export type PolicyGroups = Readonly<Record<string, { readonly members: readonly string[] }>>;
+
 export interface AnalyticsRouteDeps {
   clickhouse: ClickHouseClient;
+  /** The org's policy groups, for trends with group_by=group; no groups (everyone under "(none)") when not given. */
+  groups?: (orgId: string) => PolicyGroups;
   /** Checks the bearer key against the `:org` route parameter; throws (as an API error) when it may not. */
   authorize: (request: FastifyRequest) => { orgId: string };
   now: () => number;
@@ -59,6 +73,12 @@ export const CSV_HEADER =
   "user_email,user_id,account_uuid,product,model,request_count,prompt_tokens,completion_tokens,net_spend_usd,gross_spend_usd";
 const CSV_COLUMNS: readonly (keyof ExportRow)[] = CSV_HEADER.split(",") as (keyof ExportRow)[];
 /** Reconciliation lists at most this many late events (late_totals always covers all of them). */
+
+/** The key of the row of users in no policy group (group_by=group). */
+export const NO_GROUP = "(none)";
+/** What an answer grouped by policy group says about overlapping groups. */
+export const GROUP_NOTE =
+  "a user in several groups counts in each group, so the group rows may add up to more than the total";
 
 type Problem = { ok: false; status: number; code: string; message: string };
 type Checked<T> = { ok: true; value: T } | Problem;
@@ -106,17 +126,42 @@ export function registerAnalyticsRoutes<L extends FastifyBaseLogger>(
   app.get("/v1/orgs/:org/trends", async (request, reply) => {
     const { orgId } = deps.authorize(request);
     const q = queryOf(request);
-    const groupBy = (q.group_by ?? "product") as TrendGroup;
-    if (!Object.hasOwn(TREND_GROUPS, groupBy)) {
+    const groupBy = (q.group_by ?? "product") as TrendGroup | "group";
+    if (groupBy !== "group" && !Object.hasOwn(TREND_GROUPS, groupBy)) {
       return sendError(
         reply,
-        problem("invalid_group_by", `group_by must be one of ${Object.keys(TREND_GROUPS).join(", ")}`),
+        problem("invalid_group_by", `group_by must be one of ${[...Object.keys(TREND_GROUPS), "group"].join(", ")}`),
       );
     }
+    const product = productFilter(q.product);
+    if (!product.ok) return sendError(reply, product);
     const checked = trendsWindow(q.from, q.to, deps.now());
     if (!checked.ok) return sendError(reply, checked);
     const { from, to } = checked.value;
-    const rows = await dailyTrends(deps.clickhouse, { orgId, fromDay: from, toDay: to, groupBy });
+    const byGroup = groupBy === "group";
+    const fetched = await dailyTrends(deps.clickhouse, {
+      orgId,
+      fromDay: from,
+      toDay: to,
+      groupBy: byGroup ? "user" : groupBy,
+      product: product.value,
+    });
+    let rows = fetched;
+    if (byGroup) {
+      // Per user and day from ClickHouse, folded into groups per day here (exact: addMoney and bigint counts).
+      const groups = deps.groups?.(orgId) ?? {};
+      const perDay = new Map<string, TrendRow[]>();
+      for (const r of fetched) {
+        const list = perDay.get(r.day);
+        if (list) list.push(r);
+        else perDay.set(r.day, [r]);
+      }
+      rows = [];
+      for (const [day, dayRows] of perDay) {
+        const folded = foldByGroup(dayRows, groups, ["spend", "gross_spend"], ["requests", "tokens"], false);
+        for (const g of folded) rows.push({ ...g, day });
+      }
+    }
     const days = new Map<
       string,
       { key: string; spend: string; gross_spend: string; requests: number; tokens: number }[]
@@ -137,6 +182,8 @@ export function registerAnalyticsRoutes<L extends FastifyBaseLogger>(
       from,
       to,
       group_by: groupBy,
+      ...(product.value === undefined ? {} : { product: product.value }),
+      ...(byGroup ? { overlapping: true, note: GROUP_NOTE } : {}),
       days: [...days].map(([day, groups]) => ({ day, groups })),
     });
   });
@@ -212,6 +259,70 @@ export function trendsWindow(
     );
   }
   return { ok: true, value: { from: dayOf(from), to: dayOf(to) } };
+}
+
+/** The `product=` filter of spend and trends: absent (every product) or one of PRODUCTS. */
+export function productFilter(value: string | undefined): Checked<Product | undefined> {
+  if (value === undefined) return { ok: true, value: undefined };
+  if (!(PRODUCTS as readonly string[]).includes(value)) {
+    return problem("invalid_product", `product must be one of ${PRODUCTS.join(", ")}`);
+  }
+  return { ok: true, value: value as Product };
+}
+
+/**
+ * Folds per-user rows (`key` = user id) into one row per policy group: a user's figures count in every group that
+ * lists the user, and in NO_GROUP when none does. Money fields are added exactly (addMoney), count fields (integer
+ * strings) as bigints. With `everyGroup`, every policy group has a row, zeros when its members have none; NO_GROUP has
+ * a row only when some user is in no group. Rows come out by money field [0] descending, then key.
+ */
+export function foldByGroup<R extends { key: string }>(
+  rows: readonly R[],
+  groups: PolicyGroups,
+  moneyFields: readonly (keyof R & string)[],
+  countFields: readonly (keyof R & string)[],
+  everyGroup: boolean,
+): R[] {
+  const memberOf = new Map<string, string[]>();
+  for (const [name, g] of Object.entries(groups)) {
+    for (const member of new Set(g.members)) {
+      const list = memberOf.get(member);
+      if (list) list.push(name);
+      else memberOf.set(member, [name]);
+    }
+  }
+  const out = new Map<string, Record<string, string>>();
+  const zero = (key: string) => {
+    const row: Record<string, string> = { key };
+    for (const f of [...moneyFields, ...countFields]) row[f] = "0";
+    return row;
+  };
+  if (everyGroup) for (const name of Object.keys(groups)) out.set(name, zero(name));
+  for (const r of rows) {
+    const rec = r as unknown as Record<string, string>;
+    for (const name of memberOf.get(r.key) ?? [NO_GROUP]) {
+      let acc = out.get(name);
+      if (!acc) {
+        acc = zero(name);
+        out.set(name, acc);
+      }
+      for (const f of moneyFields) acc[f] = addMoney(acc[f]!, String(rec[f]));
+      for (const f of countFields) acc[f] = (BigInt(acc[f]!) + BigInt(String(rec[f]))).toString();
+    }
+  }
+  const first = moneyFields[0];
+  return [...out.values()]
+    .sort(
+      (a, b) => (first ? compareDecimal(b[first]!, a[first]!) : 0) || (a.key! < b.key! ? -1 : a.key! > b.key! ? 1 : 0),
+    )
+    .map((r) => r as unknown as R);
+}
+
+/** The sign of a − b for two decimal strings, exactly. */
+function compareDecimal(a: string, b: string): number {
+  const scale = Math.max(decimalPlaces(a), decimalPlaces(b));
+  const d = parseScaled(a, scale) - parseScaled(b, scale);
+  return d > 0n ? 1 : d < 0n ? -1 : 0;
 }
 
 /** The export's range as [fromMs, toExclusiveMs) — see the comment on the export route for what each means. */

@@ -8,7 +8,7 @@
  * auto-reload, purchases) are published on the control plane, which gives each its version, and answered once
  * this instance's follower has applied them.
  */
-import { type ClickHouseClient, orgSpend, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
+import { type ClickHouseClient, orgSpendOf, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
 import { type ChangeInput, KEY_ROLES, type KeyRole } from "@usage/control";
 import { PRODUCTS } from "@usage/events";
 import { addMoney } from "@usage/money";
@@ -20,14 +20,16 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { type AccessContext, decide, ROUTE_ACCESS } from "./access.js";
+import { registerActivityRoutes } from "./activity-routes.js";
 import { registerAlertRoutes } from "./alert-routes.js";
-import { registerAnalyticsRoutes } from "./analytics-routes.js";
+import { foldByGroup, GROUP_NOTE, productFilter, registerAnalyticsRoutes } from "./analytics-routes.js";
 import { registerAuditRoutes } from "./audit-routes.js";
 import { actorOf, createAuthenticator, type KeyDirectory, newKey, type Principal } from "./auth.js";
 import { registerBillingRoutes } from "./billing-routes.js";
 import { registerCreditRoutes } from "./credit-routes.js";
 import { registerDashboard } from "./dashboard.js";
 import { registerForecastRoutes } from "./forecast-routes.js";
+import { registerOpenApi } from "./openapi/document.js";
 import type { BillingControl } from "./invoices.js";
 import type { SpendReader } from "./read-model.js";
 import { registerReconciliationRoutes } from "./reconciliation-routes.js";
@@ -420,22 +422,49 @@ export function buildApi(deps: ApiDeps) {
     if (!WINDOWS.includes(window)) throw new ApiError(400, "invalid_window", "window must be one of mtd, qtd, ytd");
     const at = q.at === undefined ? now() : parseDay(q.at);
     if (at === undefined) throw new ApiError(400, "invalid_at", "at must be a date YYYY-MM-DD");
-    const groupBy = q.group_by as SpendGroup | undefined;
-    if (groupBy !== undefined && !(groupBy in SPEND_GROUPS)) {
-      throw new ApiError(400, "invalid_group_by", `group_by must be one of ${Object.keys(SPEND_GROUPS).join(", ")}`);
+    // group_by=group: per-user rows folded into policy groups (analytics-routes.ts foldByGroup), a user in several
+    // groups counting in each, users in none under "(none)"; every policy group has a row. `total` stays the org's
+    // total (each user once), not the sum of the group rows.
+    const groupBy = q.group_by as SpendGroup | "group" | undefined;
+    if (groupBy !== undefined && groupBy !== "group" && !(groupBy in SPEND_GROUPS)) {
+      throw new ApiError(
+        400,
+        "invalid_group_by",
+        `group_by must be one of ${[...Object.keys(SPEND_GROUPS), "group"].join(", ")}`,
+      );
     }
     if (users && groupBy !== "user") {
       throw new ApiError(403, "forbidden_role", "this key reads spend per user only: add group_by=user");
     }
+    const product = productFilter(q.product);
+    if (!product.ok) throw new ApiError(product.status, product.code, product.message);
     const range = windowAsOf(window, at);
-    const all = await orgSpend(deps.clickhouse, { orgId, from: range.from, to: range.to, groupBy });
-    const rows = users ? all.filter((r) => users.has(r.key)) : all;
-    const total = rows.reduce((sum, r) => addMoney(sum, r.spend), "0");
+    const byGroup = groupBy === "group";
+    const all = await orgSpendOf(deps.clickhouse, {
+      orgId,
+      from: range.from,
+      to: range.to,
+      groupBy: byGroup ? "user" : groupBy,
+      product: product.value,
+    });
+    const scoped = users ? all.filter((r) => users.has(r.key)) : all;
+    const total = scoped.reduce((sum, r) => addMoney(sum, r.spend), "0");
+    const rows = byGroup
+      ? foldByGroup(
+          scoped,
+          deps.reader.policy(orgId).policy.groups,
+          ["spend", "gross_spend"],
+          ["requests", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"],
+          true,
+        )
+      : scoped;
     return {
       org_id: orgId,
       window,
       from: range.from,
       to: range.to,
+      ...(product.value === undefined ? {} : { product: product.value }),
+      ...(byGroup ? { group_by: "group", overlapping: true, note: GROUP_NOTE } : {}),
       total,
       rows: rows.map((r) => ({
         key: r.key,
@@ -459,7 +488,18 @@ export function buildApi(deps: ApiDeps) {
     secrets: deps.secrets,
     now,
   });
-  registerAnalyticsRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
+  registerAnalyticsRoutes(app, {
+    clickhouse: deps.clickhouse,
+    groups: (orgId) => deps.reader.policy(orgId).policy.groups,
+    authorize,
+    now,
+  });
+  registerActivityRoutes(app, {
+    clickhouse: deps.clickhouse,
+    seats: (orgId) => deps.billing.seats(orgId),
+    authorize,
+    now,
+  });
   registerAuditRoutes(app, { clickhouse: deps.clickhouse, authorize, now });
   registerCreditRoutes(app, {
     plan: (orgId) => deps.billing.contract(orgId)?.contract.plan,
@@ -493,6 +533,7 @@ export function buildApi(deps: ApiDeps) {
     now,
   });
   registerDashboard(app);
+  registerOpenApi(app);
 
   return app;
 }

@@ -1,3 +1,4 @@
+import { CONSUMER_LAG_METRIC, consumerLagGauge } from "@usage/kafka";
 import { Counter, Gauge, type Registry } from "prom-client";
 
 export interface PricingMetrics {
@@ -7,24 +8,6 @@ export interface PricingMetrics {
   duplicates: Counter<"stage">;
   lag: Gauge<"group" | "topic" | "partition">;
   batchSeconds: Gauge;
-}
-
-/**
- * Messages between a consumer group's position and a partition's high watermark: one family for every consumer-group
- * service (pricing, aggregator, notifier), told apart by `group` and `topic`. A registry holds a name once, so the
- * first service of a process registers it and the others share it (`usagectl start` runs them all in one registry).
- */
-export const CONSUMER_LAG_METRIC = "usage_consumer_lag_messages";
-
-function consumerLagGauge(registry: Registry): Gauge<"group" | "topic" | "partition"> {
-  const existing = registry.getSingleMetric(CONSUMER_LAG_METRIC);
-  if (existing) return existing as Gauge<"group" | "topic" | "partition">;
-  return new Gauge({
-    name: CONSUMER_LAG_METRIC,
-    help: "Messages between a consumer group's position and the partition's high watermark, as of its last batch",
-    labelNames: ["group", "topic", "partition"],
-    registers: [registry],
-  });
 }
 
 export function createPricingMetrics(registry: Registry): PricingMetrics {
@@ -61,3 +44,5 @@ export function createPricingMetrics(registry: Registry): PricingMetrics {
     }),
   };
 }
+
+export { CONSUMER_LAG_METRIC };

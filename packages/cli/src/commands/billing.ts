@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { callApi } from "../api-client.js";
+import { whileWaiting } from "../progress.js";
 
 const print = (value: unknown): void => {
   process.stdout.write(typeof value === "string" ? value : `${JSON.stringify(value, null, 2)}\n`);
@@ -119,11 +120,13 @@ export function registerBilling(program: Command): void {
     .option("--csv", "print its lines as CSV")
     .option("--json", "print the API's JSON as is")
     .action(async (o: { org: string; period: string; finalize?: boolean; csv?: boolean; json?: boolean }) => {
-      if (o.finalize) await callApi("POST", `${org(o.org)}/invoices/${o.period}/finalize`);
-      if (o.csv) return print(await callApi<string>("GET", `${org(o.org)}/invoices/${o.period}/lines.csv`));
-      const doc = await callApi<Parameters<typeof renderInvoice>[0]>(
-        "GET",
-        `${org(o.org)}/invoices?period=${o.period}`,
+      // A big month takes a while: on a terminal, "waiting for the API… N s" on stderr until each answer arrives.
+      if (o.finalize) await whileWaiting(() => callApi("POST", `${org(o.org)}/invoices/${o.period}/finalize`));
+      if (o.csv) {
+        return print(await whileWaiting(() => callApi<string>("GET", `${org(o.org)}/invoices/${o.period}/lines.csv`)));
+      }
+      const doc = await whileWaiting(() =>
+        callApi<Parameters<typeof renderInvoice>[0]>("GET", `${org(o.org)}/invoices?period=${o.period}`),
       );
       print(o.json ? doc : renderInvoice(doc));
     });

@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { ConfigError, envVars, parseEnv } from "@usage/runtime";
 import type { Command } from "commander";
 import { z } from "zod";
+import { createProgress, formatBytes, type Progress, waitingLine } from "../progress.js";
 
 const apiEnvSchema = z.object({
   USAGE_API_URL: envVars.url().optional(),
@@ -96,16 +97,22 @@ export function registerReports(program: Command): void {
       if (opts.range) query.set("range", opts.range);
       if (opts.from) query.set("from", opts.from);
       if (opts.to) query.set("to", opts.to);
-      const res = await call(api, `/v1/orgs/${encodeURIComponent(opts.org)}/export.csv?${query}`);
+      const started = performance.now();
+      const res = await call(api, `/v1/orgs/${encodeURIComponent(opts.org)}/export.csv?${query}`, true);
       if (!res) return;
-      if (opts.out === undefined) return void process.stdout.write(res.text);
+      const rows = () => Math.max(res.text.split("\r\n").filter((l) => l.length > 0).length - 1, 0);
+      if (opts.out === undefined) {
+        process.stdout.write(res.text);
+        // On a terminal only, a closing line on stderr (piped, stderr stays empty).
+        createProgress().done(`exported ${rows()} rows (${formatBytes(res.bytes)}) in ${elapsed(started)} s`);
+        return;
+      }
       try {
         writeFileSync(opts.out, res.text);
       } catch (err) {
         return fail(`cannot write ${opts.out}: ${(err as Error).message}`);
       }
-      const rows = res.text.split("\r\n").filter((l) => l.length > 0).length - 1;
-      process.stderr.write(`wrote ${opts.out} (${Math.max(rows, 0)} rows)\n`);
+      process.stderr.write(`wrote ${opts.out} (${rows()} rows)\n`);
     });
 
   program
@@ -146,21 +153,27 @@ function apiFromEnv(): Api {
   return { base, key: env.USAGE_API_KEY };
 }
 
-/** GETs a path; on failure prints one line, sets exit code 1 and answers undefined. */
-async function call(api: Api, path: string): Promise<{ text: string } | undefined> {
-  let res: Response;
+/**
+ * GETs a path; on failure prints one line, sets exit code 1 and answers undefined. On a terminal, stderr shows a
+ * "waiting for the API… N s" line while the request runs and, with `streamed`, the bytes and rows of the body
+ * received so far; the line is erased before anything else is printed.
+ */
+async function call(api: Api, path: string, streamed = false): Promise<{ text: string; bytes: number } | undefined> {
+  const progress = createProgress();
+  let answer: { res: Response; text: string; bytes: number } | { error: unknown };
   try {
-    res = await fetch(`${api.base}${path}`, {
-      headers: { authorization: `Bearer ${api.key}` },
-      signal: AbortSignal.timeout(120_000),
-    });
-  } catch (err) {
+    answer = await receive(`${api.base}${path}`, api.key, progress, streamed);
+  } finally {
+    progress.done();
+  }
+  if ("error" in answer) {
+    const err = answer.error;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     fail(`cannot reach the API at ${api.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
     return undefined;
   }
-  const text = await res.text();
-  if (res.ok) return { text };
+  const { res, text, bytes } = answer;
+  if (res.ok) return { text, bytes };
   let message = text.trim().split("\n")[0] || res.statusText;
   let code = "";
   try {
@@ -173,6 +186,57 @@ async function call(api: Api, path: string): Promise<{ text: string } | undefine
   fail(`${message} (${code ? `${code}, ` : ""}HTTP ${res.status})`);
   return undefined;
 }
+
+/**
+ * The answer and its whole body as text, or the error of a request that got no answer. `streamed` reads a 2xx body
+ * chunk by chunk, counting it on the progress line, and decodes it exactly as `res.text()` does (UTF-8, a leading
+ * BOM dropped, bad bytes replaced), so the text is the same either way.
+ */
+async function receive(
+  url: string,
+  key: string,
+  progress: Progress,
+  streamed: boolean,
+): Promise<{ res: Response; text: string; bytes: number } | { error: unknown }> {
+  const started = performance.now();
+  const seconds = () => Math.floor((performance.now() - started) / 1000);
+  progress.track(() => waitingLine(performance.now() - started), 250);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      headers: { authorization: `Bearer ${key}` },
+      signal: AbortSignal.timeout(120_000),
+    });
+  } catch (error) {
+    return { error };
+  }
+  if (!streamed || !res.ok || !res.body) {
+    const text = await res.text();
+    return { res, text, bytes: Buffer.byteLength(text) };
+  }
+  // The size is known only when the body arrives as sent (fetch decodes a content-encoded one).
+  const length = res.headers.get("content-encoding") ? null : res.headers.get("content-length");
+  const of = length ? ` of ${formatBytes(Number(length))}` : "";
+  const answered = performance.now();
+  const decoder = new TextDecoder();
+  const parts: string[] = [];
+  let bytes = 0;
+  let newlines = 0;
+  progress.track(() => {
+    const rate = (bytes * 1000) / Math.max(performance.now() - answered, 1);
+    return `received ${formatBytes(bytes)}${of}, ${Math.max(newlines - 1, 0)} rows · ${formatBytes(Math.round(rate))}/s · ${seconds()} s`;
+  });
+  for await (const chunk of res.body) {
+    bytes += chunk.byteLength;
+    const part = decoder.decode(chunk, { stream: true });
+    if (progress.active) for (let i = part.indexOf("\n"); i >= 0; i = part.indexOf("\n", i + 1)) newlines++;
+    parts.push(part);
+  }
+  parts.push(decoder.decode());
+  return { res, text: parts.join(""), bytes };
+}
+
+const elapsed = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
 
 function fail(line: string): void {
   process.stderr.write(`usagectl: ${line.replace(/\s*\n\s*/g, " ")}\n`);
