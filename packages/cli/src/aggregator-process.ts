@@ -66,7 +66,9 @@ async function run(name: "aggregator" | "api"): Promise<void> {
     port: env.USAGE_API_PORT,
     follower,
     isHealthy,
-    invoiceGraceDays: env.USAGE_INVOICE_GRACE_DAYS,
+    // Invoices finalize on their own only where the usage is: next to the aggregator, or on a shared server. An API
+    // alone on an embedded engine of its own sees no usage and must not freeze empty invoices.
+    invoiceGraceDays: name === "aggregator" || env.CLICKHOUSE_URL ? env.USAGE_INVOICE_GRACE_DAYS : undefined,
   });
   // Intake stops first: the API before whatever feeds it.
   shutdown.addFirst("api", () => api.stop());

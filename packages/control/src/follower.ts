@@ -12,7 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { CONSUMER_METADATA_MAX_AGE_MS, type Kafka } from "@usage/kafka";
-import type { AutoReload, Policy } from "@usage/policy";
+import { type AutoReload, type Policy, seatsInForce } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import {
@@ -111,12 +111,25 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     }
     return m;
   };
-  const seatList = (orgId: string): SeatState[] =>
-    [...(seats.get(orgId)?.values() ?? [])].sort((a, b) =>
-      a.effective_at === b.effective_at
-        ? a.version - b.version
-        : Date.parse(a.effective_at) - Date.parse(b.effective_at),
-    );
+  /** org → its assignments in effect order, and the tiers in force until the next one starts (cached). */
+  const seatViews = new Map<
+    string,
+    { list: SeatState[]; inForce?: ReturnType<typeof seatsInForce> & { at: number } }
+  >();
+  const seatView = (orgId: string) => {
+    let v = seatViews.get(orgId);
+    if (!v) {
+      const list = [...(seats.get(orgId)?.values() ?? [])].sort((a, b) =>
+        a.effective_at === b.effective_at
+          ? a.version - b.version
+          : Date.parse(a.effective_at) - Date.parse(b.effective_at),
+      );
+      v = { list };
+      seatViews.set(orgId, v);
+    }
+    return v;
+  };
+  const seatList = (orgId: string): SeatState[] => seatView(orgId).list;
   let listeners: ChangeListener[] = [];
   let waiters: Waiter[] = [];
   /** The next offset to apply, which is also the version of the last record read (offset + 1). */
@@ -164,8 +177,10 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
       const held = apiKeys.get(change.key_id);
       if (!held || held.org_id === change.org_id) apiKeys.set(change.key_id, { ...held, ...change, version });
     } else if (change.kind === "contract") contracts.set(change.org_id, { ...change, version });
-    else if (change.kind === "seat") inner(seats, change.org_id).set(change.key, { ...change, version });
-    else if (change.kind === "limit_request") {
+    else if (change.kind === "seat") {
+      inner(seats, change.org_id).set(change.key, { ...change, version });
+      seatViews.delete(change.org_id);
+    } else if (change.kind === "limit_request") {
       // A request id never moves to another user: a record naming another user for a known id is ignored.
       const held = requests.get(change.org_id)?.get(change.request_id);
       if (!held || held.user_id === change.user_id) {
@@ -343,10 +358,15 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     contract: (orgId) => contracts.get(orgId),
     seats: seatList,
     seatTiersAt(orgId, atMs) {
-      const out = new Map<string, SeatState["tier"]>();
-      for (const s of seatList(orgId)) if (Date.parse(s.effective_at) <= atMs) out.set(s.user_id, s.tier);
-      // fromEntries defines own properties: any user id is a plain key.
-      return Object.fromEntries(out);
+      const v = seatView(orgId);
+      // Kept for the present (the API asks at "now" on every allowance call) until the next assignment starts.
+      if (v.inForce && atMs >= v.inForce.at && atMs < v.inForce.until) return v.inForce.tiers;
+      const computed = seatsInForce(
+        v.list.map((s) => ({ user_id: s.user_id, tier: s.tier, at: Date.parse(s.effective_at) })),
+        atMs,
+      );
+      v.inForce = { ...computed, at: atMs };
+      return computed.tiers;
     },
     limitRequests: (orgId) =>
       [...(requests.get(orgId)?.values() ?? [])].sort((a, b) =>

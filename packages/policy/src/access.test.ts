@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { productAllowed, productsOf } from "./access.js";
 import { type Policy, parsePolicy } from "./policy.js";
-import { snapshotAllowance, snapshotCaps } from "./snapshot.js";
+import { seatsInForce, snapshotAllowance, snapshotCaps } from "./snapshot.js";
 
 function policy(input: object): Policy {
   const r = parsePolicy({ org_id: "o", ...input });
@@ -65,5 +65,25 @@ describe("product access (SPEC §5)", () => {
       limit: "500",
       source: "seat_tier:premium",
     });
+  });
+});
+
+describe("seats in force (SPEC §13)", () => {
+  it("gives each user's latest assignment at an instant, and until when that holds", () => {
+    const seats = [
+      { user_id: "u1", tier: "chat" as const, at: 100 },
+      { user_id: "u1", tier: "premium" as const, at: 200 },
+      { user_id: "__proto__", tier: "chat" as const, at: 150 },
+      { user_id: "u2", tier: "standard" as const, at: 300 },
+    ];
+    expect(seatsInForce(seats, 99)).toEqual({ tiers: {}, until: 100 });
+    const at150 = seatsInForce(seats, 150);
+    expect(at150.until).toBe(200);
+    expect(Object.entries(at150.tiers)).toEqual([
+      ["u1", "chat"],
+      ["__proto__", "chat"],
+    ]);
+    expect(seatsInForce(seats, 200).tiers.u1).toBe("premium");
+    expect(seatsInForce(seats, 300)).toMatchObject({ tiers: { u1: "premium", u2: "standard" }, until: Infinity });
   });
 });

@@ -36,4 +36,10 @@ export {
   parsePolicy,
   policySchema,
 } from "./policy.js";
-export { type OrgSnapshot, snapshotAllowance, snapshotCaps } from "./snapshot.js";
+export {
+  type OrgSnapshot,
+  type SeatInForce,
+  seatsInForce,
+  snapshotAllowance,
+  snapshotCaps,
+} from "./snapshot.js";

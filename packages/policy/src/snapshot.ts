@@ -42,3 +42,28 @@ export function snapshotAllowance(s: OrgSnapshot, userId: string, product?: stri
   const cap = userCap(s.policy, userId, own, s.orgTotal, tier, creditsExhausted(s), assigned);
   return allowanceFor(cap, product !== undefined && !productAllowed(s.policy, userId, product));
 }
+
+/** A seat assignment as caps need it: the user holds `tier` from instant `at` (ms) on. */
+export interface SeatInForce {
+  user_id: string;
+  tier: SeatTier;
+  at: number;
+}
+
+/**
+ * Each user's seat tier at instant `t` from assignments in effect order (by `at`, ties in record order), and until
+ * when that answer holds (the next assignment's instant after `t`, or Infinity): callers keep it until then.
+ */
+export function seatsInForce(
+  seats: readonly SeatInForce[],
+  t: number,
+): { tiers: Record<string, SeatTier>; until: number } {
+  const tiers = new Map<string, SeatTier>();
+  let until = Number.POSITIVE_INFINITY;
+  for (const s of seats) {
+    if (s.at <= t) tiers.set(s.user_id, s.tier);
+    else if (s.at < until) until = s.at;
+  }
+  // fromEntries defines own properties: any user id is a plain key.
+  return { tiers: Object.fromEntries(tiers), until };
+}

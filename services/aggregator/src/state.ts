@@ -19,6 +19,8 @@ import {
   highestThresholdReached,
   type OrgSnapshot,
   type Policy,
+  type SeatInForce,
+  seatsInForce,
   snapshotAllowance,
   snapshotCaps,
   stepCredits,
@@ -48,7 +50,9 @@ export interface OrgState {
   /** The contract's terms that matter here (SPEC §13): its plan (credits gate only self-serve usage) and discount. */
   contract?: { plan: "sales_assisted" | "self_serve"; discount_pct: string; version: number };
   /** Seat assignments (SPEC §13), in effect order: the seat tier in force decides a user's tier before the rest. */
-  seats: { user_id: string; tier: SeatTier; at: number }[];
+  seats: SeatInForce[];
+  /** The seat tiers in force now, and until when (seatsInForce); dropped when the seats change. */
+  seatsNow?: { tiers: Record<string, SeatTier>; until: number; at: number };
   /** The UTC day (YYYY-MM-DD) a limit-requests digest was last emitted for. */
   digestDay?: string;
 }
@@ -163,7 +167,9 @@ export class SpendState {
 
   /** Replaces the org's seat assignments (every one, in effect order). */
   setSeats(orgId: string, seats: OrgState["seats"]): void {
-    this.org(orgId).seats = seats;
+    const org = this.org(orgId);
+    org.seats = seats;
+    org.seatsNow = undefined;
   }
 
   /** The discount on usage recorded now: the contract's, else the policy's (set before contracts existed). */
@@ -172,12 +178,13 @@ export class SpendState {
     return org.contract?.discount_pct ?? org.policy.discount_pct;
   }
 
-  /** Each user's assigned seat tier now. */
+  /** Each user's assigned seat tier now; computed once until the seats change or a later assignment starts. */
   private assigned(org: OrgState): Record<string, SeatTier> {
     const t = this.now();
-    const out = new Map<string, SeatTier>();
-    for (const s of org.seats) if (s.at <= t) out.set(s.user_id, s.tier);
-    return Object.fromEntries(out);
+    if (!org.seatsNow || t < org.seatsNow.at || t >= org.seatsNow.until) {
+      org.seatsNow = { ...seatsInForce(org.seats, t), at: t };
+    }
+    return org.seatsNow.tiers;
   }
 
   setMark(orgId: string, period: string, entityKey: string, mark: Mark): void {
