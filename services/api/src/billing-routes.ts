@@ -16,7 +16,6 @@
  */
 import type { ClickHouseClient } from "@usage/clickhouse";
 import { contractSchema } from "@usage/control";
-import { SEAT_TIERS, type SeatTier } from "@usage/events";
 import { periodOf, periodRange } from "@usage/periods";
 import type {
   FastifyBaseLogger,
@@ -36,7 +35,9 @@ import {
   periodEnded,
   readInvoice,
 } from "./invoices.js";
+import { SeatBody } from "./openapi/schemas.js";
 import { ApiError, CONTROL_WAIT_MS, type ControlWriter } from "./server.js";
+import { parseBody } from "./validate.js";
 
 const USER_ID = /^[^\s/]{1,128}$/;
 const PERIOD = /^\d{4}-(0[1-9]|1[0-2])$/;
@@ -143,24 +144,17 @@ export function registerBillingRoutes<L extends FastifyBaseLogger>(
     if (!USER_ID.test(userId)) {
       throw new ApiError(400, "invalid_user", "user id must be 1 to 128 characters without spaces or '/'");
     }
-    const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Record<
-      string,
-      unknown
-    >;
-    const unknown = Object.keys(body).filter((k) => k !== "tier" && k !== "effective_at");
-    if (unknown.length > 0) throw new ApiError(400, "invalid_seat", `unknown key ${unknown.join(", ")}`);
+    const body = parseBody(SeatBody, request.body, {
+      tier: "invalid_tier",
+      effective_at: "invalid_effective_at",
+      "*": "invalid_seat",
+    });
     const tier = body.tier;
-    if (typeof tier !== "string" || !(SEAT_TIERS as readonly string[]).includes(tier)) {
-      throw new ApiError(400, "invalid_tier", `tier must be one of ${SEAT_TIERS.join(", ")}`);
-    }
     let effective = deps.now();
     if (body.effective_at !== undefined) {
-      const t =
-        typeof body.effective_at === "string" && /^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/.test(body.effective_at)
-          ? Date.parse(body.effective_at)
-          : Number.NaN;
-      if (Number.isNaN(t) || t < Date.UTC(2000, 0, 1) || t >= Date.UTC(3000, 0, 1)) {
-        throw new ApiError(400, "invalid_effective_at", "effective_at must be an RFC 3339 UTC time (…Z)");
+      const t = Date.parse(body.effective_at);
+      if (t < Date.UTC(2000, 0, 1) || t >= Date.UTC(3000, 0, 1)) {
+        throw new ApiError(400, "invalid_effective_at", "effective_at must be from 2000-01-01 to 2999-12-31");
       }
       effective = t;
     }
@@ -168,7 +162,7 @@ export function registerBillingRoutes<L extends FastifyBaseLogger>(
       kind: "seat",
       org_id: orgId,
       user_id: userId,
-      tier: tier as SeatTier,
+      tier,
       effective_at: new Date(effective).toISOString(),
       actor: actorOf(principal),
       at: new Date(deps.now()).toISOString(),

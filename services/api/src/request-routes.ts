@@ -30,11 +30,12 @@ import type {
   RawServerDefault,
 } from "fastify";
 import { actorOf, type Principal } from "./auth.js";
+import { ApproveBody, NoteBody } from "./openapi/schemas.js";
 import { ApiError, CONTROL_WAIT_MS, type ControlWriter } from "./server.js";
+import { parseBody } from "./validate.js";
 
 const ID = /^[^\s/]{1,128}$/;
 const STATUSES = ["pending", "approved", "denied"] as const;
-const MAX_NOTE = 2000;
 
 export interface RequestRouteDeps {
   control: {
@@ -63,24 +64,6 @@ function requestOut(r: LimitRequestState) {
   };
 }
 
-function bodyOf(request: FastifyRequest, allowed: string[]): Record<string, unknown> {
-  const body = request.body ?? {};
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new ApiError(400, "invalid_body", "the body must be a JSON object");
-  }
-  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw new ApiError(400, "invalid_body", `unknown key ${unknown.join(", ")}`);
-  return body as Record<string, unknown>;
-}
-
-function noteOf(body: Record<string, unknown>): string | null {
-  if (body.note === undefined || body.note === null) return null;
-  if (typeof body.note !== "string" || body.note.length > MAX_NOTE) {
-    throw new ApiError(400, "invalid_note", `note must be a string of at most ${MAX_NOTE} characters`);
-  }
-  return body.note;
-}
-
 export function registerRequestRoutes<L extends FastifyBaseLogger>(
   app: FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, L>,
   deps: RequestRouteDeps,
@@ -97,7 +80,7 @@ export function registerRequestRoutes<L extends FastifyBaseLogger>(
     if (!ID.test(userId)) {
       throw new ApiError(400, "invalid_user", "user id must be 1 to 128 characters without spaces or '/'");
     }
-    const note = noteOf(bodyOf(request, ["note"]));
+    const note = parseBody(NoteBody, request.body, { note: "invalid_note", "*": "invalid_body" }).note ?? null;
     if (deps.policy(orgId).policy.limit_requests === "disabled") {
       throw new ApiError(409, "limit_requests_disabled", `org ${orgId} does not take limit requests`);
     }
@@ -151,19 +134,12 @@ export function registerRequestRoutes<L extends FastifyBaseLogger>(
 
   app.post("/v1/orgs/:org/limit-requests/:id/approve", async (request) => {
     const { orgId, principal, held } = decidable(request);
-    const body = bodyOf(request, ["limit", "note"]);
-    let limit: string;
-    try {
-      if (typeof body.limit !== "string") throw new Error("missing");
-      limit = canonicalLimit(body.limit);
-      if (!/^(unlimited|\d+(\.\d{1,6})?)$/.test(body.limit)) throw new Error("format");
-    } catch {
-      throw new ApiError(
-        400,
-        "invalid_limit",
-        'limit must be "unlimited" or a decimal string >= 0 such as "250" (at most 6 decimal places)',
-      );
-    }
+    const body = parseBody(ApproveBody, request.body, {
+      limit: "invalid_limit",
+      note: "invalid_note",
+      "*": "invalid_body",
+    });
+    const limit = canonicalLimit(body.limit);
     const { policy } = deps.policy(orgId);
     // A group owner approves up to its group's own limit.
     if (principal.kind === "key" && principal.role === "group_owner") {
@@ -205,7 +181,7 @@ export function registerRequestRoutes<L extends FastifyBaseLogger>(
 
   app.post("/v1/orgs/:org/limit-requests/:id/deny", async (request) => {
     const { orgId, principal, held } = decidable(request);
-    const note = noteOf(bodyOf(request, ["note"]));
+    const note = parseBody(NoteBody, request.body, { note: "invalid_note", "*": "invalid_body" }).note ?? null;
     const at = new Date(deps.now()).toISOString();
     await publish({
       ...held,
