@@ -1,16 +1,17 @@
 /**
  * The journey every release must support (DEVELOPERS.md): `usagectl start` with USAGE_MEMBERS=3 on a fresh data
- * dir; an admin sets a policy and a webhook; surfaces publish events, some twice, some late from last month; within
- * seconds spend, caps, allowance (asked of every API instance), and the CSV export show exact figures and signed
- * alerts reach the webhook once each. Everything stops and starts again with USAGE_MEMBERS=2 and every event
- * replayed from offset 0 (new consumer groups): no figure moves and no alert is sent again.
+ * dir; the operator sets the contract; an owner sets a policy and a webhook and assigns seats; surfaces publish
+ * events, some twice, some late from last month; within seconds spend, caps, allowance (asked of every API instance),
+ * the CSV export and the draft invoices show exact figures and signed alerts reach the webhook once each. Everything
+ * stops and starts again with USAGE_MEMBERS=2 and every event replayed from offset 0 (new consumer groups): no figure
+ * moves and no alert is sent again.
  */
 
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type UsageEvent, validateUsageEvent } from "@usage/events";
 import { netCost } from "@usage/money";
-import { createPricer, loadRateCard } from "@usage/pricing";
+import { createPricer, loadRateCard, resolveModelId } from "@usage/pricing";
 import { generateEventArray } from "@usage/workload";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Exact } from "./harness/exact.js";
@@ -21,8 +22,17 @@ const KEY = "journey-operator-key-0123456789";
 const SECRET = "journey-webhook-secret-0123456789";
 const COUNT = 20_000;
 
-const POLICY = {
+/** The operator's contract of org_1: its discount applies to org_1's usage; seats are billed from term_start. */
+const CONTRACT = {
+  plan: "sales_assisted",
+  term_start: "2026-01-01",
+  seat_prices: { chat: "25", chat_code: "60.5" },
   discount_pct: "10",
+};
+const SEATS = { u_1_1: "chat_code", u_1_2: "chat" } as const;
+
+/** The owner's policy (the discount is the contract's, not the owner's). */
+const POLICY = {
   thresholds: ["0.5", "0.75", "0.9", "1"],
   org_limit: "100000",
   seat_tier_limits: { chat: "2", chat_code: "20", standard: "10", premium: "60" },
@@ -43,10 +53,10 @@ describe("the operator journey", () => {
     const bases = [0, 1, 2].map((i) => `http://127.0.0.1:${port + i}`);
     const dataDir = tempDir("usage-journey-");
     const receiver = await startReceiver({ secret: SECRET });
-    const api = async <T>(path: string, init: RequestInit = {}, at = base): Promise<T> => {
+    const api = async <T>(path: string, init: RequestInit = {}, at = base, key = KEY): Promise<T> => {
       const res = await fetch(`${at}${path}`, {
         ...init,
-        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       });
       const body = await res.json();
       if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(body)}`);
@@ -64,13 +74,30 @@ describe("the operator journey", () => {
       USAGE_AGGREGATOR_GROUP: `journey-aggregator-${run}`,
       USAGE_NOTIFIER_GROUP: `journey-notifier-${run}`,
       USAGE_INSTANCE_ID: `journey-${run}`,
+      // Last month's invoice stays a draft here: its figures are checked as they stand, not frozen mid-journey.
+      USAGE_INVOICE_GRACE_DAYS: "60",
     });
 
-    // 1. Start on a fresh data dir; the admin sets a policy and a webhook.
+    // 1. Start on a fresh data dir; the operator sets the contract; an owner sets a policy and a webhook and assigns
+    // seats.
     let pipeline = spawnCli(["start"], envFor("first"));
     await waitFor("the API", async () => (await fetch(`${base}/healthz`)).ok);
-    await api("/v1/orgs/org_1/policy", { method: "PUT", body: JSON.stringify(POLICY) });
-    await api("/v1/orgs/org_1/webhook", { method: "PUT", body: JSON.stringify({ url: receiver.url, secret: SECRET }) });
+    await api("/v1/orgs/org_1/contract", { method: "PUT", body: JSON.stringify(CONTRACT) });
+    const { key: owner } = await api<{ key: string }>("/v1/orgs/org_1/keys", {
+      method: "POST",
+      body: JSON.stringify({ role: "owner" }),
+    });
+    await api("/v1/orgs/org_1/policy", { method: "PUT", body: JSON.stringify(POLICY) }, base, owner);
+    await api(
+      "/v1/orgs/org_1/webhook",
+      { method: "PUT", body: JSON.stringify({ url: receiver.url, secret: SECRET }) },
+      base,
+      owner,
+    );
+    const seatedAt = Date.now();
+    for (const [user, tier] of Object.entries(SEATS)) {
+      await api(`/v1/orgs/org_1/seats/${user}`, { method: "PUT", body: JSON.stringify({ tier }) }, base, owner);
+    }
 
     // 2. Surfaces publish: generated duplicates and late events, and the first 500 lines sent a second time.
     const events = generateEventArray({
@@ -99,7 +126,7 @@ describe("the operator journey", () => {
       if (!v.ok) throw new Error(v.rejection.message);
       const p = price(v.value);
       if (!p.ok) throw new Error(p.rejection.message);
-      const net = e.org_id === "org_1" ? netCost(p.value.total_cost, POLICY.discount_pct) : p.value.total_cost;
+      const net = e.org_id === "org_1" ? netCost(p.value.total_cost, CONTRACT.discount_pct) : p.value.total_cost;
       const key = `${e.org_id}/${e.user_id}`;
       perUser.set(key, (perUser.get(key) ?? Exact.of(0)).plus(net));
       if (e.occurred_at.slice(0, 7) < new Date(now).toISOString().slice(0, 7)) lateCount++;
@@ -160,7 +187,7 @@ describe("the operator journey", () => {
       const v = validateUsageEvent(e, { now });
       const p = v.ok ? price(v.value) : undefined;
       if (!p?.ok) continue;
-      mtd.set(e.user_id, (mtd.get(e.user_id) ?? Exact.of(0)).plus(netCost(p.value.total_cost, POLICY.discount_pct)));
+      mtd.set(e.user_id, (mtd.get(e.user_id) ?? Exact.of(0)).plus(netCost(p.value.total_cost, CONTRACT.discount_pct)));
     }
     const caps = await api<{ users: Record<string, { spend: string }> }>("/v1/orgs/org_1/caps");
     for (const [user, spend] of mtd) expect(Exact.of(caps.users[user]!.spend).eq(spend), user).toBe(true);
@@ -181,7 +208,94 @@ describe("the operator journey", () => {
     expect(csvRows.length).toBeGreaterThan(0);
     expect(csvGross.eq(org2Gross), `CSV gross ${csvGross} = MTD gross ${org2Gross}`).toBe(true);
 
+    // The draft invoices of org_1: this month's seat lines and usage lines, last month's usage lines (late events),
+    // every line exact, each amount half-up to cents, the total their sum.
+    type Invoice = {
+      status: string;
+      total: string;
+      lines: {
+        kind: string;
+        user_id: string | null;
+        product: string | null;
+        model: string | null;
+        tier: string | null;
+        quantity: number;
+        amount_exact: string;
+        amount: string;
+      }[];
+    };
+    const cents = (x: Exact) => {
+      const [w, f = ""] = x.round(2, "half_up").toFixed().split(".");
+      return `${w}.${f.padEnd(2, "0")}`;
+    };
+    const lastMonth = new Date(Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth() - 1, 1))
+      .toISOString()
+      .slice(0, 7);
+    for (const period of [month, lastMonth]) {
+      const invoice = await api<Invoice>(`/v1/orgs/org_1/invoices?period=${period}`);
+      expect(invoice.status).toBe("draft");
+      const want = new Map<string, { net: Exact; n: number }>();
+      for (const e of distinct.values()) {
+        if (e.org_id !== "org_1" || e.occurred_at.slice(0, 7) !== period) continue;
+        const v = validateUsageEvent(e, { now });
+        const p = v.ok ? price(v.value) : undefined;
+        if (!p?.ok) continue;
+        const k = [e.user_id, e.product, resolveModelId(e.model)].join("|");
+        const held = want.get(k) ?? { net: Exact.of(0), n: 0 };
+        want.set(k, { net: held.net.plus(netCost(p.value.total_cost, CONTRACT.discount_pct)), n: held.n + 1 });
+      }
+      const usage = invoice.lines.filter((l) => l.kind === "usage");
+      expect(want.size, `${period} usage lines`).toBeGreaterThan(0);
+      expect(
+        new Map(usage.map((l) => [[l.user_id, l.product, l.model].join("|"), [l.amount_exact, l.amount, l.quantity]])),
+        `${period} usage lines`,
+      ).toEqual(new Map([...want].map(([k, v]) => [k, [v.net.toFixed(), cents(v.net), v.n]])));
+      // Seats added today (mid-term unless today starts a term): price × 12 × days left / days in the term.
+      const seatLines = invoice.lines.filter((l) => l.kind === "seat");
+      if (period === month) {
+        const day = Date.UTC(
+          new Date(seatedAt).getUTCFullYear(),
+          new Date(seatedAt).getUTCMonth(),
+          new Date(seatedAt).getUTCDate(),
+        );
+        const termStart = Date.UTC(new Date(seatedAt).getUTCFullYear(), 0, 1);
+        const termEnd = Date.UTC(new Date(seatedAt).getUTCFullYear() + 1, 0, 1);
+        const share = (price: string) => {
+          const x =
+            day === termStart
+              ? Exact.of(price).times(12)
+              : Exact.of(price)
+                  .times(12 * ((termEnd - day) / 86_400_000))
+                  .div((termEnd - termStart) / 86_400_000);
+          try {
+            return x.toFixed();
+          } catch {
+            return x.round(12, "half_up").toFixed();
+          }
+        };
+        expect(seatLines.map((l) => [l.tier, l.quantity, l.amount_exact]).sort()).toEqual(
+          Object.values(SEATS)
+            .map((tier) => [tier, 1, share(CONTRACT.seat_prices[tier])])
+            .sort(),
+        );
+      } else {
+        expect(seatLines).toEqual([]);
+      }
+      expect(invoice.total).toBe(cents(invoice.lines.reduce((t, l) => t.plus(l.amount), Exact.of(0))));
+    }
+    const invoicesNow = async () =>
+      Promise.all(
+        [month, lastMonth].map(async (period) =>
+          (
+            await fetch(`${base}/v1/orgs/org_1/invoices?period=${period}`, {
+              headers: { authorization: `Bearer ${KEY}` },
+            })
+          ).text(),
+        ),
+      );
+
     const snapshot = async () => ({
+      invoices: await invoicesNow(),
       spend: await Promise.all(
         ["org_1", "org_2"].flatMap((org) =>
           ["mtd", "qtd", "ytd"].flatMap((w) =>
