@@ -5,11 +5,10 @@
  *
  * Exactness: every figure is count() or sum() at read time. Reads of spend_daily sum over its rows (exact before and
  * after SummingMergeTree merges, schemas/clickhouse/002); reads of usage_events use FINAL (one row per event_id,
- * schemas/clickhouse/001). Money comes back
- * as Decimal(38, 18) strings and counts as UInt64 strings (see client.ts), never as floating-point numbers.
+ * schemas/clickhouse/001). Money comes back as Decimal(38, 18) strings and counts as UInt64 strings (see client.ts),
+ * never as floating-point numbers.
  */
 import type { ClickHouseClient } from "@clickhouse/client";
-import { SPEND_GROUPS, type SpendGroup, type SpendRow } from "./spend-daily.js";
 
 const DAY_MS = 86_400_000;
 
@@ -135,33 +134,6 @@ export async function dailyTrends(
   });
   const rows = await rs.json<Omit<TrendRow, "day" | "key"> & { on_day: string; group_key: string }>();
   return rows.map(({ on_day, group_key, ...r }) => ({ day: on_day, key: group_key, ...r }));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Spend for one product
-
-/**
- * An org's spend between two days inclusive, as orgSpend (spend-daily.ts) answers it — grouped by one dimension, or
- * one row keyed "total" — with, when `product` is given, only that product's rows. The grouping column comes from
- * SPEND_GROUPS, never from input; the product is a query parameter.
- */
-export async function orgSpendOf(
-  client: ClickHouseClient,
-  params: { orgId: string; from: string; to: string; groupBy?: SpendGroup; product?: string },
-): Promise<SpendRow[]> {
-  const key = params.groupBy ? SPEND_GROUPS[params.groupBy] : "'total'";
-  const rs = await client.query({
-    query: `SELECT toString(${key}) AS key, sum(net_cost) AS spend, sum(gross_cost) AS gross_spend,
-                   sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                   sum(cache_write_tokens) AS cache_write_tokens, sum(cache_read_tokens) AS cache_read_tokens
-            FROM spend_daily
-            WHERE org_id = {org:String} AND day >= {from:Date} AND day <= {to:Date}
-              ${params.product === undefined ? "" : "AND product = {product:String}"}
-            GROUP BY key ORDER BY spend DESC, key ASC`,
-    query_params: { org: params.orgId, from: params.from, to: params.to, product: params.product ?? "" },
-    format: "JSONEachRow",
-  });
-  return rs.json();
 }
 
 // ---------------------------------------------------------------------------------------------------------

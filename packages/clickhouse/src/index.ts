@@ -24,7 +24,6 @@ export {
   type ExportRow,
   exportRows,
   type LateEventRow,
-  orgSpendOf,
   type ReconciliationData,
   type ReconciliationUserRow,
   reconciliation,

@@ -116,12 +116,13 @@ export interface SpendRow {
 }
 
 /**
- * An org's spend between two days inclusive, grouped by one dimension (or one row keyed "total"). `spend` is net
- * (what the org pays); `gross_spend` is list price. The grouping column comes from a fixed map, never from input.
+ * An org's spend between two days inclusive, grouped by one dimension (or one row keyed "total"), of one product
+ * when `product` is given. `spend` is net (what the org pays); `gross_spend` is list price. The grouping column comes
+ * from a fixed map, never from input; the product is a query parameter.
  */
 export async function orgSpend(
   client: ClickHouseClient,
-  params: { orgId: string; from: string; to: string; groupBy?: SpendGroup },
+  params: { orgId: string; from: string; to: string; groupBy?: SpendGroup; product?: string },
 ): Promise<SpendRow[]> {
   const key = params.groupBy ? SPEND_GROUPS[params.groupBy] : "'total'";
   const rs = await client.query({
@@ -130,8 +131,9 @@ export async function orgSpend(
                    sum(cache_write_tokens) AS cache_write_tokens, sum(cache_read_tokens) AS cache_read_tokens
             FROM spend_daily
             WHERE org_id = {org:String} AND day >= {from:Date} AND day <= {to:Date}
+              ${params.product === undefined ? "" : "AND product = {product:String}"}
             GROUP BY key ORDER BY spend DESC, key ASC`,
-    query_params: { org: params.orgId, from: params.from, to: params.to },
+    query_params: { org: params.orgId, from: params.from, to: params.to, product: params.product ?? "" },
     format: "JSONEachRow",
   });
   return rs.json();

@@ -8,7 +8,7 @@
  * auto-reload, purchases) are published on the control plane, which gives each its version, and answered once
  * this instance's follower has applied them.
  */
-import { type ClickHouseClient, orgSpendOf, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
+import { type ClickHouseClient, orgSpend, SPEND_GROUPS, type SpendGroup } from "@usage/clickhouse";
 import { type ChangeInput, KEY_ROLES, type KeyRole } from "@usage/control";
 import { PRODUCTS } from "@usage/events";
 import { addMoney } from "@usage/money";
@@ -440,7 +440,7 @@ export function buildApi(deps: ApiDeps) {
     if (!product.ok) throw new ApiError(product.status, product.code, product.message);
     const range = windowAsOf(window, at);
     const byGroup = groupBy === "group";
-    const all = await orgSpendOf(deps.clickhouse, {
+    const all = await orgSpend(deps.clickhouse, {
       orgId,
       from: range.from,
       to: range.to,
