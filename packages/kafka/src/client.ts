@@ -1,5 +1,6 @@
 import { ConfigError, type Logger } from "@usage/runtime";
 import { type ISocketFactory, Kafka, logLevel as KafkaLogLevel, type LogEntry } from "kafkajs";
+import "./kafkajs-patches.js";
 
 /**
  * The topics of SPEC §2. Every one is keyed by `org_id`, except `control` (keyed by `<org_id>/<what>`, see
