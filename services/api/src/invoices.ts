@@ -357,8 +357,9 @@ export async function invoiceSide(deps: InvoiceDeps, orgId: string, period: stri
   const usageLines = own.lines.filter((l) => l.kind === "usage");
   for (const l of usageLines) add(l.user_id ?? "", l.quantity, l.amount_exact);
   const adjustments: InvoiceSide["adjustments"] = [];
-  const addAdjustments = (invoicePeriod: string, status: "draft" | "final", lines: DocumentLine[]) => {
-    const mine = lines.filter((l) => l.kind === "adjustment" && l.period === period);
+  /** The adjustment lines naming `period` among an invoice's lines (a document's, or rows of its stored lines). */
+  type AdjustmentLike = { kind: string; user_id: string | null; quantity: number; amount_exact: string };
+  const addAdjustments = (invoicePeriod: string, status: "draft" | "final", mine: AdjustmentLike[]) => {
     if (mine.length === 0) return;
     for (const l of mine) add(l.user_id ?? "", l.quantity, l.amount_exact);
     adjustments.push({
@@ -369,16 +370,32 @@ export async function invoiceSide(deps: InvoiceDeps, orgId: string, period: stri
     });
   };
   if (own.status === "final") {
+    // Final invoices after it: their stored adjustment lines for this month, in one read.
     const later = deps.control.invoiceFinals(orgId).filter((f) => f.period > period);
+    const stored = await invoicedUsage(
+      deps.clickhouse,
+      orgId,
+      later.map((f) => f.finalization_id),
+    );
     for (const f of later) {
-      const json = await invoiceDocument(deps.clickhouse, orgId, f.period, f.finalization_id);
-      if (json) addAdjustments(f.period, "final", (JSON.parse(json) as InvoiceDocument).lines);
+      addAdjustments(
+        f.period,
+        "final",
+        stored.filter((r) => r.invoice_period === f.period && r.kind === "adjustment" && r.usage_period === period),
+      );
     }
     // The next draft: the first month after `period` (up to the current one) that is not final.
     const current = periodOf(deps.now());
     let next = nextPeriod(period);
     while (next <= current && deps.control.invoiceFinal(orgId, next)) next = nextPeriod(next);
-    if (next <= current) addAdjustments(next, "draft", (await computeInvoice(deps, orgId, next)).lines);
+    if (next <= current) {
+      const draft = await computeInvoice(deps, orgId, next);
+      addAdjustments(
+        next,
+        "draft",
+        draft.lines.filter((l) => l.kind === "adjustment" && l.period === period),
+      );
+    }
   }
   const linesTotal = roundCents(sumDecimals(own.lines.map((l) => l.amount)));
   return {

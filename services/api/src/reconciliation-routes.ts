@@ -9,7 +9,7 @@
  * Late events of the month (arrived after it had closed) are listed with their arrival time.
  */
 import { type ClickHouseClient, reconciliation, type SourceTotals } from "@usage/clickhouse";
-import { addMoney } from "@usage/money";
+import { addMoney, canonicalMoney } from "@usage/money";
 import { periodRange } from "@usage/periods";
 import type {
   FastifyBaseLogger,
@@ -31,12 +31,10 @@ interface Figures {
   net: string;
 }
 
-/** The canonical form of a decimal string from ClickHouse (no trailing zeros, "0" for zero). */
-const money = (value: string) => addMoney(value, "0");
 const figures = (t: SourceTotals): Figures => ({
   requests: Number(t.requests),
-  gross: money(t.gross),
-  net: money(t.net),
+  gross: canonicalMoney(t.gross),
+  net: canonicalMoney(t.net),
 });
 const isoOf = (chTime: string) => `${chTime.replace(" ", "T")}Z`;
 
@@ -90,8 +88,9 @@ export function registerReconciliationRoutes<L extends FastifyBaseLogger>(
         r.gross === o.gross &&
         r.net === o.net &&
         r.requests === i.requests &&
-        r.net === money(i.net);
-      if (!same) differences.push({ user_id: userId, raw: r, rollup: o, invoice: { ...i, net: money(i.net) } });
+        r.net === canonicalMoney(i.net);
+      if (!same)
+        differences.push({ user_id: userId, raw: r, rollup: o, invoice: { ...i, net: canonicalMoney(i.net) } });
     }
     const balanced = differences.length === 0 && invoice.total_matches_lines;
     return {
@@ -105,9 +104,9 @@ export function registerReconciliationRoutes<L extends FastifyBaseLogger>(
         total: invoice.total,
         total_matches_lines: invoice.total_matches_lines,
         requests: invoiced.requests,
-        net: money(invoiced.net),
-        usage_lines: { requests: invoice.usage.requests, net: money(invoice.usage.net) },
-        adjustments: invoice.adjustments.map((a) => ({ ...a, net: money(a.net) })),
+        net: canonicalMoney(invoiced.net),
+        usage_lines: { requests: invoice.usage.requests, net: canonicalMoney(invoice.usage.net) },
+        adjustments: invoice.adjustments.map((a) => ({ ...a, net: canonicalMoney(a.net) })),
       },
       differences,
       balanced,
@@ -117,8 +116,8 @@ export function registerReconciliationRoutes<L extends FastifyBaseLogger>(
         occurred_at: isoOf(e.occurred_at),
         arrived_at: isoOf(e.arrived_at),
         user_id: e.user_id,
-        gross: money(e.gross),
-        net: money(e.net),
+        gross: canonicalMoney(e.gross),
+        net: canonicalMoney(e.net),
       })),
       late_events_truncated: data.lateEvents.length < Number(data.lateTotals.requests),
     };
