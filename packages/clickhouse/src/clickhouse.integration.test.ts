@@ -48,12 +48,27 @@ function row(id: string, batch: string, gross: string): UsageEventRow {
 }
 
 describe("ClickHouse package", () => {
-  it("applies every numbered migration once and records it", async () => {
-    const first = await migrate(ch.client);
-    expect(first).toEqual(readMigrations().map((m) => m.name));
+  it("applies every numbered migration once and records it, whoever of several racing migrators does", async () => {
+    // As several services starting at once against one server: their statements interleave at every await. Without
+    // the lock two of them run 012 side by side (one's CREATE of the copy fails, or both EXCHANGE).
+    const raced = await Promise.all([1, 2, 3].map(() => migrate(ch.client, undefined, { shared: true })));
+    const all = readMigrations().map((m) => m.name);
+    expect(raced.filter((names) => names.length > 0)).toEqual([all]);
+    expect(raced.flat().length).toBe(all.length);
     expect(await migrate(ch.client)).toEqual([]);
-    const rs = await ch.client.query({ query: "SELECT count() AS n FROM schema_migrations", format: "JSONEachRow" });
-    expect(await rs.json()).toEqual([{ n: String(first.length) }]);
+    expect(await migrate(ch.client, undefined, { shared: true })).toEqual([]);
+    const rs = await ch.client.query({
+      query: "SELECT count() AS n, uniqExact(version) AS versions FROM schema_migrations",
+      format: "JSONEachRow",
+    });
+    expect(await rs.json()).toEqual([{ n: String(all.length), versions: String(all.length) }]);
+    const lock = await ch.client.query({
+      query: "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name LIKE '%lock%'",
+      format: "JSONEachRow",
+    });
+    expect(await lock.json()).toEqual([{ n: "0" }]);
+    const create = await ch.client.query({ query: "SHOW CREATE TABLE usage_events", format: "TabSeparatedRaw" });
+    expect(await create.text()).toContain("index_granularity = 1024");
   });
 
   it("keeps money exact to 18 decimal places, finds recorded ids and rebuilds a missing rollup", async () => {

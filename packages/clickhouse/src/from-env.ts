@@ -17,7 +17,9 @@ export async function openClickHouse(env: ClickHouseEnv): Promise<ClickHouse & {
     dataDir: env.USAGE_DATA_DIR,
   });
   try {
-    return Object.assign(clickhouse, { applied: await migrate(clickhouse.client) });
+    // On a server, other services and instances may be starting against the same database.
+    const applied = await migrate(clickhouse.client, undefined, { shared: clickhouse.kind === "server" });
+    return Object.assign(clickhouse, { applied });
   } catch (err) {
     await clickhouse.close();
     throw err;
