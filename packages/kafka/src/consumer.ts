@@ -55,6 +55,13 @@ export interface BatchConsumerOptions {
   fromBeginning?: boolean;
   /** How long the broker may hold a fetch waiting for data; lower is fresher, higher is cheaper. */
   maxWaitTimeMs?: number;
+  /**
+   * How much data the broker waits for (up to maxWaitTimeMs) before it answers a fetch. Default 1 byte: answer as
+   * soon as anything is there. Larger, a consumer that keeps up fetches at most once per maxWaitTimeMs instead of
+   * once per handful of records, so its fixed costs per batch (and the broker's per fetch) stop growing as the
+   * rate falls.
+   */
+  minBytes?: number;
   maxBytesPerPartition?: number;
   /** Called when the consumer stops for good on an error it cannot retry; a service exits so it is restarted. */
   onFatal?: (err: Error) => void;
@@ -117,6 +124,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       groupId: options.groupId,
       readUncommitted: false, // read_committed: aborted transactions are never seen downstream
       maxWaitTimeInMs: options.maxWaitTimeMs ?? 100,
+      minBytes: options.minBytes ?? 1,
       metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
       // A member that dies (SIGKILL) holds its partitions until the session times out: keep that short.

@@ -193,6 +193,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     maxBytesPerPartition: 4 * 1024 * 1024,
     // Partitions are handled side by side (their states are independent; see `exclusive`).
     partitionsConsumedConcurrently: 4,
+    // A fetch waits for 128 KiB or 50 ms: each batch costs new parts in ClickHouse whatever its size.
+    minBytes: 128 * 1024,
+    maxWaitTimeMs: 50,
     onFatal: deps.onFatal,
     onAssignment: (assignment, generation) => {
       const mine = new Set(assignment.get(TOPICS.priced) ?? []);
@@ -335,7 +338,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     });
   }
 
+  const STEP_NAMES = ["dedup", "owned", "record", "evaluate", "emit", "owned_again", "totals"] as const;
   async function record(part: PartitionState, batch: ConsumedBatch): Promise<void> {
+    const started = performance.now();
     const decoded = decodeStep(batch, now);
     for (const [reason, n] of decoded.rejectedBy) deps.metrics.rejected.inc({ reason }, n);
     for (const d of decoded.rejects) {
@@ -346,6 +351,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     }
     if (decoded.dead.length > 0) await producer!.send({ topic: TOPICS.dlq, messages: decoded.dead, acks: -1 });
 
+    const marks: number[] = [performance.now()];
     part.seen.refresh();
     const { fresh, lookedUp } = await dedupStep(deps.clickhouse, part.seen, decoded.events);
     deps.metrics.dedupLookups.inc(lookedUp);
@@ -358,18 +364,25 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       await new Promise((r) => setTimeout(r, ms));
       onStall?.("end");
     }
+    marks.push(performance.now());
     await batch.ensureOwned();
+    marks.push(performance.now());
     const recorded = await recordStep(deps.clickhouse, part, batch, fresh, now);
+    marks.push(performance.now());
 
     const touched = accountStep(part, recorded.rows);
     const t = now();
     const signals = evaluateStep(part, touched, t);
     const credits = stepCredits(part, touched.lastEventOf.keys(), touched.lastEventOf, t);
     signals.push(...credits.signals);
+    marks.push(performance.now());
     await emit(part, signals, credits.entries);
+    marks.push(performance.now());
 
     await batch.ensureOwned();
+    marks.push(performance.now());
     await publishTotals(part, touched.users.keys(), batch.nextOffset, touched.users);
+    marks.push(performance.now());
 
     const m = deps.metrics;
     m.recorded.inc(fresh.length);
@@ -391,6 +404,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
         late: recorded.late,
         rejected: decoded.dead.length,
         signals: signals.length,
+        ms: Math.round(performance.now() - started),
+        // Milliseconds per step: where a batch's time goes (the e2e benchmark reads these at LOG_LEVEL=info).
+        steps_ms: Object.fromEntries(STEP_NAMES.map((name, i) => [name, Math.round(marks[i + 1]! - marks[i]!)])),
       },
       "batch recorded",
     );

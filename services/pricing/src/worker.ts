@@ -1,16 +1,20 @@
 /**
  * The pricing worker: usage.events.v1 → usage.priced.v1 (+ usage.dlq.v1), exactly once.
  *
- * Order of work for one batch (one partition):
+ * Order of work for one batch (one partition; the batches of several partitions are handled side by side):
  *   1. decode, validate and price every message (pure; rejects become DLQ messages with their original bytes);
  *   2. drop event ids already priced by this worker (recent-ids set) or earlier in the same batch;
- *   3. in ONE Kafka transaction: send the priced events, send the DLQ messages, send the consumer offset
- *      (last offset + 1) for the group, commit;
+ *   3. hand the batch to the committer, which puts every batch handed to it meanwhile (one per partition at most:
+ *      kafkajs fetches a partition again only once its batch is done) in ONE Kafka transaction: send the priced
+ *      events, send the DLQ messages, send each batch's consumer offset (last offset + 1) for the group, commit;
  *   4. only after the commit, remember the batch's event ids as priced.
- * A crash before 3 completes aborts the transaction (the transactional id is fenced on restart): nothing of the
- * batch is visible to read_committed consumers and the offset is not advanced, so the batch is priced again.
- * A crash after 3 leaves output and offset committed together. Step 4 after 3 means the set never claims an id
- * whose output was not committed. Downstream reads with isolation read_committed.
+ * A crash before 3 completes aborts the transaction (the transactional id is fenced on restart): nothing of its
+ * batches is visible to read_committed consumers and no offset is advanced, so they are priced again. A crash after
+ * 3 leaves output and offsets committed together. Step 4 after 3 means the set never claims an id whose output was
+ * not committed. Downstream reads with isolation read_committed. A transaction that fails fails every batch in it:
+ * none is resolved, so each is fetched again from its last resolved offset (or, after a rebalance, by its new owner
+ * from the committed one). One transaction a fetch instead of one a partition: each costs several broker round
+ * trips whatever it holds, and with one a partition an event waited behind the other partitions' transactions.
  *
  * Many instances (SPEC §12): each worker has a stable transactional id (`pricing-<group>-<instance id>[-<member>]`).
  *   - What fences a zombie: a restarted instance with the same id fences its predecessor (initTransactions bumps the
@@ -40,6 +44,7 @@ import {
   TOPICS,
 } from "@usage/kafka";
 import type { Logger } from "@usage/runtime";
+import { createGroupCommit } from "./group-commit.js";
 import type { PricingMetrics } from "./metrics.js";
 import { RecentIds } from "./recent-ids.js";
 import type { createPriceStep } from "./step.js";
@@ -75,9 +80,43 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
     commit: "by-handler",
     // Bigger fetches mean fewer transactions: each costs several broker round trips whatever its size.
     maxBytesPerPartition: 4 * 1024 * 1024,
+    // Every partition of a fetch is priced side by side and committed in one transaction (see `commit`).
+    partitionsConsumedConcurrently: 64,
+    // A fetch waits for 64 KiB or 50 ms: below that rate a transaction would carry a handful of events.
+    minBytes: 64 * 1024,
+    maxWaitTimeMs: 50,
     onFatal: deps.onFatal,
   });
   let producer: Producer | undefined;
+  const commit = createGroupCommit<PricedBatch>((group) => commitTogether(group));
+
+  /** Step 3 for the batches handed over meanwhile: their output and offsets, in one transaction. */
+  async function commitTogether(group: PricedBatch[]): Promise<void> {
+    await Promise.all(group.map((g) => g.batch.ensureOwned()));
+    const tx = await producer!.transaction();
+    try {
+      // Several requests per transaction keep every record batch under the broker's message.max.bytes.
+      const priced = group.flatMap((g) => g.priced);
+      const dead = group.flatMap((g) => g.dead);
+      for (const chunk of chunks(priced, SEND_CHUNK)) await tx.send({ topic: TOPICS.priced, messages: chunk });
+      for (const chunk of chunks(dead, SEND_CHUNK)) await tx.send({ topic: TOPICS.dlq, messages: chunk });
+      const offsets = new Map<string, { partition: number; offset: string }[]>();
+      for (const { batch } of group) {
+        const list = offsets.get(batch.topic) ?? [];
+        list.push({ partition: batch.partition, offset: batch.nextOffset });
+        offsets.set(batch.topic, list);
+      }
+      await tx.sendOffsets({
+        consumerGroupId: deps.groupId,
+        topics: [...offsets].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+      await Promise.all(group.map((g) => g.batch.ensureOwned()));
+      await tx.commit();
+    } catch (err) {
+      await tx.abort().catch((abortErr: unknown) => log.warn({ err: abortErr }, "transaction abort failed"));
+      throw err;
+    }
+  }
 
   async function handle(batch: ConsumedBatch): Promise<void> {
     const started = performance.now();
@@ -117,22 +156,7 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
       priced.push(toMessage(outcome.event));
     }
 
-    await batch.ensureOwned();
-    const tx = await producer!.transaction();
-    try {
-      // Several requests per transaction keep every record batch under the broker's message.max.bytes.
-      for (const chunk of chunks(priced, SEND_CHUNK)) await tx.send({ topic: TOPICS.priced, messages: chunk });
-      for (const chunk of chunks(dead, SEND_CHUNK)) await tx.send({ topic: TOPICS.dlq, messages: chunk });
-      await tx.sendOffsets({
-        consumerGroupId: deps.groupId,
-        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: batch.nextOffset }] }],
-      });
-      await batch.ensureOwned();
-      await tx.commit();
-    } catch (err) {
-      await tx.abort().catch((abortErr: unknown) => log.warn({ err: abortErr }, "transaction abort failed"));
-      throw err;
-    }
+    await commit({ batch, priced, dead });
     for (const id of pricedIds) recent.add(id);
 
     const m = deps.metrics;
@@ -176,6 +200,12 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
 }
 
 const SEND_CHUNK = 2000;
+
+interface PricedBatch {
+  batch: ConsumedBatch;
+  priced: Message[];
+  dead: Message[];
+}
 
 function* chunks<T>(items: T[], size: number): Generator<T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
