@@ -1,20 +1,28 @@
 // End-to-end benchmark on one machine: broker, embedded ClickHouse and every service together.
-//  1. ceiling: plain kafkajs produce → consume of the same Avro messages on the same broker;
+//  1. ceiling: plain kafkajs produce → consume of the same Avro messages on the same broker (and the same with
+//     @platformatic/kafka, for comparison: ceiling-platformatic.mjs);
 //  2. end to end: events/s from publishing until the rollup is visible through the API (ClickHouse spend_daily),
 //     sustained for --minutes (publishing as fast as the producer library allows, bounded by back-pressure);
 //  3. event → cap signal latency (p50/p99) while a background load runs at half the end-to-end rate;
-//  4. RSS of each service process (pricing; aggregator incl. the embedded ClickHouse engine; notifier), sampled 1/s.
+//  4. RSS of each service process (pricing; aggregator, notifier and an API instance, each with an embedded engine
+//     unless --clickhouse-server), sampled 1/s.
 //   node test/bench/e2e.mjs [--minutes 1] [--ceiling-events 200000] [--max-backlog 200000]
+//   node test/bench/e2e.mjs --rate 4000   (only 3 and 4, at that background rate: for iterating on latency)
+//   node test/bench/e2e.mjs --clickhouse-server   (the engine in a process of its own: each service's RSS without it)
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { usageEventV1 } from "@usage/events";
-import { createKafka, createProducer, createTopics, ensureTopics, TOPICS } from "@usage/kafka";
+import { decode, pricedUsageEventV1, usageEventV1 } from "@usage/events";
+import { createKafka, ensureTopics, TOPICS } from "@usage/kafka";
 import { createUsageProducer } from "@usage/producer";
 import { createLogger } from "@usage/runtime";
 import { generateEvents } from "@usage/workload";
+import { kafkajsCeiling } from "./ceiling-kafkajs.mjs";
+import { platformaticCeiling } from "./ceiling-platformatic.mjs";
+import { startClickHouseHttp } from "./clickhouse-http.mjs";
 import { benchBroker, cpuSecondsOf, percentile, writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
@@ -25,6 +33,10 @@ const MINUTES = arg("--minutes", 1);
 const MAX_BACKLOG = arg("--max-backlog", 200_000);
 const CEILING_EVENTS = arg("--ceiling-events", 200_000);
 const PORT = arg("--port", 18282);
+const RATE = arg("--rate", 0);
+// --clickhouse-server: the engine in a process of its own (clickhouse-http.mjs), every service reaching it over HTTP
+// as a ClickHouse server (CLICKHOUSE_URL), so each service's RSS is its own.
+const CLICKHOUSE_SERVER = process.argv.includes("--clickhouse-server");
 const KEY = "bench-operator-key-0123456789";
 const BIN = fileURLToPath(new URL("../../packages/cli/bin/usagectl.js", import.meta.url));
 const logger = createLogger({ level: "warn", name: "bench" });
@@ -34,62 +46,29 @@ const broker = await benchBroker();
 const kafka = createKafka({ brokers: broker.brokers, clientId: "bench-e2e", logger });
 const result = {};
 const children = [];
+const stops = [];
 try {
   await ensureTopics(kafka, { partitions: 4 });
 
-  // 1. Ceiling: the same Avro bytes through plain kafkajs, on a topic of its own.
-  {
-    const topic = `bench.ceiling.${Date.now()}`;
-    await createTopics(kafka, [{ topic, partitions: 4 }]);
+  // 1. Ceiling: the same Avro bytes through plain kafkajs, on a topic of its own; then through @platformatic/kafka,
+  //    to tell whether the Kafka client is the limit (the services keep kafkajs).
+  if (!RATE) {
     const messages = [];
     for (const e of generateEvents({ seed: 1, count: CEILING_EVENTS, now: Date.now() }))
       messages.push({ key: e.org_id, value: usageEventV1.encode(e) });
-    const producer = createProducer(kafka);
-    await producer.connect();
-    const t0 = performance.now();
-    const inFlight = [];
-    for (let i = 0; i < messages.length; i += 1000) {
-      inFlight.push(producer.send({ topic, messages: messages.slice(i, i + 1000) }));
-      if (inFlight.length >= 8) await inFlight.shift();
-    }
-    await Promise.all(inFlight);
-    const produced = performance.now() - t0;
-    await producer.disconnect();
-    const consumer = kafka.consumer({
-      groupId: `bench-ceiling-${Date.now()}`,
-      maxWaitTimeInMs: 100,
-      maxBytesPerPartition: 1 << 20,
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let n = 0;
-    const t1 = performance.now();
-    let done;
-    const finished = new Promise((r) => {
-      done = r;
-    });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        n += batch.messages.length;
-        if (n >= messages.length) done();
-      },
-    });
-    await finished;
-    const consumed = performance.now() - t1;
-    await consumer.disconnect();
-    result.ceiling_kafkajs = {
-      events: messages.length,
-      produce_per_s: Math.round(messages.length / (produced / 1000)),
-      consume_per_s: Math.round(messages.length / (consumed / 1000)),
-      produce_then_consume_per_s: Math.round(messages.length / ((produced + consumed) / 1000)),
-    };
+    result.ceiling_kafkajs = await kafkajsCeiling({ kafka, messages });
     console.log("ceiling", result.ceiling_kafkajs);
+    result.ceiling_platformatic = await platformaticCeiling({ brokers: broker.brokers, messages });
+    console.log("ceiling", result.ceiling_platformatic);
   }
 
   // The services as separate processes, so each one's RSS can be read.
   const dataDir = mkdtempSync(join(tmpdir(), "usage-bench-e2e-"));
   const stamp = Date.now();
+  const engine = CLICKHOUSE_SERVER ? await startClickHouseHttp({ dataDir: join(dataDir, "server") }) : undefined;
+  if (engine) stops.push(() => engine.stop());
   const env = {
+    ...(engine ? { CLICKHOUSE_URL: engine.url, USAGE_SECRET_KEY: randomBytes(32).toString("hex") } : {}),
     ...process.env,
     // A heap cap as a deployment would set one: V8 otherwise grows the heap lazily on a big machine.
     NODE_OPTIONS: process.env.USAGE_BENCH_NODE_OPTIONS ?? "--max-old-space-size=160",
@@ -97,7 +76,7 @@ try {
     USAGE_DATA_DIR: dataDir,
     USAGE_API_PORT: String(PORT),
     USAGE_API_KEY: KEY,
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: process.env.USAGE_BENCH_LOG_LEVEL ?? "warn",
     USAGE_PRICING_GROUP: `bench-pricing-${stamp}`,
     USAGE_AGGREGATOR_GROUP: `bench-agg-${stamp}`,
     USAGE_NOTIFIER_GROUP: `bench-notifier-${stamp}`,
@@ -117,29 +96,38 @@ try {
     pricing: run("pricing"),
     aggregator: run("aggregator"),
     notifier: run("notifier", { USAGE_DATA_DIR: mkdtempSync(join(tmpdir(), "usage-bench-notifier-")) }),
+    // An API instance of its own, for the allowance probes: its answers come from the totals topic, and polling it
+    // does not take the aggregator's event loop.
+    api: run("api", {
+      USAGE_API_PORT: String(PORT + 1),
+      USAGE_DATA_DIR: mkdtempSync(join(tmpdir(), "usage-bench-api-")),
+    }),
   };
-  const rss = Object.fromEntries(Object.keys(services).map((k) => [k, []]));
+  const sampled = { ...services, ...(engine ? { clickhouse: { pid: engine.pid } } : {}) };
+  const rss = Object.fromEntries(Object.keys(sampled).map((k) => [k, []]));
   const sampler = setInterval(() => {
-    for (const [name, child] of Object.entries(services)) {
+    for (const [name, child] of Object.entries(sampled)) {
       try {
         const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1]);
         if (kb) rss[name].push(Math.round(kb / 1024));
       } catch {}
     }
   }, 1000);
-  const api = async (path, init = {}) => {
-    const res = await fetch(`http://127.0.0.1:${PORT}${path}`, {
+  const api = async (path, init = {}, port = PORT) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
       ...init,
       headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
     });
     return res.json();
   };
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${PORT}/healthz`)).ok) break;
-    } catch {}
-    if (i > 600) throw new Error("aggregator API did not become healthy");
-    await sleep(100);
+  for (const port of [PORT, PORT + 1]) {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
+      } catch {}
+      if (i > 600) throw new Error(`the API on port ${port} did not become healthy`);
+      await sleep(100);
+    }
   }
   const recorded = async () => {
     let total = 0;
@@ -150,20 +138,31 @@ try {
     return total;
   };
 
+  // Where the machine's CPU goes during a phase: each service, the broker, and this process (the publisher).
+  const cpuOf = () => {
+    const self = process.cpuUsage();
+    return {
+      ...Object.fromEntries(Object.entries(sampled).map(([name, child]) => [name, cpuSecondsOf(child.pid)])),
+      broker: broker.pid ? cpuSecondsOf(broker.pid) : null,
+      publisher: (self.user + self.system) / 1e6,
+    };
+  };
+  // Cores each component kept busy on average since `atStart` (2.0 = both cores of a 2-core machine).
+  const coresBusy = (atStart, seconds) => ({
+    ...Object.fromEntries(
+      Object.entries(cpuOf()).map(([name, s]) => [
+        name,
+        s === null || atStart[name] === null ? null : Number(((s - atStart[name]) / seconds).toFixed(2)),
+      ]),
+    ),
+    machine_cores: cpus().length,
+  });
+
   // 2. Sustained end to end.
-  {
+  if (!RATE) {
     const producer = createUsageProducer({ brokers: broker.brokers, logger, batchSize: 2000, maxBuffered: 50_000 });
     await producer.connect();
     const events = generateEvents({ seed: 2, count: Number.MAX_SAFE_INTEGER, now: Date.now() });
-    // Where the machine's CPU goes during the run: each service, the broker, and this process (the publisher).
-    const cpuOf = () => {
-      const self = process.cpuUsage();
-      return {
-        ...Object.fromEntries(Object.entries(services).map(([name, child]) => [name, cpuSecondsOf(child.pid)])),
-        broker: broker.pid ? cpuSecondsOf(broker.pid) : null,
-        publisher: (self.user + self.system) / 1e6,
-      };
-    };
     const cpuAtStart = cpuOf();
     const t0 = performance.now();
     const end = t0 + MINUTES * 60_000;
@@ -194,15 +193,7 @@ try {
     const publishSeconds = (performance.now() - t0) / 1000;
     while ((await recorded()) < sent) await sleep(200);
     const seconds = (performance.now() - t0) / 1000;
-    const cpuAtEnd = cpuOf();
-    // Cores each component kept busy on average (2.0 = both cores of a 2-core machine).
-    const coresBusy = Object.fromEntries(
-      Object.entries(cpuAtEnd).map(([name, s]) => [
-        name,
-        s === null || cpuAtStart[name] === null ? null : Number(((s - cpuAtStart[name]) / seconds).toFixed(2)),
-      ]),
-    );
-    result.end_to_end_cores_busy = { ...coresBusy, machine_cores: cpus().length };
+    result.end_to_end_cores_busy = coresBusy(cpuAtStart, seconds);
     result.end_to_end = {
       minutes: MINUTES,
       events: sent,
@@ -220,13 +211,17 @@ try {
   // 3. Event → cap signal latency at half the end-to-end rate: each probe user has a limit of 0.000001, so its
   //    first event blocks it and produces exactly one signal, with cause_event_id naming the event.
   {
-    const rate = Math.max(100, Math.round(result.end_to_end.visible_per_s / 2));
+    const rate = RATE || Math.max(100, Math.round(result.end_to_end.visible_per_s / 2));
     const probeUsers = 200;
     const users = {};
     for (let i = 0; i < probeUsers; i++) users[`probe_${i}`] = { limit: "0.000001" };
     await api("/v1/orgs/org_probe/policy", { method: "PUT", body: JSON.stringify({ users }) });
     const sentAt = new Map();
     const latencies = [];
+    // The same, from the event's record timestamp on usage.events.v1 (when the producer library sent it): the
+    // pipeline's own latency, without the time an event waits in this process's producer under load. Epoch ms.
+    const recordTs = new Map();
+    const arrived = { signal: new Map(), priced: new Map(), allowance: new Map() };
     const consumer = kafka.consumer({ groupId: `bench-signals-${Date.now()}`, maxWaitTimeInMs: 20 });
     await consumer.connect();
     await consumer.subscribe({ topic: TOPICS.signals, fromBeginning: false });
@@ -234,11 +229,41 @@ try {
       eachMessage: async ({ message }) => {
         const s = JSON.parse(message.value.toString());
         const t = sentAt.get(s.cause_event_id);
-        if (t !== undefined && s.kind === "blocked") latencies.push(performance.now() - t);
+        if (t !== undefined && s.kind === "blocked") {
+          latencies.push(performance.now() - t);
+          arrived.signal.set(s.cause_event_id, Date.now());
+        }
+      },
+    });
+    // Where the time goes: when each probe event becomes visible priced (read_committed, so after pricing's commit).
+    const pricedLatencies = [];
+    // It reads every record of both topics: the broker holds its fetches until 64 KiB or 20 ms (with minBytes 1 it
+    // would fetch as fast as it can and take a good share of the broker's CPU).
+    const pricedConsumer = kafka.consumer({
+      groupId: `bench-priced-${Date.now()}`,
+      maxWaitTimeInMs: 20,
+      minBytes: 64 * 1024,
+    });
+    await pricedConsumer.connect();
+    const rawLatencies = [];
+    await pricedConsumer.subscribe({ topics: [TOPICS.events, TOPICS.priced], fromBeginning: false });
+    await pricedConsumer.run({
+      eachBatch: async ({ batch }) => {
+        const at = performance.now();
+        const raw = batch.topic === TOPICS.events;
+        for (const message of batch.messages) {
+          if (message.key?.toString() !== "org_probe") continue;
+          const d = decode(message.value, raw ? usageEventV1 : pricedUsageEventV1);
+          const t = d.ok ? sentAt.get(d.value.event_id) : undefined;
+          if (t === undefined) continue;
+          (raw ? rawLatencies : pricedLatencies).push(at - t);
+          if (raw) recordTs.set(d.value.event_id, Number(message.timestamp));
+          else arrived.priced.set(d.value.event_id, Date.now());
+        }
       },
     });
     await sleep(3000); // the signals consumer joins its group
-    const producer = createUsageProducer({ brokers: broker.brokers, logger, lingerMs: 2 });
+    const producer = createUsageProducer({ brokers: broker.brokers, logger, lingerMs: 10 });
     await producer.connect();
     const background = generateEvents({ seed: 3, count: Number.MAX_SAFE_INTEGER, now: Date.now() });
     const probes = generateEvents({ seed: 4, count: probeUsers * 4, now: Date.now(), orgs: 1, usersPerOrg: 1 });
@@ -252,9 +277,12 @@ try {
     const poller = (async () => {
       while (polling || pending.size > 0) {
         await Promise.all(
-          [...pending].map(async ([user, sentMs]) => {
-            const body = await api(`/v1/orgs/org_probe/users/${user}/allowance`).catch(() => undefined);
-            if (body?.allowed === false && pending.delete(user)) allowanceLatencies.push(performance.now() - sentMs);
+          [...pending].map(async ([user, { sentMs, eventId }]) => {
+            const body = await api(`/v1/orgs/org_probe/users/${user}/allowance`, {}, PORT + 1).catch(() => undefined);
+            if (body?.allowed === false && pending.delete(user)) {
+              allowanceLatencies.push(performance.now() - sentMs);
+              arrived.allowance.set(eventId, Date.now());
+            }
           }),
         );
         await sleep(10);
@@ -262,6 +290,7 @@ try {
       }
     })();
     const t0 = performance.now();
+    const cpuAtStart = cpuOf();
     const perTick = Math.max(1, Math.round(rate / 100));
     for (let tick = 0; probe < probeUsers; tick++) {
       for (let i = 0; i < perTick; i++) await producer.publish(background.next().value);
@@ -270,51 +299,86 @@ try {
         while (e.input_tokens + e.output_tokens === 0) e = probes.next().value;
         const event = { ...e, org_id: "org_probe", user_id: `probe_${probe++}`, occurred_at: new Date().toISOString() };
         sentAt.set(event.event_id, performance.now());
-        pending.set(event.user_id, performance.now());
+        pending.set(event.user_id, { sentMs: performance.now(), eventId: event.event_id });
         await producer.publish(event);
       }
       const wait = t0 + (tick + 1) * 10 - performance.now();
       if (wait > 0) await sleep(wait);
     }
     await producer.close();
+    result.latency_cores_busy = coresBusy(cpuAtStart, (performance.now() - t0) / 1000);
+    console.log("cores busy at that rate", result.latency_cores_busy);
     const deadline = performance.now() + 30_000;
     while (latencies.length < probeUsers && performance.now() < deadline) await sleep(100);
     pollDeadline = performance.now() + 10_000;
     polling = false;
     await poller;
     await consumer.disconnect();
-    latencies.sort((a, b) => a - b);
+    await pricedConsumer.disconnect();
     const ms = (v) => (v === null ? null : Number(v.toFixed(1)));
-    result.event_to_cap_signal_ms = {
-      background_rate_per_s: rate,
-      samples: latencies.length,
-      p50: ms(percentile(latencies, 50)),
-      p99: ms(percentile(latencies, 99)),
-      max: ms(latencies.at(-1)),
-      note: "from handing the event to the producer library to the signal arriving on spend.signals.v1 (pricing hop included)",
+    // p50/p99/max of a list of milliseconds, with what they measure.
+    const summary = (values, note, extra = {}) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return {
+        ...extra,
+        samples: sorted.length,
+        p50: ms(percentile(sorted, 50)),
+        p99: ms(percentile(sorted, 99)),
+        max: ms(sorted.at(-1) ?? null),
+        note,
+      };
     };
-    console.log("signal latency", result.event_to_cap_signal_ms);
-    allowanceLatencies.sort((a, b) => a - b);
-    result.event_to_allowance_ms = {
-      background_rate_per_s: rate,
-      samples: allowanceLatencies.length,
-      p50: ms(percentile(allowanceLatencies, 50)),
-      p99: ms(percentile(allowanceLatencies, 99)),
-      max: ms(allowanceLatencies.at(-1) ?? null),
-      note: "from handing the event to the producer library to GET …/allowance answering allowed: false (polled every 10 ms; pricing hop included)",
-    };
-    console.log("allowance latency", result.event_to_allowance_ms);
+    const from = "from handing the event to the producer library to";
+    result.event_to_published_ms = summary(rawLatencies, `${from} a consumer of usage.events.v1 seeing it`);
+    result.event_to_priced_ms = summary(
+      pricedLatencies,
+      `${from} a read_committed consumer of usage.priced.v1 seeing it`,
+    );
+    result.event_to_cap_signal_ms = summary(
+      latencies,
+      `${from} the signal arriving on spend.signals.v1 (pricing hop included)`,
+      { background_rate_per_s: rate },
+    );
+    result.event_to_allowance_ms = summary(
+      allowanceLatencies,
+      `${from} GET …/allowance of an API instance of its own answering allowed: false (polled every 10 ms; pricing hop included)`,
+      { background_rate_per_s: rate },
+    );
+    for (const key of [
+      "event_to_published_ms",
+      "event_to_priced_ms",
+      "event_to_cap_signal_ms",
+      "event_to_allowance_ms",
+    ])
+      console.log(key, result[key]);
+    result.from_record_timestamp_ms = Object.fromEntries(
+      Object.entries(arrived).map(([what, at]) => [
+        what,
+        summary(
+          [...at].filter(([id]) => recordTs.has(id)).map(([id, t]) => t - recordTs.get(id)),
+          `from the record timestamp to the ${what}`,
+        ),
+      ]),
+    );
+    result.from_record_timestamp_ms.note =
+      "the same three, from the probe event's record timestamp on usage.events.v1 (set when the producer library sent it): the pipeline's own latency";
+    console.log("from the record timestamp", result.from_record_timestamp_ms);
   }
 
   clearInterval(sampler);
   result.rss_mb = Object.fromEntries(
     Object.entries(rss).map(([k, v]) => [k, { samples: v.length, first: v[0], max: Math.max(...v), last: v.at(-1) }]),
   );
-  result.rss_mb.aggregator.note = "includes the embedded ClickHouse engine (chdb) running in the same process";
+  result.clickhouse = engine
+    ? "a process of its own (test/bench/clickhouse-http.mjs), reached over HTTP by every service"
+    : "embedded (chdb) in the aggregator, the API and the notifier, each its own";
+  if (!engine)
+    result.rss_mb.aggregator.note = "includes the embedded ClickHouse engine (chdb) running in the same process";
   result.goals = { end_to_end_per_s: 30000, pricing_per_s: 100000, signal_p99_ms: 250, rss_mb_per_service: 200 };
-  writeResult("e2e", result);
+  writeResult(`${RATE ? "e2e-latency" : "e2e"}${CLICKHOUSE_SERVER ? "-clickhouse-server" : ""}`, result);
 } finally {
   for (const c of children) c.kill("SIGTERM");
   await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.on("exit", r)))));
+  for (const stop of stops) await stop();
   await broker.stop();
 }
