@@ -337,10 +337,13 @@ describe("delivery loop", () => {
     const state = async (org: string) => (await alertsOfPeriod(ch.client, org, PERIOD))[0]!;
 
     let holding = true;
+    // False once a rebalance is seen; a lease that only ran out leaves it true (Ownership.writable).
+    let writing = true;
     let own: Ownership | undefined;
     const ownership = (): Ownership => ({
       owns: (org) => org.startsWith("o_mine"),
       held: () => holding,
+      writable: () => writing,
       partitions: [0],
       partitionCount: 1,
     });
@@ -354,6 +357,7 @@ describe("delivery loop", () => {
       },
     }) as ClickHouseClient;
     let loseAfterPost = false;
+    let lapseAfterPost = false;
     const loop = createDeliveryLoop({
       secrets: testSecrets,
       clickhouse,
@@ -368,7 +372,11 @@ describe("delivery loop", () => {
       ownership: async () => own,
       fetch: async (url, init) => {
         const res = await fetch(url, init);
-        if (loseAfterPost) holding = false; // a rebalance while this POST was in flight
+        if (loseAfterPost) {
+          holding = false; // a rebalance while this POST was in flight
+          writing = false;
+        }
+        if (lapseAfterPost) holding = false; // the lease ran out (the coordinator silent), no rebalance
         return res;
       },
     });
@@ -385,16 +393,63 @@ describe("delivery loop", () => {
     expect(ok.got[0]!.alertId).not.toBe(id.o_theirs);
     for (const org of orgs) expect(await state(org)).toMatchObject({ state: "pending", attempts: 0 });
 
-    // Owned again (a new assignment): both of ours are delivered, the other org's alert is left to its owner.
+    // Owned again (a new assignment that gives the org back): the outcome of the POST made before the rebalance is
+    // stored then (nobody wrote the alert since), so that alert is not POSTed again; the other one of ours is
+    // delivered; the other org's alert is left to its owner.
     loseAfterPost = false;
     holding = true;
+    writing = true;
     own = ownership();
-    expect(await loop.runOnce()).toBe(2);
+    expect(await loop.runOnce()).toBe(1);
     expect(await state("o_mine_1")).toMatchObject({ state: "delivered", attempts: 1 });
     expect(await state("o_mine_2")).toMatchObject({ state: "delivered", attempts: 1 });
     expect(await state("o_theirs")).toMatchObject({ state: "pending", attempts: 0 });
     expect(ok.got.filter((g) => g.alertId === id.o_theirs)).toHaveLength(0);
+    expect(ok.got).toHaveLength(2);
+    expect(new Set(ok.got.map((g) => g.alertId))).toEqual(new Set([id.o_mine_1, id.o_mine_2]));
+
+    // Lost again mid-tick, and another owner writes the alert before this member owns the org again: the kept
+    // outcome is dropped, and what the other owner wrote stays.
+    const contested = newAlertRow(signal("o_mine_2", "u4"), { group: "g", partition: 0, offset: "7" }, clock);
+    await insertAlerts(ch.client, [contested]);
+    loseAfterPost = true;
+    own = ownership();
+    expect(await loop.runOnce()).toBe(0);
+    expect(ok.got.filter((g) => g.alertId === contested.alert_id)).toHaveLength(1);
+    // The same updated_at as the kept outcome (both attempted from the same version): a tie, which the last insert wins.
+    const theirs: AlertRow = { ...contested, state: "delivered", attempts: 7, updated_at: chDateTime(clock + 1) };
+    await insertAlerts(ch.client, [theirs]);
+    loseAfterPost = false;
+    holding = true;
+    writing = true;
+    own = ownership();
+    expect(await loop.runOnce()).toBe(0);
+    const u4 = (await alertsOfPeriod(ch.client, "o_mine_2", PERIOD)).find((a) => a.entity_id === "u4");
+    expect(u4).toMatchObject({ state: "delivered", attempts: 7 });
+    expect(ok.got.filter((g) => g.alertId === contested.alert_id)).toHaveLength(1);
     expect(ok.got).toHaveLength(3);
+
+    // The lease runs out after the first POST, with no rebalance seen: the second is not started, and the first's
+    // outcome is stored, so it is not POSTed again when the ownership is confirmed.
+    const lapsed = ["o_mine_1", "o_mine_2"].map((org, i) =>
+      newAlertRow(signal(org, "u3"), { group: "g", partition: 0, offset: `${5 + i}` }, clock),
+    );
+    await insertAlerts(ch.client, lapsed);
+    const u3 = async (org: string) => (await alertsOfPeriod(ch.client, org, PERIOD)).find((a) => a.entity_id === "u3")!;
+    lapseAfterPost = true;
+    own = ownership();
+    expect(await loop.runOnce()).toBe(2); // both were due
+    expect(ok.got).toHaveLength(4);
+    const first = lapsed.find((r) => r.alert_id === ok.got[3]!.alertId)!;
+    const second = lapsed.find((r) => r !== first)!;
+    expect(await u3(first.org_id)).toMatchObject({ state: "delivered", attempts: 1 });
+    expect(await u3(second.org_id)).toMatchObject({ state: "pending", attempts: 0 });
+    lapseAfterPost = false;
+    holding = true;
+    own = ownership();
+    expect(await loop.runOnce()).toBe(1);
+    expect(ok.got.map((g) => g.alertId).slice(3)).toEqual([first.alert_id, second.alert_id]);
+    expect(await u3(second.org_id)).toMatchObject({ state: "delivered", attempts: 1 });
 
     // An outcome held back by a failed insert is dropped once the ownership it was made under is gone: the
     // alert is attempted afresh (POSTed again) rather than the old outcome stored.
@@ -405,11 +460,13 @@ describe("delivery loop", () => {
     expect(ok.got.filter((g) => g.alertId === late.alert_id)).toHaveLength(1);
     failInserts = false;
     holding = false;
+    writing = false;
     own = undefined;
     expect(await loop.runOnce()).toBe(0);
     const pendingLate = (await alertsOfPeriod(ch.client, "o_mine_1", PERIOD)).find((a) => a.entity_id === "u2");
     expect(pendingLate).toMatchObject({ state: "pending", attempts: 0 });
     holding = true;
+    writing = true;
     own = ownership();
     expect(await loop.runOnce()).toBe(1);
     expect(ok.got.filter((g) => g.alertId === late.alert_id)).toHaveLength(2);

@@ -18,7 +18,8 @@
  *   2. read the webhooks of their orgs;
  *   3. POST each alert's stored payload, signed afresh (bounded concurrency, per-request timeout, no redirects),
  *      each only while the ownership is still held;
- *   4. if the ownership is still held, write one new row version per alert (one insert): delivered (2xx), retrying
+ *   4. if the ownership is still writable (held, or its lease ran out without a rebalance moments ago: see
+ *      Ownership.writable), write one new row version per alert (one insert): delivered (2xx), retrying
  *      (with the next attempt time: exponential backoff, full jitter), dead (the last attempt failed; kept and
  *      visible, never dropped), or no_webhook (the org has none; the alert is still on spend.alerts.v1);
  *   5. count outcomes.
@@ -32,8 +33,13 @@
  * ReplacingMergeTree(updated_at): the highest updated_at wins (a tie: the last inserted), whoever wrote it, and a
  * member's updated_at comes from its own clock. So a stale member's outcome written after the new owner's could
  * win — with the clocks of two hosts apart, even when it describes an older attempt. Hence the checks in 3 and 4:
- * a POST is not started and outcomes are not written once the ownership is not held; outcomes held back by a failed
- * insert are dropped when the ownership they were made under is gone. A dropped outcome only costs a repeated POST:
+ * a POST is not started once the ownership is not held, and outcomes are not written once it is not writable (a
+ * rebalance was seen, or the coordinator has been silent for most of a session timeout); outcomes held back by a
+ * failed insert are dropped when the ownership they were made under is gone. Outcomes not written because a rebalance
+ * was seen mid-tick are kept: at the next tick, if this member owns their orgs again (the usual end of a rebalance:
+ * every one revokes everything) and an alert's stored version is still the one it was attempted from, the outcome is
+ * stored then, under an ownership no other member shares, instead of the alert being POSTed again (adoptOrphans).
+ * A dropped outcome only costs a repeated POST:
  * the new owner finds the alert still pending or retrying and POSTs it again (at-least-once across a rebalance, as
  * across a crash). What remains is an insert already under way when the rebalance is seen or the lease runs out.
  * The new owner gets the partition only after this member has rejoined (a live member, eager rebalancing) or half
@@ -44,6 +50,7 @@
  */
 import {
   type AlertRow,
+  alertsByIds,
   type ClickHouseClient,
   chDateTime,
   dueAlertOrgs,
@@ -122,6 +129,12 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
   const unwritten = new Map<string, AlertRow>();
   /** The ownership the unwritten outcomes were made under. */
   let unwrittenUnder: Ownership = OWNS_ALL;
+  /**
+   * Outcomes of POSTs made under an ownership lost before they could be stored, each with the stored version
+   * (updated_at) it was attempted from: stored at the next tick if this member owns the org again and nobody has
+   * written the alert since (see adoptOrphans), else dropped.
+   */
+  const orphaned = new Map<string, { outcome: AlertRow; from: string }>();
 
   function schedule(delayMs: number): void {
     if (stopped) return;
@@ -167,6 +180,7 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
       deps.metrics.due.set({ member }, 0);
       return 0;
     }
+    if (orphaned.size > 0) await adoptOrphans(own);
     const orgs = own === OWNS_ALL ? undefined : (await dueAlertOrgs(deps.clickhouse, now())).filter(own.owns);
     const due = await dueAlerts(deps.clickhouse, now(), limit, orgs);
     deps.metrics.due.set({ member }, due.length);
@@ -182,12 +196,22 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
       }
       versions.push(await attempt(alert, hooks.get(alert.org_id)));
     });
-    if (!own.held()) {
+    if (!own.writable()) {
+      const from = new Map(due.map((a) => [a.alert_id, a.updated_at]));
+      for (const v of versions) orphaned.set(v.alert_id, { outcome: v, from: from.get(v.alert_id)! });
       log.warn(
         { posted: versions.length, not_posted: unsent, alert_ids: versions.slice(0, 20).map((v) => v.alert_id) },
-        "partitions lost during a delivery tick: outcomes not stored; their new owner attempts these alerts again",
+        "partitions lost during a delivery tick: outcomes kept for the next assignment (stored if this member owns the orgs again and nobody wrote the alerts since; else their owner attempts them again)",
       );
       return 0;
+    }
+    if (!own.held()) {
+      // The lease ran out mid-tick (the coordinator slow to answer, or moving to another broker), and no rebalance was
+      // seen: no other member can own these alerts yet, so what was POSTed is stored rather than POSTed again later.
+      log.warn(
+        { posted: versions.length, not_posted: unsent },
+        "lease ran out during a delivery tick: storing the outcomes of the POSTs made; the rest waits for the next owner",
+      );
     }
     try {
       await insertAlerts(deps.clickhouse, versions);
@@ -217,6 +241,42 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     }
     log.info(counts, "webhook deliveries");
     return due.length;
+  }
+
+  /**
+   * Outcomes orphaned by a rebalance (usually one that gave this member its partitions back: every rebalance revokes
+   * everything). Under the ownership now held no other member can write these alerts, so an outcome is stored when
+   * this member owns its org and the alert's stored version is still the one it was attempted from: nobody wrote it
+   * in between (another owner's attempt would have). The rest are dropped: their owner attempts them.
+   */
+  async function adoptOrphans(own: Ownership): Promise<void> {
+    const mine = [...orphaned.values()].filter((o) => own.owns(o.outcome.org_id));
+    const others = orphaned.size - mine.length;
+    orphaned.clear();
+    const stored = new Map(
+      (
+        await alertsByIds(
+          deps.clickhouse,
+          [...new Set(mine.map((o) => o.outcome.org_id))],
+          mine.map((o) => o.outcome.alert_id),
+        )
+      ).map((a) => [a.alert_id, a.updated_at]),
+    );
+    const unchanged = mine.filter((o) => stored.get(o.outcome.alert_id) === o.from).map((o) => o.outcome);
+    if (!own.held()) return;
+    if (unchanged.length > 0) {
+      try {
+        await insertAlerts(deps.clickhouse, unchanged);
+      } catch (err) {
+        for (const v of unchanged) unwritten.set(v.alert_id, v);
+        unwrittenUnder = own;
+        throw err;
+      }
+    }
+    log.info(
+      { stored: unchanged.length, dropped: mine.length - unchanged.length + others },
+      "outcomes of POSTs made before a rebalance: stored where this member owns the alert again and nobody wrote it since",
+    );
   }
 
   async function attempt(alert: AlertRow, hook: WebhookRow | undefined): Promise<AlertRow> {

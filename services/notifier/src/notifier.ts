@@ -133,6 +133,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     topic: TOPICS.signals,
     heartbeatAgeMs: () => consumer.heartbeatAgeMs(),
     leaseMs: CONSUMER_SESSION_TIMEOUT_MS / 2,
+    // Outcomes of POSTs made under the lease are stored until 3/4 of a session timeout after the last answer: the
+    // last quarter (2.5 s) is for the insert to land before the coordinator can evict this member.
+    writeWindowMs: (CONSUMER_SESSION_TIMEOUT_MS * 3) / 4,
     partitionCount: () => partitionCount(deps.kafka, TOPICS.signals),
   });
   const delivery = createDeliveryLoop({

@@ -13,6 +13,7 @@ function tracker(options: { count?: () => Promise<number> } = {}) {
     topic: TOPIC,
     heartbeatAgeMs: () => age,
     leaseMs: 5000,
+    writeWindowMs: 7500,
     partitionCount:
       options.count ??
       (async () => {
@@ -87,6 +88,22 @@ describe("ownership tracker", () => {
     expect(await t.current()).toBeUndefined();
     setAge(10); // a heartbeat answered again: the same assignment holds again
     expect(own.held()).toBe(true);
+  });
+
+  it("lets outcomes of POSTs made under the lease be stored a while past it, never past a rebalance", async () => {
+    const { t, setAge } = tracker();
+    t.assigned(new Map([[TOPIC, [0]]]));
+    const own = (await t.current())!;
+    setAge(6000);
+    expect(own.held()).toBe(false);
+    expect(own.writable()).toBe(true);
+    setAge(7500);
+    expect(own.writable()).toBe(false);
+    setAge(10);
+    expect(own.writable()).toBe(true);
+    t.assigned(new Map([[TOPIC, [0]]])); // a rebalance, even one that gives back the same partition
+    expect(own.held()).toBe(false);
+    expect(own.writable()).toBe(false);
   });
 
   it("owns nothing when the assignment changes while the partition count is being read", async () => {

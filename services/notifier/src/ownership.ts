@@ -27,6 +27,14 @@ export interface Ownership {
   owns(orgId: string): boolean;
   /** False once the assignment this was computed from is gone or no longer confirmed by the coordinator. */
   held(): boolean;
+  /**
+   * Whether the outcomes of POSTs made while `held()` may still be stored: no rebalance, stop or crash seen since the
+   * assignment, and the coordinator answered less than `writeWindowMs` ago. Past the lease but inside that window the
+   * coordinator cannot yet have evicted this member and given its partitions to another (it evicts one session
+   * timeout after the last heartbeat it received, and a new owner needs a join round after that), so storing what
+   * really happened does not race a new owner; dropping it would only make the new owner POST the same alerts again.
+   */
+  writable(): boolean;
   readonly partitions: readonly number[];
   readonly partitionCount: number;
 }
@@ -44,6 +52,12 @@ export interface OwnershipDeps {
   heartbeatAgeMs: () => number;
   /** How long an answer from the coordinator vouches for the assignment: less than the session timeout. */
   leaseMs: number;
+  /**
+   * How long after the coordinator's last answer the outcomes of POSTs already made may still be stored (see
+   * `Ownership.writable`): at least leaseMs, and short of the session timeout by the time an insert takes. Default
+   * leaseMs.
+   */
+  writeWindowMs?: number;
   /** The topic's partition count, from the brokers. */
   partitionCount: () => Promise<number>;
 }
@@ -82,6 +96,7 @@ export function createOwnershipTracker(deps: OwnershipDeps): OwnershipTracker {
           return owned;
         },
         held: () => at === generation && fresh(),
+        writable: () => at === generation && deps.heartbeatAgeMs() < (deps.writeWindowMs ?? deps.leaseMs),
       };
     },
   };
@@ -91,6 +106,7 @@ export function createOwnershipTracker(deps: OwnershipDeps): OwnershipTracker {
 export const OWNS_ALL: Ownership = {
   owns: () => true,
   held: () => true,
+  writable: () => true,
   partitions: [],
   partitionCount: 0,
 };
