@@ -158,6 +158,9 @@ export interface Aggregator {
   stallNextBatch(ms: number, onStall?: (phase: "start" | "end") => void): void;
 }
 
+/** The steps of `record` whose milliseconds each "batch recorded" log line carries, in order. */
+const STEP_NAMES = ["dedup", "owned", "record", "evaluate", "emit", "owned_again", "totals"] as const;
+
 export function createAggregator(deps: AggregatorDeps): Aggregator {
   const log = deps.logger.child({ service: "aggregator", member: deps.member ?? 0 });
   const now = deps.now ?? Date.now;
@@ -338,7 +341,6 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     });
   }
 
-  const STEP_NAMES = ["dedup", "owned", "record", "evaluate", "emit", "owned_again", "totals"] as const;
   async function record(part: PartitionState, batch: ConsumedBatch): Promise<void> {
     const started = performance.now();
     const decoded = decodeStep(batch, now);

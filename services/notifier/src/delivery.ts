@@ -213,13 +213,7 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
         "lease ran out during a delivery tick: storing the outcomes of the POSTs made; the rest waits for the next owner",
       );
     }
-    try {
-      await insertAlerts(deps.clickhouse, versions);
-    } catch (err) {
-      for (const v of versions) unwritten.set(v.alert_id, v);
-      unwrittenUnder = own;
-      throw err;
-    }
+    await store(versions, own);
     const counts = { delivered: 0, retry: 0, dead: 0, no_webhook: 0 };
     const failures: { alert_id: string; org_id: string; attempt: number; error: string }[] = [];
     for (const v of versions) {
@@ -264,19 +258,23 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     );
     const unchanged = mine.filter((o) => stored.get(o.outcome.alert_id) === o.from).map((o) => o.outcome);
     if (!own.held()) return;
-    if (unchanged.length > 0) {
-      try {
-        await insertAlerts(deps.clickhouse, unchanged);
-      } catch (err) {
-        for (const v of unchanged) unwritten.set(v.alert_id, v);
-        unwrittenUnder = own;
-        throw err;
-      }
-    }
+    await store(unchanged, own);
     log.info(
       { stored: unchanged.length, dropped: mine.length - unchanged.length + others },
       "outcomes of POSTs made before a rebalance: stored where this member owns the alert again and nobody wrote it since",
     );
+  }
+
+  /** Writes outcomes made under `own`; when the insert fails they are held back and written first at later ticks. */
+  async function store(outcomes: AlertRow[], own: Ownership): Promise<void> {
+    if (outcomes.length === 0) return;
+    try {
+      await insertAlerts(deps.clickhouse, outcomes);
+    } catch (err) {
+      for (const v of outcomes) unwritten.set(v.alert_id, v);
+      unwrittenUnder = own;
+      throw err;
+    }
   }
 
   async function attempt(alert: AlertRow, hook: WebhookRow | undefined): Promise<AlertRow> {

@@ -88,7 +88,7 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
     onFatal: deps.onFatal,
   });
   let producer: Producer | undefined;
-  const commit = createGroupCommit<PricedBatch>((group) => commitTogether(group));
+  const commit = createGroupCommit(commitTogether);
 
   /** Step 3 for the batches handed over meanwhile: their output and offsets, in one transaction. */
   async function commitTogether(group: PricedBatch[]): Promise<void> {
