@@ -7,7 +7,8 @@
 //  4. RSS of each service process (pricing; aggregator, notifier and an API instance, each with an embedded engine
 //     unless --clickhouse-server), sampled 1/s.
 //   node test/bench/e2e.mjs [--minutes 1] [--ceiling-events 200000] [--max-backlog 200000]
-//   node test/bench/e2e.mjs --rate 4000   (only 3 and 4, at that background rate: for iterating on latency)
+//   node test/bench/e2e.mjs --rate 4000 [--warmup 30]   (only 3 and 4, at that background rate, after a warm-up: for
+//   iterating on latency)
 //   node test/bench/e2e.mjs --clickhouse-server   (the engine in a process of its own: each service's RSS without it)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -34,6 +35,9 @@ const MAX_BACKLOG = arg("--max-backlog", 200_000);
 const CEILING_EVENTS = arg("--ceiling-events", 200_000);
 const PORT = arg("--port", 18282);
 const RATE = arg("--rate", 0);
+// --warmup S: the background load runs S seconds before the first probe (default 30 with --rate, whose services start
+// cold: the broker's JIT alone then takes half a core; 0 after the sustained run, which warms everything up).
+const WARMUP_S = arg("--warmup", RATE ? 30 : 0);
 // --clickhouse-server: the engine in a process of its own (clickhouse-http.mjs), every service reaching it over HTTP
 // as a ClickHouse server (CLICKHOUSE_URL), so each service's RSS is its own.
 const CLICKHOUSE_SERVER = process.argv.includes("--clickhouse-server");
@@ -290,11 +294,17 @@ try {
       }
     })();
     const t0 = performance.now();
-    const cpuAtStart = cpuOf();
+    let cpuAtStart = cpuOf();
+    let probesFrom = t0;
     const perTick = Math.max(1, Math.round(rate / 100));
+    const warmupTicks = WARMUP_S * 100;
     for (let tick = 0; probe < probeUsers; tick++) {
       for (let i = 0; i < perTick; i++) await producer.publish(background.next().value);
-      if (tick % 10 === 0) {
+      if (tick === warmupTicks && warmupTicks > 0) {
+        cpuAtStart = cpuOf();
+        probesFrom = performance.now();
+      }
+      if (tick >= warmupTicks && tick % 10 === 0) {
         let e = probes.next().value;
         while (e.input_tokens + e.output_tokens === 0) e = probes.next().value;
         const event = { ...e, org_id: "org_probe", user_id: `probe_${probe++}`, occurred_at: new Date().toISOString() };
@@ -306,7 +316,8 @@ try {
       if (wait > 0) await sleep(wait);
     }
     await producer.close();
-    result.latency_cores_busy = coresBusy(cpuAtStart, (performance.now() - t0) / 1000);
+    result.latency_cores_busy = coresBusy(cpuAtStart, (performance.now() - probesFrom) / 1000);
+    result.latency_warmup_s = WARMUP_S;
     console.log("cores busy at that rate", result.latency_cores_busy);
     const deadline = performance.now() + 30_000;
     while (latencies.length < probeUsers && performance.now() < deadline) await sleep(100);

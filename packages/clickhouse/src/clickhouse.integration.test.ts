@@ -94,6 +94,23 @@ describe("ClickHouse package", () => {
       },
     ]);
   });
+
+  it("scopes a batch's deduplication token to its insert: a repeat is dropped, the inserts after it are kept", async () => {
+    const count = async (query: string) =>
+      (await (await ch.client.query({ query, format: "JSONEachRow" })).json<{ n: string }>())[0]?.n;
+    await insertUsageEvents(ch.client, [row("t1", "b3", "1")], "b3");
+    await insertUsageEvents(ch.client, [row("t2", "b4", "2")], "b4");
+    // The same batch again (a redelivery with the same edges): one part.
+    await insertUsageEvents(ch.client, [row("t2", "b4", "2")], "b4");
+    expect(await count("SELECT toString(count()) AS n FROM usage_events WHERE batch_id = 'b4'")).toBe("1");
+    // Two rollup repairs after those inserts, neither with a token of its own. Were b4's token left on the engine's
+    // session, both would carry it and the second would be dropped as a repeat of the first.
+    expect((await batchesMissingRollup(ch.client)).sort()).toEqual(["b3", "b4"]);
+    await rebuildRollup(ch.client, "b3");
+    await rebuildRollup(ch.client, "b4");
+    expect(await batchesMissingRollup(ch.client)).toEqual([]);
+    expect(await count("SELECT toString(count()) AS n FROM spend_daily WHERE batch_id IN ('b3', 'b4')")).toBe("2");
+  });
 });
 
 describe("usage_events rebuilt with smaller granules (migration 012)", () => {

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type ClickHouseClient, type ClickHouseSettings, createClient } from "@clickhouse/client";
+import { embeddedConnection } from "./embedded.js";
 import { clickHouseFaultsFromEnv } from "./faults.js";
 
 export type { ClickHouseClient } from "@clickhouse/client";
@@ -68,8 +69,12 @@ export async function createClickHouse(options: ClickHouseOptions): Promise<Clic
   const { createChdbConnection } = await import("chdb/connection");
   // chdb implements the Connection interface of @clickhouse/client-common, which @clickhouse/client bundles as its
   // own copy of the same types; the cast bridges the two declarations, not two shapes.
-  const connection = createChdbConnection({ path }) as unknown as ClientConnection;
-  const client = createClient({ connection, clickhouse_settings: SETTINGS });
+  // Settings are scoped per call and inserts go to the engine as bytes (embedded.ts says why).
+  const connection = (await embeddedConnection(
+    createChdbConnection({ path }),
+    SETTINGS,
+  )) as unknown as ClientConnection;
+  const client = createClient({ connection });
   await client.command({ query: "CREATE DATABASE IF NOT EXISTS {db:Identifier}", query_params: { db: database } });
   // The embedded engine has one session per process; USE makes unqualified table names resolve as on a server.
   await client.command({ query: `USE ${quoteIdentifier(database)}` });

@@ -1,0 +1,17 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClickHouse, migrate } from "@usage/clickhouse";
+const ch = await createClickHouse({ dataDir: mkdtempSync(join(tmpdir(), "mb-")) });
+await migrate(ch.client);
+const q = async (query) => (await ch.client.query({query, format:'JSONEachRow'})).json();
+console.log(await q("SELECT name FROM system.tables WHERE database='system' AND name LIKE '%log%'"));
+console.log(await q("SELECT name, value FROM system.settings WHERE name IN ('log_queries','log_query_threads','max_threads','use_uncompressed_cache','log_processors_profiles','opentelemetry_start_trace_probability','query_profiler_real_time_period_ns','query_profiler_cpu_time_period_ns','memory_profiler_step','log_query_views','max_block_size')"));
+const time = async (name, n, f) => { await f(); const c0=process.cpuUsage(); const t0=performance.now(); for(let i=0;i<n;i++) await f(i); const ms=(performance.now()-t0)/n; const c=process.cpuUsage(c0); console.log(name, 'wall ms', ms.toFixed(2), 'cpu ms', ((c.user+c.system)/1000/n).toFixed(2)); };
+await time('select1', 100, () => q('SELECT 1'));
+await time('select count alerts', 100, () => q('SELECT count() FROM alerts'));
+await time('select1 max_threads=1', 100, () => q('SELECT 1 SETTINGS max_threads=1'));
+await time('select1 no profiler', 100, () => q('SELECT 1 SETTINGS query_profiler_real_time_period_ns=0, query_profiler_cpu_time_period_ns=0'));
+await time('select1 no log', 100, () => q('SELECT 1 SETTINGS log_queries=0'));
+await time('select1 all', 100, () => q('SELECT 1 SETTINGS log_queries=0, max_threads=1, query_profiler_real_time_period_ns=0, query_profiler_cpu_time_period_ns=0'));
+await ch.close();
