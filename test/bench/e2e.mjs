@@ -24,7 +24,7 @@ import { generateEvents } from "@usage/workload";
 import { kafkajsCeiling } from "./ceiling-kafkajs.mjs";
 import { platformaticCeiling } from "./ceiling-platformatic.mjs";
 import { startClickHouseHttp } from "./clickhouse-http.mjs";
-import { benchBroker, cpuSecondsOf, percentile, writeResult } from "./lib.mjs";
+import { benchBroker, cpuSecondsOf, percentile, threadCpuSecondsOf, writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -151,16 +151,31 @@ try {
       publisher: (self.user + self.system) / 1e6,
     };
   };
-  // Cores each component kept busy on average since `atStart` (2.0 = both cores of a 2-core machine).
-  const coresBusy = (atStart, seconds) => ({
-    ...Object.fromEntries(
-      Object.entries(cpuOf()).map(([name, s]) => [
-        name,
-        s === null || atStart[name] === null ? null : Number(((s - atStart[name]) / seconds).toFixed(2)),
+  // Each service's threads by name (lib.mjs threadCpuSecondsOf): JavaScript, the engine's merges, its query threads.
+  const threadsOf = () =>
+    Object.fromEntries(Object.entries(sampled).map(([name, child]) => [name, threadCpuSecondsOf(child.pid)]));
+  // Cores each component kept busy on average since `atStart` (2.0 = both cores of a 2-core machine), and within each
+  // service the threads that took at least 0.01 of a core.
+  const coresBusy = (atStart, seconds, threadsAtStart) => {
+    const cores = (s, s0) => (s === null || s0 === null ? null : Number(((s - s0) / seconds).toFixed(2)));
+    const threads = threadsOf();
+    const by_thread = Object.fromEntries(
+      Object.entries(threads).map(([service, now]) => [
+        service,
+        Object.fromEntries(
+          Object.entries(now)
+            .map(([thread, s]) => [thread, cores(s, threadsAtStart?.[service]?.[thread] ?? 0)])
+            .filter(([, c]) => c >= 0.01)
+            .sort((a, b) => b[1] - a[1]),
+        ),
       ]),
-    ),
-    machine_cores: cpus().length,
-  });
+    );
+    return {
+      ...Object.fromEntries(Object.entries(cpuOf()).map(([name, s]) => [name, cores(s, atStart[name])])),
+      machine_cores: cpus().length,
+      by_thread,
+    };
+  };
 
   // 2. Sustained end to end.
   if (!RATE) {
@@ -168,6 +183,7 @@ try {
     await producer.connect();
     const events = generateEvents({ seed: 2, count: Number.MAX_SAFE_INTEGER, now: Date.now() });
     const cpuAtStart = cpuOf();
+    const threadsAtStart = threadsOf();
     const t0 = performance.now();
     const end = t0 + MINUTES * 60_000;
     let sent = 0;
@@ -197,7 +213,7 @@ try {
     const publishSeconds = (performance.now() - t0) / 1000;
     while ((await recorded()) < sent) await sleep(200);
     const seconds = (performance.now() - t0) / 1000;
-    result.end_to_end_cores_busy = coresBusy(cpuAtStart, seconds);
+    result.end_to_end_cores_busy = coresBusy(cpuAtStart, seconds, threadsAtStart);
     result.end_to_end = {
       minutes: MINUTES,
       events: sent,
@@ -295,6 +311,7 @@ try {
     })();
     const t0 = performance.now();
     let cpuAtStart = cpuOf();
+    let threadsAtStart = threadsOf();
     let probesFrom = t0;
     const perTick = Math.max(1, Math.round(rate / 100));
     const warmupTicks = WARMUP_S * 100;
@@ -302,6 +319,7 @@ try {
       for (let i = 0; i < perTick; i++) await producer.publish(background.next().value);
       if (tick === warmupTicks && warmupTicks > 0) {
         cpuAtStart = cpuOf();
+        threadsAtStart = threadsOf();
         probesFrom = performance.now();
       }
       if (tick >= warmupTicks && tick % 10 === 0) {
@@ -316,7 +334,7 @@ try {
       if (wait > 0) await sleep(wait);
     }
     await producer.close();
-    result.latency_cores_busy = coresBusy(cpuAtStart, (performance.now() - probesFrom) / 1000);
+    result.latency_cores_busy = coresBusy(cpuAtStart, (performance.now() - probesFrom) / 1000, threadsAtStart);
     result.latency_warmup_s = WARMUP_S;
     console.log("cores busy at that rate", result.latency_cores_busy);
     const deadline = performance.now() + 30_000;

@@ -1,5 +1,5 @@
 // Shared helpers for benchmark programs: a broker to run against, results files, percentiles.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +27,26 @@ export function cpuSecondsOf(pid) {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU seconds of a process's threads, summed by thread name: `node` is the JavaScript thread, `MergeMutate` the
+ * embedded engine's background merges, `ThreadPool` its query threads (and libuv's). Threads that ended are not in
+ * it, so the parts may add up to less than cpuSecondsOf.
+ */
+export function threadCpuSecondsOf(pid) {
+  const out = {};
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+      } catch {}
+    }
+  } catch {}
+  return out;
 }
 
 // USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK); not exposed to Node).

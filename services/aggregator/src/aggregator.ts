@@ -22,8 +22,10 @@
  *   2. dedup: ask usage_events which of the batch's ids it already holds, and drop those (counted); only the ids the
  *      partition's Bloom filter of stored ids cannot rule out are asked (partition.ts SeenIds; ids enter the filter
  *      before their insert, and a "maybe" is always confirmed in ClickHouse, so the filter never claims an id);
- *   3. record: OWNERSHIP CHECK, then orgs (new ones), usage_events, spend_daily — both inserts tagged with the
- *      batch's deterministic identity (topic:partition:first-last offsets) as batch_id and insert deduplication token;
+ *   3. record: OWNERSHIP CHECK, then orgs (new ones), usage_events, spend_daily — every row tagged with its batch's
+ *      deterministic identity (topic:partition:first-last offsets) as batch_id. The batches of the partitions that
+ *      reach this step together (one fetch) share each insert: one per table, with their identities, sorted, as
+ *      insert deduplication token (steps.ts writeBatches); a failed insert fails every batch in it;
  *   4. account: only now add the spend to the partition's in-memory totals;
  *   5. evaluate caps and credits for the orgs and users touched;
  *   6. emit: auto-reloads to credit_ledger, signals to spend.signals.v1, then recorded in cap_signals;
@@ -46,8 +48,11 @@
  *     reaching ClickHouse — the bound of this design, stated rather than hidden. A member that stalled longer
  *     (GC, SIGSTOP, a test's stall) before step 3 finds out at the check and abandons the batch, which the new owner
  *     processes from the committed offset.
- *   - A batch written again with the same edges (a redelivery after a crash between step 3 and the commit) carries the
- *     same insert deduplication token: ClickHouse drops the repeat, and step 2 drops its events anyway.
+ *   - A redelivered batch (a crash between step 3 and the commit) finds its events in usage_events at step 2 and
+ *     writes none of them again; a group written again with the same batches carries the same insert deduplication
+ *     token, and ClickHouse drops the repeat too. Sharing an insert across partitions changes none of this: each
+ *     batch's ownership was confirmed before it was handed over, at most one insert earlier (one group runs at a
+ *     time), which is well inside the bound above.
  *   - Everything else a member writes is idempotent by identity, whoever writes it: signals (cap_signals is a
  *     ReplacingMergeTree on a signal id derived from entity, period, threshold or policy version; the notifier
  *     makes one alert per id), reload entries (entry id from the reload number), orgs rows. A zombie can repeat them,
@@ -83,13 +88,22 @@ import {
 } from "@usage/kafka";
 import { dayOf, monthStart, nextMonthStart, periodOf } from "@usage/periods";
 import { type Allowance, type AutoReload, type CapsReport, type Policy, productAllowed } from "@usage/policy";
-import type { Logger } from "@usage/runtime";
+import { createGroupCommit, type Logger } from "@usage/runtime";
 import { accountFromSummary, type CreditView, creditView } from "./credits.js";
 import { forecastSignals } from "./forecasts.js";
 import type { AggregatorMetrics } from "./metrics.js";
 import { applyTerms, loadPartition, type PartitionState } from "./partition.js";
 import { type CapSignal, signalId, signalMessage, signalRow, toSignal } from "./signals.js";
-import { accountStep, decodeStep, dedupStep, evaluateStep, recordStep, stepCredits } from "./steps.js";
+import {
+  accountStep,
+  type BatchWrite,
+  decodeStep,
+  dedupStep,
+  evaluateStep,
+  recordRows,
+  stepCredits,
+  writeBatches,
+} from "./steps.js";
 
 /** What the aggregator needs of the control plane (the process's follower of usage.control.v1). */
 export interface ControlView {
@@ -175,6 +189,8 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   // Batches, loads, control changes and forecasts touch a partition's state: on one partition they run one at a
   // time, in the order they came; different partitions run side by side (their states share nothing), so one
   // partition's batch does not wait behind another's inserts.
+  // Step 3's inserts, one per table for the batches of all partitions that reach it together (steps.ts writeBatches).
+  const write = createGroupCommit((writes: BatchWrite[]) => writeBatches(deps.clickhouse, writes));
   const queues = new Map<number, Promise<unknown>>();
   const exclusive = <T>(partition: number, work: () => Promise<T>): Promise<T> => {
     const run = (queues.get(partition) ?? Promise.resolve()).then(work, work);
@@ -369,7 +385,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     marks.push(performance.now());
     await batch.ensureOwned();
     marks.push(performance.now());
-    const recorded = await recordStep(deps.clickhouse, part, batch, fresh, now);
+    const recorded = recordRows(part, batch, fresh, now);
+    await write(recorded.write);
+    for (const o of recorded.write.newOrgs) part.orgs.add(o);
     marks.push(performance.now());
 
     const touched = accountStep(part, recorded.rows);

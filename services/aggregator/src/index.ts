@@ -11,5 +11,13 @@ export { type AggregatorMetrics, createAggregatorMetrics } from "./metrics.js";
 export { loadPartition, type PartitionState, SeenIds } from "./partition.js";
 export { type CapSignal, signalId } from "./signals.js";
 export { type EntityTransition, SpendState } from "./state.js";
-export { accountStep, batchIdentity, decodeStep, dedupStep, pricedEventProblem, recordStep } from "./steps.js";
+export {
+  accountStep,
+  batchIdentity,
+  decodeStep,
+  dedupStep,
+  pricedEventProblem,
+  recordRows,
+  writeBatches,
+} from "./steps.js";
 export { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";

@@ -132,17 +132,24 @@ export interface RecordedRow {
   late: boolean;
 }
 
+/** What step 3 writes for one batch: its new orgs, its usage_events rows and its spend_daily rollup. */
+export interface BatchWrite {
+  batchId: string;
+  newOrgs: string[];
+  rows: UsageEventRow[];
+  rollup: SpendDailyRow[];
+}
+
 /**
- * Step 3 (the caller has confirmed ownership): new orgs, then usage_events, then spend_daily, both tagged with the
- * batch identity as batch_id and as insert deduplication token.
+ * Step 3, first half: the batch's rows, each tagged with the batch identity as batch_id, and its rollup. The ids go
+ * into the partition's filter here, before their insert.
  */
-export async function recordStep(
-  clickhouse: ClickHouseClient,
+export function recordRows(
   part: PartitionState,
   batch: Pick<ConsumedBatch, "topic" | "partition" | "messages">,
   fresh: DecodedEvent[],
   now: () => number,
-): Promise<{ rows: RecordedRow[]; late: number }> {
+): { rows: RecordedRow[]; late: number; write: BatchWrite } {
   const batchId = batchIdentity(batch);
   const rows: RecordedRow[] = [];
   const rollup = new Map<string, SpendDailyRow>();
@@ -223,15 +230,33 @@ export async function recordStep(
   // fails costs a lookup at its redelivery, never a miss.
   for (const f of fresh) part.seen.add(f.event.event_id);
   const newOrgs = [...new Set(fresh.map((f) => f.event.org_id))].filter((o) => !part.orgs.has(o));
-  await insertOrgs(clickhouse, newOrgs);
-  for (const o of newOrgs) part.orgs.add(o);
+  return { rows, late, write: { batchId, newOrgs, rows: rows.map((r) => r.row), rollup: [...rollup.values()] } };
+}
+
+/**
+ * Step 3, second half (every caller has confirmed ownership of its partition): the new orgs, then usage_events, then
+ * spend_daily, one insert per table for all the batches handed over together (the batches of one fetch, from
+ * several partitions: createGroupCommit). Each row keeps its own batch's identity as batch_id, which is what the
+ * start-up repair goes by; the insert deduplication token is the group's batch identities, so the same group
+ * written twice is one part. A group that fails fails every batch in it (each is redelivered and its partition
+ * loaded again, which rebuilds any batch left without its rollup).
+ */
+export async function writeBatches(clickhouse: ClickHouseClient, writes: BatchWrite[]): Promise<void> {
+  const token = writes
+    .map((w) => w.batchId)
+    .sort()
+    .join(",");
+  await insertOrgs(clickhouse, [...new Set(writes.flatMap((w) => w.newOrgs))]);
   await insertUsageEvents(
     clickhouse,
-    rows.map((r) => r.row),
-    batchId,
+    writes.flatMap((w) => w.rows),
+    token,
   );
-  await insertSpendDaily(clickhouse, [...rollup.values()], batchId);
-  return { rows, late };
+  await insertSpendDaily(
+    clickhouse,
+    writes.flatMap((w) => w.rollup),
+    token,
+  );
 }
 
 export interface Touched {

@@ -43,8 +43,7 @@ import {
   type Producer,
   TOPICS,
 } from "@usage/kafka";
-import type { Logger } from "@usage/runtime";
-import { createGroupCommit } from "./group-commit.js";
+import { createGroupCommit, type Logger } from "@usage/runtime";
 import type { PricingMetrics } from "./metrics.js";
 import { RecentIds } from "./recent-ids.js";
 import type { createPriceStep } from "./step.js";
