@@ -340,12 +340,13 @@ describe("delivery loop", () => {
     // False once a rebalance is seen; a lease that only ran out leaves it true (Ownership.writable).
     let writing = true;
     let own: Ownership | undefined;
+    // One partition of two, as a member of a group of two holds: some orgs are another member's.
     const ownership = (): Ownership => ({
       owns: (org) => org.startsWith("o_mine"),
       held: () => holding,
       writable: () => writing,
       partitions: [0],
-      partitionCount: 1,
+      partitionCount: 2,
     });
     let failInserts = false;
     // The real client, with inserts refused on demand (a ClickHouse write outage).
