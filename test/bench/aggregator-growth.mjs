@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { accountStep, decodeStep, dedupStep, loadPartition, recordStep } from "@usage/aggregator";
+import { accountStep, decodeStep, dedupStep, loadPartition, recordRows, writeBatches } from "@usage/aggregator";
 import { createClickHouse, migrate, rebuildRollup } from "@usage/clickhouse";
 import { pricedUsageEventV1, validateUsageEvent } from "@usage/events";
 import { createPricer, loadRateCard } from "@usage/pricing";
@@ -86,7 +86,15 @@ await client.command({ query: "OPTIMIZE TABLE spend_daily FINAL" });
 const prefillMs = performance.now() - t;
 
 const logger = createLogger({ level: "warn", name: "bench" });
-const control = { policy: () => undefined, autoReload: () => undefined, orgIds: () => [] };
+// The aggregator's ControlView with no control change at all (no policy, contract, seats or requests).
+const control = {
+  policy: () => undefined,
+  autoReload: () => undefined,
+  contract: () => undefined,
+  seats: () => [],
+  limitRequests: () => [],
+  orgIds: () => [],
+};
 t = performance.now();
 const { state } = await loadPartition({
   clickhouse: client,
@@ -134,7 +142,9 @@ for (let i = 0; i < messages.length; i += BATCH) {
   const decoded = decodeStep(batch, Date.now);
   const { fresh, lookedUp: n } = await dedupStep(client, state.seen, decoded.events);
   lookedUp += n;
-  const out = await recordStep(client, state, batch, fresh, Date.now);
+  const out = recordRows(state, batch, fresh, Date.now);
+  await writeBatches(client, [out.write]);
+  for (const o of out.write.newOrgs) state.orgs.add(o);
   accountStep(state, out.rows);
   recorded += fresh.length;
 }
