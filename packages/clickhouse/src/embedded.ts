@@ -114,7 +114,7 @@ export async function embeddedConnection(inner: ChdbConnection, session: ClickHo
     } catch (err) {
       // As every other call's errors: a ClickHouseError with the engine's code and type when the message has them.
       const mapped = parseError(err instanceof Error ? err.message : String(err));
-      if (mapped !== err) mapped.cause = err;
+      mapped.cause = err;
       throw mapped;
     }
     return result;
