@@ -79,7 +79,11 @@ export interface ControlFollowerDeps {
   logger: Logger;
   /** Prefix of the throwaway group id (default `usage-control-follower`). */
   groupPrefix?: string;
-  /** How long the broker may hold an empty fetch: a change reaches this process within about this long. */
+  /**
+   * How long the broker may hold a fetch that finds nothing new (default 250 ms). A change does not wait for it: the
+   * fetch asks for one byte, so the broker answers once the change is committed. It sets how often a quiet topic is
+   * asked again and how long a stop may wait for the fetch in flight (packages/kafka follow.ts).
+   */
   maxWaitTimeMs?: number;
 }
 
@@ -240,7 +244,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     const c = deps.kafka.consumer({
       groupId,
       readUncommitted: false,
-      maxWaitTimeInMs: deps.maxWaitTimeMs ?? 50,
+      maxWaitTimeInMs: deps.maxWaitTimeMs ?? 250,
       metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,

@@ -26,7 +26,12 @@ export interface TopicFollowerOptions {
   name: string;
   /** Called with each batch, in offset order per partition; awaited before the next batch of any partition. */
   onBatch: (partition: number, messages: KafkaMessage[]) => void | Promise<void>;
-  /** How long the broker may hold a fetch: the follower's staleness when the topic is quiet. Default 50 ms. */
+  /**
+   * How long the broker may hold a fetch that finds nothing new. Not a staleness: a fetch asks for one byte, so the
+   * broker answers as soon as a record arrives (about 6 ms, test/bench/follow-latency.mjs, whatever this is). It sets
+   * how often a quiet topic is asked again (each ask costs this process and the broker a request) and how long
+   * `stop()` may wait for the fetch in flight. Default 250 ms.
+   */
   maxWaitTimeMs?: number;
 }
 
@@ -71,7 +76,7 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
       check();
       consumer = options.kafka.consumer({
         groupId: `${options.name}-${randomUUID()}`,
-        maxWaitTimeInMs: options.maxWaitTimeMs ?? 50,
+        maxWaitTimeInMs: options.maxWaitTimeMs ?? 250,
         metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
         sessionTimeout: 10000,
         heartbeatInterval: 1000,
