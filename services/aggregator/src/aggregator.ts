@@ -28,13 +28,17 @@
  *      insert deduplication token (steps.ts writeBatches); a failed insert fails every batch in it;
  *   4. account: only now add the spend to the partition's in-memory totals;
  *   5. evaluate caps and credits for the orgs and users touched;
- *   6. emit: auto-reloads to credit_ledger, signals to spend.signals.v1, then recorded in cap_signals;
+ *   6. emit: auto-reloads to credit_ledger, then signals to spend.signals.v1;
  *   7. OWNERSHIP CHECK, then the touched orgs' and users' totals to spend.totals.v1;
- *   8. the consumer commits the offset once the handler returns (only while it still owns the partition).
+ *   8. the signals of 6 recorded in cap_signals (after the totals, so that an allowance does not wait for it);
+ *   9. the consumer commits the offset once the handler returns (only while it still owns the partition).
  * The dedup record IS the usage_events row written in 3: no id is claimed before its event is stored (OpenMeter
- * #5118). A crash anywhere before 8 redelivers the batch: step 2 drops what step 3 stored. A crash between the two
- * inserts of 3 leaves a batch without rollup; the partition's next load rebuilds it from usage_events. Signal ids
- * and reload entry ids are derived from what they are, so anything re-emitted after a crash is the same signal.
+ * #5118). A crash anywhere before 9 redelivers the batch: step 2 drops what step 3 stored. A crash between the two
+ * inserts of 3 leaves a batch without rollup; the partition's next load rebuilds it from usage_events. A failure
+ * anywhere in the batch drops the partition's state, so it is loaded again before the redelivery; a load takes
+ * cap_signals as what was sent and emits again any signal its evaluation finds missing there (a crash or failure
+ * between 6 and 8). Signal ids and reload entry ids are derived from what they are, so anything re-emitted is the
+ * same signal.
  *
  * Fencing: why a member that lost its partition cannot change a total, a cap status or an alert count.
  *   - Totals are sums over usage_events and spend_daily. The writes of step 3 are the only ones that add to a sum and
@@ -173,7 +177,7 @@ export interface Aggregator {
 }
 
 /** The steps of `record` whose milliseconds each "batch recorded" log line carries, in order. */
-const STEP_NAMES = ["dedup", "owned", "record", "evaluate", "emit", "owned_again", "totals"] as const;
+const STEP_NAMES = ["dedup", "owned", "record", "evaluate", "emit", "owned_again", "totals", "signals"] as const;
 
 export function createAggregator(deps: AggregatorDeps): Aggregator {
   const log = deps.logger.child({ service: "aggregator", member: deps.member ?? 0 });
@@ -270,15 +274,27 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   }
 
   async function emit(part: PartitionState, signals: CapSignal[], entries: CreditLedgerRow[] = []): Promise<void> {
+    await announce(signals, entries);
+    await recordSignals(part, signals);
+  }
+
+  /** Auto-reloads to credit_ledger, then the signals to spend.signals.v1. */
+  async function announce(signals: CapSignal[], entries: CreditLedgerRow[]): Promise<void> {
     // Reloads first: a signal never announces a reload that is not recorded.
     if (entries.length > 0) {
       await insertCreditEntries(deps.clickhouse, entries);
       log.info({ reloads: entries.map((e) => `${e.org_id} #${e.sequence} +${e.amount}`) }, "auto-reload recorded");
     }
     if (signals.length === 0) return;
-    // Published before they are recorded: cap_signals is what a load takes as sent, so a signal that never got out
-    // must not be in it; the next load evaluates again and emits it under the same id.
     await producer!.send({ topic: TOPICS.signals, messages: signals.map(signalMessage), acks: -1 });
+  }
+
+  /**
+   * The signals announced, in cap_signals. Always after `announce`: cap_signals is what a load takes as sent, so a
+   * signal that never got out must not be in it; the next load evaluates again and emits it under the same id.
+   */
+  async function recordSignals(part: PartitionState, signals: CapSignal[]): Promise<void> {
+    if (signals.length === 0) return;
     await insertCapSignals(deps.clickhouse, signals.map(signalRow));
     for (const s of signals) deps.metrics.signals.inc({ kind: s.kind });
     log.info(
@@ -396,12 +412,15 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     const credits = stepCredits(part, touched.lastEventOf.keys(), touched.lastEventOf, t);
     signals.push(...credits.signals);
     marks.push(performance.now());
-    await emit(part, signals, credits.entries);
+    await announce(signals, credits.entries);
     marks.push(performance.now());
 
     await batch.ensureOwned();
     marks.push(performance.now());
     await publishTotals(part, touched.users.keys(), batch.nextOffset, touched.users);
+    marks.push(performance.now());
+    // After the totals: a reader's allowance does not wait for this insert.
+    await recordSignals(part, signals);
     marks.push(performance.now());
 
     const m = deps.metrics;
