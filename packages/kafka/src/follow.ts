@@ -28,7 +28,7 @@ export interface TopicFollowerOptions {
   onBatch: (partition: number, messages: KafkaMessage[]) => void | Promise<void>;
   /**
    * How long the broker may hold a fetch that finds nothing new. Not a staleness: a fetch asks for one byte, so the
-   * broker answers as soon as a record arrives (about 6 ms, test/bench/follow-latency.mjs, whatever this is). It sets
+   * broker answers as soon as a record arrives (about 6 ms whatever the wait: test/bench/follow-latency.mjs). It sets
    * how often a quiet topic is asked again (each ask costs this process and the broker a request) and how long
    * `stop()` may wait for the fetch in flight. Default 250 ms.
    */
