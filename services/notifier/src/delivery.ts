@@ -10,7 +10,7 @@
  * per consumer group, so one notifier group delivers from a database: a second group running beside it (a replay
  * under another group id) would deliver every alert again.
  *
- * One tick (ticks never overlap; a new alert or a new assignment kicks one at once, else every pollMs):
+ * One tick (ticks never overlap; a new alert or a new assignment kicks one kickDelayMs later, else every pollMs):
  *   0. take the current ownership; write the outcomes held back by a failed insert if it is still the ownership
  *      they were made under, else drop them (see below);
  *   1. read the orgs with alerts due now, keep the owned ones, read their due alerts: state pending or retrying,
@@ -85,6 +85,11 @@ export interface DeliveryDeps {
   /** Opens the stored (sealed) webhook secrets to sign with. */
   secrets: SecretBox;
   pollMs: number;
+  /**
+   * How long a kick waits before its tick (default 250 ms): alerts written meanwhile, by later batches, go out in the
+   * same tick. A tick costs a few engine calls whatever it delivers, and a batch of signals often creates one alert.
+   */
+  kickDelayMs?: number;
   /** Alerts attempted per tick at most. */
   batchLimit?: number;
   /** POSTs in flight at once. */
@@ -136,10 +141,18 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
    */
   const orphaned = new Map<string, { outcome: AlertRow; from: string }>();
 
+  const kickDelayMs = deps.kickDelayMs ?? 250;
+  /** When the scheduled tick runs (performance.now()). */
+  let dueAt = Number.POSITIVE_INFINITY;
+
   function schedule(delayMs: number): void {
     if (stopped) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void tick(), delayMs);
+    dueAt = performance.now() + delayMs;
+    timer = setTimeout(() => {
+      dueAt = Number.POSITIVE_INFINITY;
+      void tick();
+    }, delayMs);
   }
 
   async function tick(): Promise<void> {
@@ -156,9 +169,9 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     } finally {
       running = undefined;
     }
-    const more = again || attempted >= limit;
+    const kicked = again;
     again = false;
-    schedule(more ? 0 : deps.pollMs);
+    schedule(attempted >= limit ? 0 : kicked ? kickDelayMs : deps.pollMs);
   }
 
   async function runOnce(): Promise<number> {
@@ -360,7 +373,8 @@ export function createDeliveryLoop(deps: DeliveryDeps): DeliveryLoop {
     kick() {
       if (stopped) return;
       if (running) again = true;
-      else schedule(0);
+      // A tick already due sooner is not put off.
+      else if (performance.now() + kickDelayMs < dueAt) schedule(kickDelayMs);
     },
     runOnce,
   };

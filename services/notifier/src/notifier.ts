@@ -31,7 +31,7 @@
  *
  * Webhook delivery never runs in the batch: see delivery.ts. The consumer's assignment says which orgs this member's
  * delivery loop serves (ownership.ts); every change of assignment kicks a tick, so a member that gets a departed
- * member's partitions takes over its pending deliveries at once.
+ * member's partitions takes over its pending deliveries within a kick delay (250 ms).
  */
 import {
   type AlertIdentity,

@@ -8,7 +8,7 @@
  * from a signal of an older topic layout (more or fewer partitions then), or by another consumer group replaying the
  * topic. Ownership by `source_partition` would leave an alert undelivered for good when its partition number no longer
  * exists, and split one org's alerts between members after a repartition. The org's own partition also keeps
- * delivery with the member that creates the org's alerts, so its kick delivers them at once.
+ * delivery with the member that creates the org's alerts, so its kick delivers them (250 ms later, delivery.ts).
  *
  * Held means, on top of that: no rebalance, stop or crash was seen since the assignment, and the group coordinator
  * answered this member (a join or a heartbeat) less than half a session timeout ago. The coordinator evicts a member
