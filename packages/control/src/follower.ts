@@ -11,7 +11,7 @@
  * that throws is logged and the follower goes on: one bad listener must not stop every change after it.
  */
 import { randomUUID } from "node:crypto";
-import { CONSUMER_METADATA_MAX_AGE_MS, type Kafka } from "@usage/kafka";
+import { CONSUMER_METADATA_MAX_AGE_MS, FOLLOWER_MAX_WAIT_MS, type Kafka } from "@usage/kafka";
 import { type AutoReload, type Policy, seatsInForce } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
@@ -79,11 +79,7 @@ export interface ControlFollowerDeps {
   logger: Logger;
   /** Prefix of the throwaway group id (default `usage-control-follower`). */
   groupPrefix?: string;
-  /**
-   * How long the broker may hold a fetch that finds nothing new (default 250 ms). A change does not wait for it: the
-   * fetch asks for one byte, so the broker answers once the change is committed. It sets how often a quiet topic is
-   * asked again and how long a stop may wait for the fetch in flight (packages/kafka follow.ts).
-   */
+  /** How long the broker may hold a fetch that finds nothing new. Default FOLLOWER_MAX_WAIT_MS (@usage/kafka says why). */
   maxWaitTimeMs?: number;
 }
 
@@ -244,7 +240,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     const c = deps.kafka.consumer({
       groupId,
       readUncommitted: false,
-      maxWaitTimeInMs: deps.maxWaitTimeMs ?? 250,
+      maxWaitTimeInMs: deps.maxWaitTimeMs ?? FOLLOWER_MAX_WAIT_MS,
       metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
       sessionTimeout: 30000,
       heartbeatInterval: 3000,

@@ -34,6 +34,14 @@ export interface KafkaOptions {
  */
 export const CONSUMER_METADATA_MAX_AGE_MS = 5000;
 
+/**
+ * How long the broker may hold a follower's fetch that finds nothing new, in ms. Not a staleness: a follower's fetch
+ * asks for one byte, so the broker answers as soon as a record arrives (about 6 ms whatever this is:
+ * test/bench/follow-latency.mjs). It sets how often a quiet topic is asked again (each ask costs the process and the
+ * broker a request) and how long a stop may wait for the fetch in flight.
+ */
+export const FOLLOWER_MAX_WAIT_MS = 250;
+
 /** One kafkajs client whose log lines go through pino (kafkajs INFO is routine chatter: debug here). */
 export function createKafka(options: KafkaOptions): Kafka {
   const log = options.logger.child({ component: "kafkajs" });

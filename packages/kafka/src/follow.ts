@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
-import { CONSUMER_METADATA_MAX_AGE_MS } from "./client.js";
+import { CONSUMER_METADATA_MAX_AGE_MS, FOLLOWER_MAX_WAIT_MS } from "./client.js";
 
 export interface TopicFollower {
   /** Resolves once every record that existed at start has been handed to `onBatch`. */
@@ -26,12 +26,7 @@ export interface TopicFollowerOptions {
   name: string;
   /** Called with each batch, in offset order per partition; awaited before the next batch of any partition. */
   onBatch: (partition: number, messages: KafkaMessage[]) => void | Promise<void>;
-  /**
-   * How long the broker may hold a fetch that finds nothing new. Not a staleness: a fetch asks for one byte, so the
-   * broker answers as soon as a record arrives (about 6 ms whatever the wait: test/bench/follow-latency.mjs). It sets
-   * how often a quiet topic is asked again (each ask costs this process and the broker a request) and how long
-   * `stop()` may wait for the fetch in flight. Default 250 ms.
-   */
+  /** How long the broker may hold a fetch that finds nothing new. Default FOLLOWER_MAX_WAIT_MS (client.ts says why). */
   maxWaitTimeMs?: number;
 }
 
@@ -76,7 +71,7 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
       check();
       consumer = options.kafka.consumer({
         groupId: `${options.name}-${randomUUID()}`,
-        maxWaitTimeInMs: options.maxWaitTimeMs ?? 250,
+        maxWaitTimeInMs: options.maxWaitTimeMs ?? FOLLOWER_MAX_WAIT_MS,
         metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
         sessionTimeout: 10000,
         heartbeatInterval: 1000,

@@ -4,6 +4,7 @@ export {
   createKafka,
   createTopics,
   ensureTopics,
+  FOLLOWER_MAX_WAIT_MS,
   groupLag,
   type KafkaOptions,
   partitionCount,
