@@ -4,7 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClickHouse, migrate, USAGE_EVENT_COLUMNS } from "@usage/clickhouse";
-import { writeResult } from "./lib.mjs";
+import { syntheticUsageEventRow, writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -16,40 +16,7 @@ const ch = await createClickHouse({ dataDir: mkdtempSync(join(tmpdir(), "usage-b
 await migrate(ch.client);
 const COLUMNS = USAGE_EVENT_COLUMNS;
 let n = 0;
-const row = () => {
-  n++;
-  return {
-    event_id: `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
-    org_id: `org_${n % 7}`,
-    user_id: `user_${n % 500}`,
-    user_email: `user_${n % 500}@example.com`,
-    account_uuid: "",
-    request_id: `req_${n}`,
-    region: "us",
-    seat_tier: "premium",
-    product: "claude_code",
-    model: "claude-sonnet-4-5",
-    model_base: "claude-sonnet-4-5",
-    occurred_at: "2026-11-30 05:00:00.123",
-    input_tokens: 1234,
-    output_tokens: 567,
-    cache_write_tokens: 0,
-    cache_read_tokens: 89,
-    prompt_tokens: 1323,
-    long_context: false,
-    rate_card_version: "2026-11-01",
-    input_cost: "0.003702",
-    output_cost: "0.008505",
-    cache_write_cost: "0",
-    cache_read_cost: "0.0000267",
-    gross_cost: "0.0122337",
-    discount_pct: "7.5",
-    net_cost: "0.011316172500",
-    priced_at: "2026-11-30 05:00:00.200",
-    batch_id: `b_${n}`,
-    is_late: false,
-  };
-};
+const row = () => syntheticUsageEventRow(++n);
 const tsv = (v) =>
   typeof v === "string" ? v.replace(/[\\\t\n]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : "\\n")) : String(v);
 const formats = {

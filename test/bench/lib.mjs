@@ -1,4 +1,5 @@
 // Shared helpers for benchmark programs: a broker to run against, results files, percentiles.
+import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -72,4 +73,43 @@ export function writeResult(name, result) {
 export function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/**
+ * A usage_events row for the engine-level benchmarks: the n-th of a run. `random`: ids, token counts and costs vary as
+ * real ones do (they compress, sort and merge like real rows); else every figure is the same.
+ */
+export function syntheticUsageEventRow(n, { random = false } = {}) {
+  const digits = (d) => String(Math.floor(Math.random() * 10 ** d)).padStart(d, "0");
+  return {
+    event_id: random ? randomUUID() : `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`,
+    org_id: `org_${n % 7}`,
+    user_id: `user_${n % 500}`,
+    user_email: `user_${n % 500}@example.com`,
+    account_uuid: "",
+    request_id: random ? `req_${randomUUID()}` : `req_${n}`,
+    region: "us",
+    seat_tier: "premium",
+    product: "claude_code",
+    model: "claude-sonnet-4-5",
+    model_base: "claude-sonnet-4-5",
+    occurred_at: "2026-11-30 05:00:00.123",
+    input_tokens: random ? Math.floor(Math.random() * 1e5) : 1234,
+    output_tokens: random ? Math.floor(Math.random() * 1e4) : 567,
+    cache_write_tokens: 0,
+    cache_read_tokens: 89,
+    prompt_tokens: 1323,
+    long_context: false,
+    rate_card_version: "2026-11-01",
+    input_cost: "0.003702",
+    output_cost: "0.008505",
+    cache_write_cost: "0",
+    cache_read_cost: "0.0000267",
+    gross_cost: random ? `0.${digits(15)}` : "0.0122337",
+    discount_pct: "7.5",
+    net_cost: random ? `0.${digits(15)}` : "0.011316172500",
+    priced_at: "2026-11-30 05:00:00.200",
+    batch_id: `b_${n}`,
+    is_late: false,
+  };
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testClickHouse } from "../../../test/harness/index.js";
 import type { ClickHouse } from "./client.js";
+import { tuneMerges } from "./merge-tuning.js";
 import { migrate, readMigrations } from "./migrations.js";
 import { orgSpend, rebuildRollup } from "./spend-daily.js";
 import { batchesMissingRollup, existingEventIds, insertUsageEvents, type UsageEventRow } from "./usage-events.js";
@@ -69,6 +70,38 @@ describe("ClickHouse package", () => {
     expect(await lock.json()).toEqual([{ n: "0" }]);
     const create = await ch.client.query({ query: "SHOW CREATE TABLE usage_events", format: "TabSeparatedRaw" });
     expect(await create.text()).toContain("index_granularity = 1024");
+  });
+
+  it("sets the merge policy of the tables written per batch, once, and again on a table rebuilt without it", async () => {
+    const tuned = async () => {
+      const rs = await ch.client.query({
+        query: `SELECT name FROM system.tables WHERE database = currentDatabase()
+                AND match(create_table_query, {setting:String}) ORDER BY name`,
+        query_params: { setting: "merge_selector_base = 10(,|$)" },
+        format: "JSONEachRow",
+      });
+      return (await rs.json<{ name: string }>()).map((r) => r.name);
+    };
+    const known = await ch.client.query({
+      query: "SELECT count() AS n FROM system.merge_tree_settings WHERE name = 'merge_selector_base'",
+      format: "JSONEachRow",
+    });
+    if ((await known.json<{ n: string }>())[0]?.n === "0") {
+      // A server older than the setting: nothing is altered, and the migrations above went through all the same.
+      expect(await tuneMerges(ch.client)).toEqual([]);
+      expect(await tuned()).toEqual([]);
+      return;
+    }
+    const busiest = ["alert_publications", "alerts", "cap_signals", "orgs", "spend_daily", "usage_events"];
+    expect(await tuned()).toEqual(busiest);
+    // A restart alters nothing.
+    expect(await tuneMerges(ch.client)).toEqual([]);
+    // A table that lost the setting (as a migration that rebuilds a table would leave it) gets it back at the next
+    // start, and only that table is altered.
+    await ch.client.command({ query: "ALTER TABLE spend_daily RESET SETTING merge_selector_base" });
+    expect(await tuned()).toEqual(busiest.filter((t) => t !== "spend_daily"));
+    expect(await migrate(ch.client, undefined, { shared: true })).toEqual([]);
+    expect(await tuned()).toEqual(busiest);
   });
 
   it("keeps money exact to 18 decimal places, finds recorded ids and rebuilds a missing rollup", async () => {

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import type { ClickHouseClient } from "@clickhouse/client";
+import { tuneMerges } from "./merge-tuning.js";
 
 export const MIGRATIONS_DIR = new URL("../../../schemas/clickhouse/", import.meta.url);
 
@@ -47,7 +48,8 @@ export function readMigrations(dir: URL = MIGRATIONS_DIR): Migration[] {
 }
 
 /**
- * Applies every migration not yet recorded; returns the names applied now.
+ * Applies every migration not yet recorded, then the merge policy of the busiest tables (merge-tuning.ts); returns
+ * the names of the migrations applied now.
  *
  * `shared`: other processes may migrate the same database at the same time (several services or instances starting
  * against one ClickHouse server). Migrations are then applied by one process at a time, under a lock (see
@@ -60,10 +62,14 @@ export async function migrate(
   dir: URL = MIGRATIONS_DIR,
   options: { shared?: boolean } = {},
 ): Promise<string[]> {
-  if (!options.shared) return applyMigrations(client, dir);
+  let applied: string[] = [];
+  if (!options.shared) applied = await applyMigrations(client, dir);
   // The common case, a restart: everything is recorded already and no lock is taken.
-  if ((await pending(client, dir)) === 0) return [];
-  return withMigrationLock(client, () => applyMigrations(client, dir));
+  else if ((await pending(client, dir)) > 0)
+    applied = await withMigrationLock(client, () => applyMigrations(client, dir));
+  // Tables a directory of migrations does not hold are left out.
+  await tuneMerges(client);
+  return applied;
 }
 
 async function pending(client: ClickHouseClient, dir: URL): Promise<number> {
