@@ -69,18 +69,35 @@ export async function insertAlerts(client: ClickHouseClient, rows: AlertRow[]): 
   await client.insert({ table: "alerts", values: rows, format: "JSONEachRow" });
 }
 
-/** The alerts of some orgs in some periods (each alert once): the notifier's "does this alert exist" check. */
+/**
+ * What the notifier must know of the alerts table to decide a batch of signals (each alert once): in the batch's
+ * orgs and periods, the alerts with the batch's ids (does this alert exist, and which message created it) and every
+ * alert of the batch's entities (the highest threshold already alerted: SPEC §7's "passed"). Bounded by what the batch
+ * names, not by how many alerts the orgs have had this period. `orgEntity`: the batch has a signal about an org as a
+ * whole; `users`: the users it has signals about. Rows beyond those (another org's org-level alerts, say) are true
+ * facts too and do no harm.
+ */
 export async function alertIdentities(
   client: ClickHouseClient,
   orgIds: string[],
   periods: string[],
+  scope: { alertIds: string[]; orgEntity: boolean; users: string[] },
 ): Promise<AlertIdentity[]> {
   if (orgIds.length === 0 || periods.length === 0) return [];
   const rs = await client.query({
     query: `SELECT ${IDENTITY_COLUMNS} FROM alerts
             WHERE org_id IN {orgs:Array(String)} AND period IN {periods:Array(String)}
+              AND (alert_id IN {ids:Array(String)}
+                   OR (entity_type = 'org' AND {org_entity:Bool})
+                   OR (entity_type = 'user' AND entity_id IN {users:Array(String)}))
             LIMIT 1 BY alert_id`,
-    query_params: { orgs: orgIds, periods },
+    query_params: {
+      orgs: orgIds,
+      periods,
+      ids: scope.alertIds,
+      org_entity: scope.orgEntity,
+      users: scope.users,
+    },
     format: "JSONEachRow",
   });
   return (await rs.json<AlertIdentity>()).map(identity);

@@ -7,8 +7,9 @@
  *   1. decode and validate the signals (an unreadable one is logged with its offset, counted, and set aside for
  *      usage.dlq.v1 in step 6; it creates nothing and is never retried);
  *   2. derive each signal's alert id (alert.ts); look the ids up in memory (the alerts of recent periods, loaded
- *      at start and kept since) and, when any is not there, in the alerts table (every alert of the batch's orgs and
- *      periods), so no alert is created without the table having been asked;
+ *      at start and kept since) and, when any is not there, in the alerts table (in the batch's orgs and periods:
+ *      the alerts with the batch's ids and every alert of the batch's entities, whose thresholds step 3 compares),
+ *      so no alert is created without the table having been asked;
  *   3. decide per signal, in offset order: its alert exists → skip (duplicate), except when that alert was created
  *      by this very message in this consumer group and alert_publications has no record of it, which means a
  *      redelivery after a crash between steps 4 and 5b → publish it again; a threshold at or below one already
@@ -200,13 +201,20 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
     const invalid = dead.length;
 
-    // Step 2: the table is asked whenever memory does not already know every alert of the batch.
+    // Step 2: the table is asked whenever memory does not already know every alert of the batch: for the batch's
+    // alert ids and the alerts of its entities (their marks), which is all step 3 reads; not for every alert of its
+    // orgs and periods, which grows with the month.
     const pairs = new Map(signals.map((s) => [pairKey(s.signal.org_id, s.signal.period), s.signal]));
     const unknown = signals.some((s) => !known.get(pairKey(s.signal.org_id, s.signal.period))?.sources.has(s.id));
     if (unknown) {
       const orgIds = [...new Set([...pairs.values()].map((s) => s.org_id))];
       const periods = [...new Set([...pairs.values()].map((s) => s.period))];
-      for (const a of await alertIdentities(deps.clickhouse, orgIds, periods)) remember(a, sourceOf(a));
+      const scope = {
+        alertIds: signals.map((s) => s.id),
+        orgEntity: signals.some((s) => s.signal.entity.type === "org"),
+        users: [...new Set(signals.filter((s) => s.signal.entity.type === "user").map((s) => s.signal.entity.id))],
+      };
+      for (const a of await alertIdentities(deps.clickhouse, orgIds, periods, scope)) remember(a, sourceOf(a));
     }
 
     // Step 3, against a working copy: memory learns of new alerts only once they are stored.
