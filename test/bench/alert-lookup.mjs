@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { alertIdentities, createClickHouse, insertAlerts, migrate } from "@usage/clickhouse";
+import { newAlertRow } from "@usage/notifier";
 import { writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
@@ -36,36 +37,27 @@ if (arg("--child", undefined) === undefined) {
   const ch = await createClickHouse({ dataDir: mkdtempSync(join(tmpdir(), "usage-bench-alerts-")) });
   await migrate(ch.client);
   const thresholds = ["0.5", "0.8", "1"];
+  // The alerts the notifier makes of the aggregator's threshold signals, as it stores them.
   const rows = [];
   for (let i = 0; i < alerts; i++) {
-    const user = `u${Math.floor(i / 3)}`;
-    const threshold = thresholds[i % 3];
-    rows.push({
-      alert_id: `al_${i}`,
+    const signal = {
+      signal_id: `s_${i}`,
       org_id: "org_a",
+      entity: { type: "user", id: `u${Math.floor(i / 3)}` },
       period: MONTH,
-      entity_type: "user",
-      entity_id: user,
       kind: "threshold",
-      threshold,
-      limit_value: "100",
-      spend: "50",
+      threshold: thresholds[i % 3],
+      limit: "100",
+      spend: "81.25",
       status: "warning",
+      previous_status: "ok",
       policy_version: 1,
       cause_event_id: `e_${i}`,
-      signal_id: `s_${i}`,
-      created_at: "2026-11-20 10:00:00.000",
-      payload: JSON.stringify({ alert_id: `al_${i}`, org_id: "org_a", user_id: user, threshold }),
-      source_group: "notifier",
-      source_partition: 0,
-      source_offset: String(i),
-      state: "delivered",
-      attempts: 1,
-      last_error: "",
-      next_attempt_at: "2026-11-20 10:00:00.000",
-      delivered_at: "2026-11-20 10:00:01.000",
-      updated_at: "2026-11-20 10:00:01.000",
-    });
+      created_at: "2026-11-20T10:00:00.000Z",
+    };
+    rows.push(
+      newAlertRow(signal, { group: "notifier", partition: 0, offset: String(i) }, Date.parse(signal.created_at)),
+    );
   }
   // In batches, as the notifier writes them (a part per insert, merged in the background).
   for (let i = 0; i < rows.length; i += 1000) await insertAlerts(ch.client, rows.slice(i, i + 1000));

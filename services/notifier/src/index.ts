@@ -1,4 +1,4 @@
-export { alertId, type SignalSource, toPayload } from "./alert.js";
+export { alertId, newAlertRow, type SignalSource, toPayload } from "./alert.js";
 export {
   type AttemptOutcome,
   afterAttempt,
