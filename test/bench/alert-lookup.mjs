@@ -2,13 +2,14 @@
 // bounded lookup it makes (the batch's alert ids and its entities' alerts: alertIdentities) against the one it made
 // before (every alert of the org's month), with --alerts N alerts already in the org's month (N/3 users, thresholds
 // 0.5, 0.8 and 1), a batch of one signal about one user. CPU and wall time per lookup, the engine in this process.
+// Also the delivery tick's read of the orgs with alerts due (dueAlertOrgs), once every alert is delivered.
 //   node test/bench/alert-lookup.mjs [--alerts 1000,10000,30000] [--lookups 50]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { alertIdentities, createClickHouse, insertAlerts, migrate } from "@usage/clickhouse";
+import { alertIdentities, createClickHouse, dueAlertOrgs, insertAlerts, migrate } from "@usage/clickhouse";
 import { newAlertRow } from "@usage/notifier";
 import { writeResult } from "./lib.mjs";
 
@@ -93,7 +94,19 @@ if (arg("--child", undefined) === undefined) {
       rows_returned_per_lookup: returned / LOOKUPS,
     };
   };
-  const result = { alerts_in_month: alerts, bounded: await measure(bounded), every_alert: await measure(everyAlert) };
+  // The delivery tick's first read (delivery.ts), with every one of these alerts delivered: it reads the whole
+  // table (FINAL) whatever is due, so it grows with every alert ever stored. Not bounded yet.
+  await insertAlerts(
+    ch.client,
+    rows.map((r) => ({ ...r, state: "delivered", attempts: 1, updated_at: "2026-11-20 10:00:01.000" })),
+  );
+  const due = () => dueAlertOrgs(ch.client, Date.parse("2026-11-20T11:00:00.000Z"));
+  const result = {
+    alerts_in_month: alerts,
+    bounded: await measure(bounded),
+    every_alert: await measure(everyAlert),
+    delivery_tick_due_orgs: await measure(due),
+  };
   await ch.close();
   console.log(JSON.stringify(result));
 }
