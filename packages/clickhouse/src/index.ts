@@ -90,7 +90,7 @@ export {
   monthUsage,
   orgMonthsWithUsage,
 } from "./invoices.js";
-export { MERGE_SELECTOR_BASE, MERGE_TUNED_TABLES, tuneMerges } from "./merge-tuning.js";
+export { tuneMerges } from "./merge-tuning.js";
 export { MIGRATIONS_DIR, type Migration, migrate, readMigrations } from "./migrations.js";
 export { allOrgIds, insertOrgs } from "./orgs.js";
 export {

@@ -17,10 +17,10 @@
  */
 import type { ClickHouseClient } from "@clickhouse/client";
 
-export const MERGE_SELECTOR_BASE = 10;
+const MERGE_SELECTOR_BASE = 10;
 
 /** The tables written on every batch or delivery tick. */
-export const MERGE_TUNED_TABLES = [
+const MERGE_TUNED_TABLES = [
   "usage_events",
   "spend_daily",
   "orgs",
