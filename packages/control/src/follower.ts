@@ -11,7 +11,7 @@
  * that throws is logged and the follower goes on: one bad listener must not stop every change after it.
  */
 import { randomUUID } from "node:crypto";
-import { CONSUMER_METADATA_MAX_AGE_MS, FOLLOWER_MAX_WAIT_MS, type Kafka } from "@usage/kafka";
+import { CONSUMER_METADATA_MAX_AGE_MS, FOLLOWER_MAX_WAIT_MS, type Kafka, replaceGivenUpConsumer } from "@usage/kafka";
 import { type AutoReload, type Policy, seatsInForce } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
@@ -217,25 +217,9 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
 
   /**
    * Starts a kafkajs consumer from the position reached. kafkajs restarts a consumer after a retriable failure; one it
-   * gives up on (its retries exhausted while the brokers were away) is replaced here after a second, for as long as
-   * the follower runs: a process's follower must never stop following.
+   * gives up on (its retries exhausted while the brokers were away) is replaced (`replaceGivenUpConsumer`), for as
+   * long as the follower runs: a process's follower must never stop following.
    */
-  /** Replaces a consumer kafkajs gave up on, after a second, until a new one runs (or the follower stops). */
-  function replace(dead: Consumer): void {
-    log.warn({ version: next }, "control follower replacing its consumer in 1 s");
-    setTimeout(() => {
-      if (stopped || consumer !== dead) return;
-      void dead
-        .disconnect()
-        .catch(() => undefined)
-        .then(() => (stopped || consumer !== dead ? undefined : launch()))
-        .catch((err: unknown) => {
-          log.error({ err }, "control follower could not start a new consumer; trying again");
-          replace(dead);
-        });
-    }, 1000).unref();
-  }
-
   async function launch(): Promise<void> {
     const c = deps.kafka.consumer({
       groupId,
@@ -268,7 +252,13 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
         caughtUp = undefined;
         return;
       }
-      replace(c);
+      replaceGivenUpConsumer({
+        dead: c,
+        isCurrent: () => !stopped && consumer === c,
+        launch,
+        log,
+        what: "control follower",
+      });
     });
     c.on(c.events.END_BATCH_PROCESS, (e) => {
       // Batches kafkajs filtered entirely never reach eachBatch, but their end still counts as read.

@@ -3,6 +3,12 @@
  * needs of a compacted topic it holds in full (the control plane's changes, the running totals of
  * spend.totals.v1), as a Kafka Streams GlobalKTable is read. kafkajs needs a consumer group to consume: each
  * follower uses a throwaway group of its own and never commits, so every follower reads everything.
+ *
+ * A follower never stops following while its process runs. kafkajs restarts a consumer after a retriable failure,
+ * but one it gives up on (a non-retriable error, such as no group coordinator found while the brokers are away)
+ * stays stopped: `replaceGivenUpConsumer` starts a new one. The new consumer is in a new group, so it starts from
+ * offset 0; it seeks to the position reached, and whatever it still fetches below that position is skipped, so
+ * `onBatch` never sees a partition go back.
  */
 
 import { randomUUID } from "node:crypto";
@@ -24,25 +30,112 @@ export interface TopicFollowerOptions {
   logger: Logger;
   /** Names the throwaway consumer group (`<name>-<uuid>`). */
   name: string;
-  /** Called with each batch, in offset order per partition; awaited before the next batch of any partition. */
+  /**
+   * Called with each batch, in offset order per partition; awaited before the next batch of any partition. A
+   * record is handed over again only if the call that held it threw.
+   */
   onBatch: (partition: number, messages: KafkaMessage[]) => void | Promise<void>;
   /** How long the broker may hold a fetch that finds nothing new. Default FOLLOWER_MAX_WAIT_MS (client.ts says why). */
   maxWaitTimeMs?: number;
 }
 
+/**
+ * Replaces a consumer kafkajs gave up on: after a second, disconnects it and calls `launch` for a new one, again
+ * after a second each time that fails, until one runs or `isCurrent` says the follower moved on (stopped, or
+ * replaced the consumer already).
+ */
+export function replaceGivenUpConsumer(opts: {
+  dead: Consumer;
+  isCurrent: () => boolean;
+  launch: () => Promise<void>;
+  log: Logger;
+  what: string;
+}): void {
+  opts.log.warn(`${opts.what} replacing its consumer in 1 s`);
+  setTimeout(() => {
+    if (!opts.isCurrent()) return;
+    void opts.dead
+      .disconnect()
+      .catch(() => undefined)
+      .then(() => (opts.isCurrent() ? opts.launch() : undefined))
+      .catch((err: unknown) => {
+        opts.log.error({ err }, `${opts.what} could not start a new consumer; trying again`);
+        replaceGivenUpConsumer(opts);
+      });
+  }, 1000).unref();
+}
+
 export function createTopicFollower(options: TopicFollowerOptions): TopicFollower {
   const log = options.logger.child({ component: "follower", topic: options.topic });
   let consumer: Consumer | undefined;
+  let stopped = false;
   let caughtUp = false;
   const target = new Map<number, bigint>();
+  /** Per partition, the offset of the next record to hand over. */
   const position = new Map<number, bigint>();
-  let resolveCaughtUp: (() => void) | undefined;
+  let startWaiter: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   const check = () => {
     if (caughtUp) return;
     for (const [p, end] of target) if ((position.get(p) ?? 0n) < end) return;
     caughtUp = true;
-    resolveCaughtUp?.();
+    startWaiter?.resolve();
+    startWaiter = undefined;
   };
+
+  async function launch(): Promise<void> {
+    const c = options.kafka.consumer({
+      groupId: `${options.name}-${randomUUID()}`,
+      maxWaitTimeInMs: options.maxWaitTimeMs ?? FOLLOWER_MAX_WAIT_MS,
+      metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
+      sessionTimeout: 10000,
+      heartbeatInterval: 1000,
+    });
+    consumer = c;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      // A replacement starts from offset 0 (nothing is committed): skip ahead rather than refetch the partition.
+      // Only an optimisation: eachBatch skips what was handed over whether or not the seek took.
+      for (const partitions of Object.values(e.payload.memberAssignment)) {
+        for (const partition of partitions) {
+          const at = position.get(partition);
+          if (!at) continue;
+          try {
+            c.seek({ topic: options.topic, partition, offset: at.toString() });
+          } catch (err) {
+            log.warn({ err, partition }, "follower could not seek after a join; refetching from offset 0");
+          }
+        }
+      }
+    });
+    c.on(c.events.CRASH, (e) => {
+      log.error({ err: e.payload.error, restart: e.payload.restart }, "follower consumer crashed");
+      if (e.payload.restart || stopped || consumer !== c) return;
+      if (startWaiter) {
+        // Still catching up at start: start fails, as it would have without the brokers.
+        startWaiter.reject(e.payload.error);
+        startWaiter = undefined;
+        return;
+      }
+      replaceGivenUpConsumer({ dead: c, isCurrent: () => !stopped && consumer === c, launch, log, what: "follower" });
+    });
+    await c.connect();
+    await c.subscribe({ topic: options.topic, fromBeginning: true });
+    await c.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        if (consumer !== c) return;
+        const from = position.get(batch.partition) ?? 0n;
+        const messages = batch.messages.filter((m) => BigInt(m.offset) >= from);
+        if (messages.length > 0) await options.onBatch(batch.partition, messages);
+        const last = messages[messages.length - 1];
+        // A batch of compacted-away or control records still moves the position to the high watermark seen.
+        const next = last ? BigInt(last.offset) + 1n : BigInt(batch.highWatermark);
+        const known = position.get(batch.partition) ?? 0n;
+        position.set(batch.partition, next > known ? next : known);
+        if (!caughtUp && batch.messages.length === 0) position.set(batch.partition, BigInt(batch.highWatermark));
+        check();
+      },
+    });
+  }
 
   return {
     async start() {
@@ -65,36 +158,25 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
       } finally {
         await admin.disconnect();
       }
-      const done = new Promise<void>((resolve) => {
-        resolveCaughtUp = resolve;
+      const done = new Promise<void>((resolve, reject) => {
+        startWaiter = { resolve, reject };
       });
+      // Awaited below; a rejection while launch() is still running is not an unhandled one.
+      done.catch(() => undefined);
       check();
-      consumer = options.kafka.consumer({
-        groupId: `${options.name}-${randomUUID()}`,
-        maxWaitTimeInMs: options.maxWaitTimeMs ?? FOLLOWER_MAX_WAIT_MS,
-        metadataMaxAge: CONSUMER_METADATA_MAX_AGE_MS,
-        sessionTimeout: 10000,
-        heartbeatInterval: 1000,
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topic: options.topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => {
-          if (batch.messages.length > 0) await options.onBatch(batch.partition, batch.messages);
-          const last = batch.messages[batch.messages.length - 1];
-          // A batch of compacted-away or control records still moves the position to the high watermark seen.
-          const next = last ? BigInt(last.offset) + 1n : BigInt(batch.highWatermark);
-          const known = position.get(batch.partition) ?? 0n;
-          position.set(batch.partition, next > known ? next : known);
-          if (!caughtUp && batch.messages.length === 0) position.set(batch.partition, BigInt(batch.highWatermark));
-          check();
-        },
-      });
+      try {
+        await launch();
+      } catch (err) {
+        startWaiter = undefined;
+        throw err;
+      }
       await done;
       log.debug({ partitions: target.size }, "caught up");
     },
     async stop() {
+      stopped = true;
+      startWaiter?.reject(new Error("follower stopped"));
+      startWaiter = undefined;
       await consumer?.disconnect();
       consumer = undefined;
     },

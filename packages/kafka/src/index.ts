@@ -23,7 +23,12 @@ export {
   createBatchConsumer,
   OwnershipLost,
 } from "./consumer.js";
-export { createTopicFollower, type TopicFollower, type TopicFollowerOptions } from "./follow.js";
+export {
+  createTopicFollower,
+  replaceGivenUpConsumer,
+  type TopicFollower,
+  type TopicFollowerOptions,
+} from "./follow.js";
 export { CONSUMER_LAG_METRIC, consumerLagGauge } from "./lag-metric.js";
 export {
   KAFKA_SCRIPT,
