@@ -81,7 +81,15 @@ describe("the operator journey", () => {
     // 1. Start on a fresh data dir; the operator sets the contract; an owner sets a policy and a webhook and assigns
     // seats.
     let pipeline = spawnCli(["start"], envFor("first"));
-    await waitFor("the API", async () => (await fetch(`${base}/healthz`)).ok);
+    /** Waits for the start's API; a start that does not serve fails the test with the tail of its output. */
+    const serving = async (what: string) => {
+      try {
+        await waitFor(what, async () => (await fetch(`${base}/healthz`)).ok);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}; the start's last output:\n${pipeline.output().slice(-6000)}`);
+      }
+    };
+    await serving("the API");
     await api("/v1/orgs/org_1/contract", { method: "PUT", body: JSON.stringify(CONTRACT) });
     const { key: owner } = await api<{ key: string }>("/v1/orgs/org_1/keys", {
       method: "POST",
@@ -319,7 +327,7 @@ describe("the operator journey", () => {
     expect(Date.now() - stopAt).toBeLessThan(10_000);
     pipeline = spawnCli(["start"], envFor("replay", 2));
     try {
-      await waitFor("the restarted API", async () => (await fetch(`${base}/healthz`)).ok);
+      await serving("the restarted API");
       const metric = async (name: string) => {
         const text = await (await fetch(`${base}/metrics`)).text();
         return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);

@@ -33,7 +33,7 @@ export interface ControlFollower {
   /** Resolves once the follower has read up to the end offset that existed when start was called. */
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** True between the end of start's catch-up and stop (or a consumer crash). */
+  /** True between the end of start's catch-up and stop (a consumer kafkajs gives up on is replaced meanwhile). */
   isReady(): boolean;
   /** The highest version read: applied, or skipped as invalid. 0 before the first record. */
   position(): number;
@@ -244,14 +244,9 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
     });
     c.on(c.events.CRASH, (e) => {
       log.error({ err: e.payload.error, restart: e.payload.restart }, "control follower consumer crashed");
+      // Also while catching up at start: start goes on waiting (a start without any broker fails before, on the
+      // offsets it reads first).
       if (e.payload.restart || stopped || consumer !== c) return;
-      if (caughtUp) {
-        // Still catching up at start: start fails, as it would have without the brokers.
-        ready = false;
-        caughtUp.reject(e.payload.error);
-        caughtUp = undefined;
-        return;
-      }
       replaceGivenUpConsumer({
         dead: c,
         isCurrent: () => !stopped && consumer === c,
