@@ -4,7 +4,8 @@
  * restarts the consumer; if its group coordinator cannot be found then ("Failed to find group coordinator", as in a
  * broker restart), kafkajs crashes it for good (a non-retriable error) and the follower would read nothing more.
  * Here the followers' client has its connections reset and every request but metadata refused until kafkajs has
- * given up on a consumer of each; then the brokers answer again. Each follower must replace its consumer and go on
+ * given up on a consumer of each, then every connection refused until a replacement of each has failed to connect;
+ * then the brokers answer again. Each follower must replace its consumer and go on
  * following: every record handed over once, in offset order, none skipped.
  */
 import { connect, type Socket } from "node:net";
@@ -13,7 +14,7 @@ import { createKafka, createTopicFollower, type Kafka } from "@usage/kafka";
 import { defaultPolicy } from "@usage/policy";
 import type { ISocketFactory } from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
-import { quietLogger, resetTopics, testBrokers, testKafka, waitFor } from "./harness/index.js";
+import { freePort, quietLogger, resetTopics, testBrokers, testKafka, waitFor } from "./harness/index.js";
 
 const TOPIC = `usage-test-follow-outage-${process.pid}`;
 const PARTITIONS = 2;
@@ -25,15 +26,24 @@ const ANSWERED = new Set([3, 18]);
 const reset = () => Object.assign(new Error("connection reset by the outage"), { code: "ECONNRESET" });
 
 /**
- * Sockets on which, while `dark`, any request but those ANSWERED resets the connection (fetches, heartbeats,
- * coordinator lookups); `blackout()` also resets every open one.
+ * Sockets that go dark: after `blackout()` any request but those ANSWERED resets its connection (fetches,
+ * heartbeats, coordinator lookups); after `refuseAll()` every new connection is refused, as by a stopped broker.
+ * Both reset every open connection; `end()` lets everything through again.
  */
-function coordinatorBlackout(): { socketFactory: ISocketFactory; blackout(): void; end(): void } {
+function outage(refusedPort: number): {
+  socketFactory: ISocketFactory;
+  blackout(): void;
+  refuseAll(): void;
+  end(): void;
+} {
   const open = new Set<Socket>();
   let dark = false;
+  let refusing = false;
   return {
     socketFactory: ({ host, port, onConnect }) => {
-      const socket = connect({ host, port }, onConnect);
+      const socket = refusing
+        ? connect({ host: "127.0.0.1", port: refusedPort }, onConnect)
+        : connect({ host, port }, onConnect);
       const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
       socket.write = ((...args: unknown[]) => {
         const chunk = args[0];
@@ -52,18 +62,32 @@ function coordinatorBlackout(): { socketFactory: ISocketFactory; blackout(): voi
       dark = true;
       for (const s of open) s.destroy(reset());
     },
+    refuseAll() {
+      refusing = true;
+      for (const s of open) s.destroy(reset());
+    },
     end() {
       dark = false;
+      refusing = false;
     },
   };
 }
 
-/** A kafkajs client whose consumers report each crash: its group and whether kafkajs restarts the consumer itself. */
-function watched(kafka: Kafka, crashes: { group: string; restart: boolean }[]): Kafka {
+/**
+ * A kafkajs client whose consumers report each crash (its group, whether kafkajs restarts the consumer itself) and
+ * each connect that failed (its group).
+ */
+function watched(kafka: Kafka, crashes: { group: string; restart: boolean }[], failedConnects: string[]): Kafka {
   const spy = Object.create(kafka) as Kafka;
   spy.consumer = (config) => {
     const c = kafka.consumer(config);
     c.on(c.events.CRASH, (e) => crashes.push({ group: e.payload.groupId, restart: e.payload.restart }));
+    const connectOnce = c.connect.bind(c);
+    c.connect = () =>
+      connectOnce().catch((err: unknown) => {
+        failedConnects.push(config.groupId);
+        throw err;
+      });
     return c;
   };
   return spy;
@@ -105,8 +129,9 @@ describe("followers through an outage kafkajs gives up on", () => {
     await send(0, 6);
     await publish("org_before");
 
-    const net = coordinatorBlackout();
+    const net = outage(await freePort());
     const crashes: { group: string; restart: boolean }[] = [];
+    const failedConnects: string[] = [];
     const kafka = watched(
       createKafka({
         brokers: testBrokers(),
@@ -115,6 +140,7 @@ describe("followers through an outage kafkajs gives up on", () => {
         socketFactory: net.socketFactory,
       }),
       crashes,
+      failedConnects,
     );
     const seen = new Map<number, string[]>();
     const follower = createTopicFollower({
@@ -147,9 +173,18 @@ describe("followers through an outage kafkajs gives up on", () => {
       async () => givenUp("follow-outage-totals") && givenUp("follow-outage-control"),
       WAIT_MS,
     );
-    // Published while the followers cannot read.
+    // Then the brokers refuse every connection until a replacement consumer of each follower has failed to connect
+    // (its connect retried out), as while a broker is down: the replacements must go on being replaced.
+    net.refuseAll();
+    // Published while the followers cannot read (their own client is cut off; the test's producer is not).
     await send(6, 10);
     await publish("org_during");
+    const failed = (prefix: string) => failedConnects.some((group) => group.startsWith(prefix));
+    await waitFor(
+      "a replacement consumer of each follower to fail to connect",
+      async () => failed("follow-outage-totals") && failed("follow-outage-control"),
+      WAIT_MS,
+    );
     net.end();
     await send(10, 14);
     await publish("org_after");

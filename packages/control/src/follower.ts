@@ -249,7 +249,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
       if (e.payload.restart || stopped || consumer !== c) return;
       replaceGivenUpConsumer({
         dead: c,
-        isCurrent: () => !stopped && consumer === c,
+        current: () => (stopped ? undefined : consumer),
         launch,
         log,
         what: "control follower",

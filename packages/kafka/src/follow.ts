@@ -40,27 +40,30 @@ export interface TopicFollowerOptions {
 }
 
 /**
- * Replaces a consumer kafkajs gave up on: after a second, disconnects it and calls `launch` for a new one, again
- * after a second each time that fails, until one runs or `isCurrent` says the follower moved on (stopped, or
- * replaced the consumer already).
+ * Replaces a consumer kafkajs gave up on: after a second, disconnects it and calls `launch` for a new one. A launch
+ * that fails (its connect retried out while the brokers are still away) is replaced in turn, a second later, and so
+ * on until one runs. `current` is the follower's consumer now (undefined once it stops): nothing is done for a
+ * consumer that is no longer current.
  */
 export function replaceGivenUpConsumer(opts: {
   dead: Consumer;
-  isCurrent: () => boolean;
+  current: () => Consumer | undefined;
   launch: () => Promise<void>;
   log: Logger;
   what: string;
 }): void {
   opts.log.warn(`${opts.what} replacing its consumer in 1 s`);
   setTimeout(() => {
-    if (!opts.isCurrent()) return;
+    if (opts.current() !== opts.dead) return;
     void opts.dead
       .disconnect()
       .catch(() => undefined)
-      .then(() => (opts.isCurrent() ? opts.launch() : undefined))
+      .then(() => (opts.current() === opts.dead ? opts.launch() : undefined))
       .catch((err: unknown) => {
         opts.log.error({ err }, `${opts.what} could not start a new consumer; trying again`);
-        replaceGivenUpConsumer(opts);
+        // launch() made the failed consumer the current one before it failed.
+        const failed = opts.current();
+        if (failed) replaceGivenUpConsumer({ ...opts, dead: failed });
       });
   }, 1000).unref();
 }
@@ -111,7 +114,13 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
       // Also while catching up at start: start goes on waiting (a start without any broker fails before, on the
       // offsets it reads first).
       if (e.payload.restart || stopped || consumer !== c) return;
-      replaceGivenUpConsumer({ dead: c, isCurrent: () => !stopped && consumer === c, launch, log, what: "follower" });
+      replaceGivenUpConsumer({
+        dead: c,
+        current: () => (stopped ? undefined : consumer),
+        launch,
+        log,
+        what: "follower",
+      });
     });
     await c.connect();
     await c.subscribe({ topic: options.topic, fromBeginning: true });
@@ -119,10 +128,11 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         if (consumer !== c) return;
+        // What a replaced consumer fetches again (before its seek took) was handed over already.
         const from = position.get(batch.partition) ?? 0n;
-        const messages = batch.messages.filter((m) => BigInt(m.offset) >= from);
-        if (messages.length > 0) await options.onBatch(batch.partition, messages);
-        const last = messages[messages.length - 1];
+        const fresh = batch.messages.filter((m) => BigInt(m.offset) >= from);
+        if (fresh.length > 0) await options.onBatch(batch.partition, fresh);
+        const last = batch.messages[batch.messages.length - 1];
         // A batch of compacted-away or control records still moves the position to the high watermark seen.
         const next = last ? BigInt(last.offset) + 1n : BigInt(batch.highWatermark);
         const known = position.get(batch.partition) ?? 0n;
