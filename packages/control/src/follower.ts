@@ -11,7 +11,12 @@
  * that throws is logged and the follower goes on: one bad listener must not stop every change after it.
  */
 import { randomUUID } from "node:crypto";
-import { CONSUMER_METADATA_MAX_AGE_MS, FOLLOWER_MAX_WAIT_MS, type Kafka, replaceGivenUpConsumer } from "@usage/kafka";
+import {
+  CONSUMER_METADATA_MAX_AGE_MS,
+  FOLLOWER_MAX_WAIT_MS,
+  type Kafka,
+  replaceConsumerWhenGivenUp,
+} from "@usage/kafka";
 import { type AutoReload, type Policy, seatsInForce } from "@usage/policy";
 import type { Logger } from "@usage/runtime";
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
@@ -217,7 +222,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
 
   /**
    * Starts a kafkajs consumer from the position reached. kafkajs restarts a consumer after a retriable failure; one it
-   * gives up on (its retries exhausted while the brokers were away) is replaced (`replaceGivenUpConsumer`), for as
+   * gives up on (its retries exhausted while the brokers were away) is replaced (`replaceConsumerWhenGivenUp`), for as
    * long as the follower runs: a process's follower must never stop following.
    */
   async function launch(): Promise<void> {
@@ -242,18 +247,11 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
         }
       }
     });
-    c.on(c.events.CRASH, (e) => {
-      log.error({ err: e.payload.error, restart: e.payload.restart }, "control follower consumer crashed");
-      // Also while catching up at start: start goes on waiting (a start without any broker fails before, on the
-      // offsets it reads first).
-      if (e.payload.restart || stopped || consumer !== c) return;
-      replaceGivenUpConsumer({
-        dead: c,
-        current: () => (stopped ? undefined : consumer),
-        launch,
-        log,
-        what: "control follower",
-      });
+    replaceConsumerWhenGivenUp(c, {
+      current: () => (stopped ? undefined : consumer),
+      launch,
+      log,
+      what: "control follower",
     });
     c.on(c.events.END_BATCH_PROCESS, (e) => {
       // Batches kafkajs filtered entirely never reach eachBatch, but their end still counts as read.

@@ -6,7 +6,7 @@
  *
  * A follower never stops following while its process runs. kafkajs restarts a consumer after a retriable failure,
  * but one it gives up on (a non-retriable error, such as no group coordinator found while the brokers are away)
- * stays stopped: `replaceGivenUpConsumer` starts a new one. The new consumer is in a new group, so it starts from
+ * stays stopped: `replaceConsumerWhenGivenUp` starts a new one. The new consumer is in a new group, so it starts from
  * offset 0; it seeks to the position reached, and whatever it still fetches below that position is skipped, so
  * `onBatch` never sees a partition go back.
  */
@@ -39,31 +39,42 @@ export interface TopicFollowerOptions {
   maxWaitTimeMs?: number;
 }
 
-/**
- * Replaces a consumer kafkajs gave up on: after a second, disconnects it and calls `launch` for a new one. A launch
- * that fails (its connect retried out while the brokers are still away) is replaced in turn, a second later, and so
- * on until one runs. `current` is the follower's consumer now (undefined once it stops): nothing is done for a
- * consumer that is no longer current.
- */
-export function replaceGivenUpConsumer(opts: {
-  dead: Consumer;
+type ReplaceOptions = {
+  /** The follower's consumer now; undefined once it stops. */
   current: () => Consumer | undefined;
+  /** Starts a new consumer and makes it the current one (before connecting it). */
   launch: () => Promise<void>;
   log: Logger;
   what: string;
-}): void {
+};
+
+/**
+ * Watches a follower's consumer and replaces it if kafkajs gives up on it (a crash kafkajs does not restart), also
+ * while the follower is still catching up at start: start goes on waiting (a start without any broker fails before,
+ * on the offsets it reads first). A second after the crash the dead consumer is disconnected and `launch` called for
+ * a new one, which is watched the same way; a launch that fails (its connect retried out while the brokers are still
+ * away) is replaced in turn. Nothing is done for a consumer that is no longer current.
+ */
+export function replaceConsumerWhenGivenUp(consumer: Consumer, opts: ReplaceOptions): void {
+  consumer.on(consumer.events.CRASH, (e) => {
+    opts.log.error({ err: e.payload.error, restart: e.payload.restart }, `${opts.what} consumer crashed`);
+    if (!e.payload.restart && opts.current() === consumer) replaceLater(consumer, opts);
+  });
+}
+
+function replaceLater(dead: Consumer, opts: ReplaceOptions): void {
   opts.log.warn(`${opts.what} replacing its consumer in 1 s`);
   setTimeout(() => {
-    if (opts.current() !== opts.dead) return;
-    void opts.dead
+    if (opts.current() !== dead) return;
+    void dead
       .disconnect()
       .catch(() => undefined)
-      .then(() => (opts.current() === opts.dead ? opts.launch() : undefined))
+      .then(() => (opts.current() === dead ? opts.launch() : undefined))
       .catch((err: unknown) => {
         opts.log.error({ err }, `${opts.what} could not start a new consumer; trying again`);
         // launch() made the failed consumer the current one before it failed.
         const failed = opts.current();
-        if (failed) replaceGivenUpConsumer({ ...opts, dead: failed });
+        if (failed) replaceLater(failed, opts);
       });
   }, 1000).unref();
 }
@@ -109,19 +120,7 @@ export function createTopicFollower(options: TopicFollowerOptions): TopicFollowe
         }
       }
     });
-    c.on(c.events.CRASH, (e) => {
-      log.error({ err: e.payload.error, restart: e.payload.restart }, "follower consumer crashed");
-      // Also while catching up at start: start goes on waiting (a start without any broker fails before, on the
-      // offsets it reads first).
-      if (e.payload.restart || stopped || consumer !== c) return;
-      replaceGivenUpConsumer({
-        dead: c,
-        current: () => (stopped ? undefined : consumer),
-        launch,
-        log,
-        what: "follower",
-      });
-    });
+    replaceConsumerWhenGivenUp(c, { current: () => (stopped ? undefined : consumer), launch, log, what: "follower" });
     await c.connect();
     await c.subscribe({ topic: options.topic, fromBeginning: true });
     await c.run({

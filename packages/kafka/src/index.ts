@@ -25,7 +25,7 @@ export {
 } from "./consumer.js";
 export {
   createTopicFollower,
-  replaceGivenUpConsumer,
+  replaceConsumerWhenGivenUp,
   type TopicFollower,
   type TopicFollowerOptions,
 } from "./follow.js";

@@ -128,8 +128,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     logger: log,
     commit: "after-batch",
     // A batch costs its engine calls (the alerts lookup, two inserts) whatever it carries, and signals come a few at
-    // a time: the broker holds a fetch until 64 KiB or 250 ms, so a member makes at most four batches a second per
-    // fetch instead of one per signal or two. An alert is created up to 250 ms later; the cap signal it follows
+    // a time: the broker holds a fetch until 64 KiB or 250 ms, so a member makes at most four batches a second
+    // instead of one per signal or two. An alert is created up to 250 ms later; the cap signal it follows
     // (what gates spend) is not delayed.
     minBytes: NOTIFIER_FETCH_MIN_BYTES,
     maxWaitTimeMs: NOTIFIER_FETCH_MAX_WAIT_MS,
