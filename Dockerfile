@@ -2,6 +2,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json turbo.json tsconfig.base.json tsconfig.json biome.json ./
+# npm ci applies them (postinstall: patch-package).
+COPY patches ./patches
 COPY packages ./packages
 COPY services ./services
 COPY schemas ./schemas
