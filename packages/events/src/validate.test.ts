@@ -1,6 +1,13 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { RejectCode } from "./model.js";
-import { parseTimestamp, validateJsonLine, validateUsageEvent } from "./validate.js";
+import {
+  parseTimestamp,
+  passesFieldRules,
+  usageEventJsonSchema,
+  validateJsonLine,
+  validateUsageEvent,
+} from "./validate.js";
 
 const NOW = Date.parse("2026-11-20T12:00:00.000Z");
 const DAY = 86_400_000;
@@ -126,5 +133,125 @@ describe("parseTimestamp", () => {
     expect(parseTimestamp("2026-11-20T11:59:00+00:00")).toBe(Date.parse("2026-11-20T11:59:00.000Z"));
     expect(parseTimestamp("2026-11-20T25:00:00Z")).toBeUndefined();
     expect(parseTimestamp("yesterday")).toBeUndefined();
+  });
+});
+
+describe("the plain checks in front of zod", () => {
+  // Each field drawn from values of its own kind, values at and past its limits, and anything at all; an input the
+  // plain checks pass must be one zod accepts, with the same event out, and the other way round.
+  const anyOf = (...values: unknown[]) => fc.constantFrom(...values);
+  const text = (n: number) => "x".repeat(n);
+  const tokens = fc.oneof(
+    fc.integer({ min: 0, max: 1_000_000_000 }),
+    anyOf(-1, 1_000_000_001, 1.5, Number.NaN, Number.POSITIVE_INFINITY, -0, "5", null, undefined, 2 ** 53),
+  );
+  const id = fc.oneof(fc.string({ maxLength: 3 }), anyOf("", text(128), text(129), 7, null, undefined));
+  const optional = fc.oneof(anyOf(null, undefined, "", "eu", text(512), text(513), 1, false), fc.string());
+  const field = {
+    event_id: fc.oneof(
+      fc.uuid().map((u) => (u.length % 2 ? u.toUpperCase() : u)),
+      anyOf("123", "", 42, null, "3f1e4a52-9c1b-4d7e-8a3f-2b6c9d0e1f2"),
+    ),
+    occurred_at: fc.oneof(
+      fc
+        .date({ min: new Date(NOW - 40 * DAY), max: new Date(NOW + DAY), noInvalidDate: true })
+        .map((d) => d.toISOString()),
+      anyOf(
+        "2026-02-30T00:00:00Z",
+        "2026-11-20T11:59:00+00:00",
+        "2026-11-20 11:59:00",
+        "2026-11-20T11:59:00.1234567z",
+        5,
+        null,
+      ),
+    ),
+    org_id: id,
+    user_id: id,
+    user_email: optional,
+    account_uuid: optional,
+    request_id: optional,
+    region: optional,
+    seat_tier: anyOf("chat", "chat_code", "standard", "premium", "enterprise", "gold", "", 1, undefined),
+    product: anyOf("chat", "claude_code", "cowork", "api", null),
+    model: id,
+    input_tokens: tokens,
+    output_tokens: tokens,
+    cache_write_tokens: tokens,
+    cache_read_tokens: tokens,
+  };
+  const mostlyGood = fc.record(field, { requiredKeys: [] });
+  const inputs = fc.oneof(
+    { weight: 6, arbitrary: mostlyGood },
+    { weight: 1, arbitrary: mostlyGood.map((o) => Object.assign(new Map(), o)) },
+    { weight: 1, arbitrary: mostlyGood.map((o) => Object.assign(Object.create({ extra: 1 }), o)) },
+    { weight: 1, arbitrary: fc.anything() },
+    // A valid event's fields on what zod does not take for an object, and on an object with a prototype.
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom<() => object>(
+          () => new Map(),
+          () => new Set(),
+          () => new Date(NOW),
+          // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose: zod does not take one for an object
+          () => ({ then: () => undefined, catch: () => undefined }),
+          () => Object.create({ inherited: true }),
+        )
+        .map((make) => Object.assign(make(), good)),
+    },
+  );
+
+  it("pass exactly the inputs zod accepts, and the event out is the one zod's data makes", () => {
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const zod = usageEventJsonSchema.safeParse(input);
+        const o = input as Record<string, unknown>;
+        const plain =
+          typeof input === "object" &&
+          input !== null &&
+          !Array.isArray(input) &&
+          passesFieldRules(o) &&
+          parseTimestamp(o.occurred_at as string) !== undefined;
+        expect(plain).toBe(zod.success);
+        const r = validateUsageEvent(input, { now: NOW, backfillDays: 35 });
+        if (!zod.success) {
+          expect(r.ok).toBe(false);
+          if (!r.ok)
+            expect(r.rejection.code).toBe(
+              typeof input === "object" && input !== null && !Array.isArray(input)
+                ? "invalid_field"
+                : "invalid_encoding",
+            );
+          return;
+        }
+        const d = zod.data;
+        const at = parseTimestamp(d.occurred_at)!;
+        if (at > NOW + 5 * 60_000 || at < NOW - 35 * DAY) {
+          expect(r.ok).toBe(false);
+          return;
+        }
+        expect(r).toEqual({
+          ok: true,
+          value: {
+            event_id: d.event_id.toLowerCase(),
+            occurred_at: new Date(at).toISOString(),
+            org_id: d.org_id,
+            user_id: d.user_id,
+            user_email: d.user_email ?? null,
+            account_uuid: d.account_uuid ?? null,
+            request_id: d.request_id ?? null,
+            region: d.region ?? null,
+            seat_tier: d.seat_tier,
+            product: d.product,
+            model: d.model,
+            input_tokens: d.input_tokens,
+            output_tokens: d.output_tokens,
+            cache_write_tokens: d.cache_write_tokens,
+            cache_read_tokens: d.cache_read_tokens,
+          },
+        });
+      }),
+      { numRuns: 5000 },
+    );
   });
 });

@@ -50,6 +50,59 @@ export const usageEventJsonSchema = z.object({
   cache_read_tokens: tokens,
 });
 
+type UsageEventJson = z.infer<typeof usageEventJsonSchema>;
+
+const SEAT_TIER_SET: ReadonlySet<unknown> = new Set(SEAT_TIERS);
+const PRODUCT_SET: ReadonlySet<unknown> = new Set(PRODUCTS);
+
+const isId = (v: unknown): boolean => typeof v === "string" && v.length >= 1 && v.length <= MAX_ID_LENGTH;
+const isOptional = (v: unknown): boolean =>
+  v === null || v === undefined || (typeof v === "string" && v.length <= MAX_OPTIONAL_LENGTH);
+const isTokens = (v: unknown): boolean => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_TOKENS;
+
+/**
+ * The rules of `usageEventJsonSchema` as plain checks, for the hot path (pricing, the producer library): true only
+ * when zod would accept the input as it is (every field, and an input zod takes for an object: not a Map, Set, Date
+ * or thenable), except `occurred_at`, of which only the type is checked here (the caller parses it once and goes to
+ * zod when it does not parse). False sends the input to zod, which then decides and words the rejection.
+ * `validate.test.ts` holds both to the same answer over generated inputs.
+ */
+export function passesFieldRules(o: Record<string, unknown>): boolean {
+  if (o instanceof Map || o instanceof Set || o instanceof Date) return false;
+  if (typeof o.then === "function" && typeof o.catch === "function") return false;
+  return (
+    typeof o.event_id === "string" &&
+    UUID.test(o.event_id) &&
+    typeof o.occurred_at === "string" &&
+    isId(o.org_id) &&
+    isId(o.user_id) &&
+    isOptional(o.user_email) &&
+    isOptional(o.account_uuid) &&
+    isOptional(o.request_id) &&
+    isOptional(o.region) &&
+    SEAT_TIER_SET.has(o.seat_tier) &&
+    PRODUCT_SET.has(o.product) &&
+    isId(o.model) &&
+    isTokens(o.input_tokens) &&
+    isTokens(o.output_tokens) &&
+    isTokens(o.cache_write_tokens) &&
+    isTokens(o.cache_read_tokens)
+  );
+}
+
+/** The fields as the schema accepts them and `occurred_at` in milliseconds, or zod's first issue. */
+function checkFields(input: Record<string, unknown>): { e: UsageEventJson; at: number } | { issue: z.ZodIssue } {
+  if (passesFieldRules(input)) {
+    // The common case, without zod's allocations: the same fields, the same values zod would hand back.
+    const at = parseTimestamp(input.occurred_at as string);
+    if (at !== undefined) return { e: input as UsageEventJson, at };
+  }
+  // zod judges anything the plain checks did not pass, so every rejection (and its message) is zod's.
+  const parsed = usageEventJsonSchema.safeParse(input);
+  if (!parsed.success) return { issue: parsed.error.issues[0]! };
+  return { e: parsed.data, at: parseTimestamp(parsed.data.occurred_at)! };
+}
+
 /** Milliseconds since the epoch for an RFC 3339 UTC timestamp, or undefined when it is not one. */
 export function parseTimestamp(value: string): number | undefined {
   const m = RFC3339_UTC.exec(value);
@@ -89,14 +142,12 @@ export function validateUsageEvent(input: unknown, options: ValidationOptions): 
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return reject({ code: "invalid_encoding", message: "an event must be a JSON object", event_id: eventId });
   }
-  const parsed = usageEventJsonSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = String(issue.path[0] ?? "event");
-    return reject({ code: "invalid_field", field, message: `${field} ${issue.message}`, event_id: eventId });
+  const checked = checkFields(input as Record<string, unknown>);
+  if ("issue" in checked) {
+    const field = String(checked.issue.path[0] ?? "event");
+    return reject({ code: "invalid_field", field, message: `${field} ${checked.issue.message}`, event_id: eventId });
   }
-  const e = parsed.data;
-  const at = parseTimestamp(e.occurred_at)!;
+  const { e, at } = checked;
   if (at > options.now + MAX_FUTURE_MS) {
     return reject({
       code: "future_timestamp",
