@@ -13,4 +13,4 @@ export {
   sumMoney,
   UNLIMITED,
 } from "./money.js";
-export { addMoney, decimalPlaces, formatScaled, netCost, parseScaled } from "./scaled.js";
+export { addMoney, DecimalSum, decimalPlaces, formatScaled, netCost, parseScaled } from "./scaled.js";

@@ -1,5 +1,17 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { addMoney, formatScaled, netCost, parseScaled } from "./scaled.js";
+import { formatMoney, Money } from "./money.js";
+import { addMoney, DecimalSum, formatScaled, netCost, parseScaled } from "./scaled.js";
+
+/** Plain decimal strings as they come: any sign, scale up to 24, leading zeros and trailing zeros now and then. */
+const plainDecimal = fc
+  .tuple(fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }), fc.integer({ min: 0, max: 24 }), fc.boolean())
+  .map(([n, scale, padded]) => {
+    const digits = (n < 0n ? -n : n).toString().padStart(scale + 1, "0");
+    const whole = digits.slice(0, digits.length - scale);
+    const text = scale === 0 ? whole : `${whole}.${digits.slice(digits.length - scale)}`;
+    return `${n < 0n ? "-" : ""}${padded ? `00${text}${scale > 0 ? "00" : ""}` : text}`;
+  });
 
 describe("formatScaled", () => {
   it("formats canonically: no exponent, no trailing zeros, no trailing point", () => {
@@ -127,5 +139,36 @@ describe("netCost", () => {
 
   it("rejects a malformed gross", () => {
     expect(() => netCost("1e2", "10")).toThrow(/not a decimal number/);
+  });
+});
+
+describe("DecimalSum", () => {
+  it("sums exactly what decimal.js sums, in canonical form", () => {
+    fc.assert(
+      fc.property(fc.array(plainDecimal, { maxLength: 60 }), (values) => {
+        const sum = new DecimalSum();
+        for (const v of values) sum.add(v);
+        const reference = values.reduce((acc, v) => acc.plus(new Money(v)), new Money(0));
+        expect(sum.toString()).toBe(formatMoney(reference));
+        expect(sum.toString()).toBe(values.reduce((acc, v) => addMoney(acc, v), "0"));
+      }),
+    );
+  });
+
+  it("is 0 with nothing added, and refuses what is not a plain decimal", () => {
+    expect(new DecimalSum().toString()).toBe("0");
+    for (const bad of ["1e2", "", "1.", ".5", "+1", " 1"]) expect(() => new DecimalSum().add(bad), bad).toThrow();
+  });
+});
+
+describe("netCost without a discount", () => {
+  it("is the gross amount in canonical form, as with the discount written any other way", () => {
+    fc.assert(
+      fc.property(plainDecimal, (gross) => {
+        expect(netCost(gross, "0")).toBe(netCost(gross, "0.0000"));
+        expect(netCost(gross, "0")).toBe(formatMoney(new Money(gross)));
+      }),
+    );
+    expect(() => netCost("1e2", "0")).toThrow(/not a decimal number/);
   });
 });

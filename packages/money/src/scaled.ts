@@ -50,6 +50,44 @@ export function parseScaled(s: string, scale: number): bigint {
   return match[1] === "-" ? -value : value;
 }
 
+/** Powers of ten as bigints, for rescaling without `**` on every addition. */
+const POW10: bigint[] = Array.from({ length: 64 }, (_, i) => 10n ** BigInt(i));
+const pow10 = (n: number): bigint => POW10[n] ?? 10n ** BigInt(n);
+
+/** A plain decimal string as its digits (a bigint) and its number of decimal places, in one match. */
+function parsePlain(s: string): { value: bigint; scale: number } {
+  const match = typeof s === "string" ? DECIMAL.exec(s) : null;
+  if (!match) throw new RangeError(`not a decimal number: ${JSON.stringify(s)}`);
+  const fraction = match[3] ?? "";
+  const value = BigInt(match[2] + fraction);
+  return { value: match[1] === "-" ? -value : value, scale: fraction.length };
+}
+
+/**
+ * An exact running sum of plain decimal strings: each is parsed once and added as a bigint at the largest scale seen
+ * so far; the canonical string is made once, by `toString`. The same result as folding `addMoney` over the strings,
+ * without a parse of the running total and a format per addition (the aggregator's rollups and running totals).
+ */
+export class DecimalSum {
+  private value = 0n;
+  private scale = 0;
+
+  add(s: string): this {
+    const { value, scale } = parsePlain(s);
+    if (scale > this.scale) {
+      this.value = this.value * pow10(scale - this.scale) + value;
+      this.scale = scale;
+    } else {
+      this.value += scale < this.scale ? value * pow10(this.scale - scale) : value;
+    }
+    return this;
+  }
+
+  toString(): string {
+    return formatScaled(this.value, this.scale);
+  }
+}
+
 /** Number of decimal places of a plain decimal string; throws when it is not one. */
 export function decimalPlaces(s: string): number {
   const match = typeof s === "string" ? DECIMAL.exec(s) : null;
@@ -68,6 +106,11 @@ export function addMoney(a: string, b: string): string {
  * `discountPct` is a decimal string from 0 to 100 with at most 4 decimal places.
  */
 export function netCost(gross: string, discountPct: string): string {
+  // No discount, the common case: gross × 100 / 100, i.e. gross in canonical form.
+  if (discountPct === "0") {
+    const g = parsePlain(gross);
+    return formatScaled(g.value, g.scale);
+  }
   if (typeof discountPct !== "string" || !DISCOUNT_PCT.test(discountPct)) {
     throw new RangeError(
       `discount_pct must be a decimal string from 0 to 100 with at most ${DISCOUNT_SCALE} decimal places, got ${JSON.stringify(discountPct)}`,
@@ -75,8 +118,8 @@ export function netCost(gross: string, discountPct: string): string {
   }
   const pct = parseScaled(discountPct, DISCOUNT_SCALE);
   if (pct > HUNDRED_PCT) throw new RangeError(`discount_pct must be at most 100, got ${JSON.stringify(discountPct)}`);
-  const grossScale = decimalPlaces(gross);
+  const g = parsePlain(gross);
   // gross (scale g) × (100 − pct) (scale 4) has scale g + 4; dividing by 100 is two more decimal places, so
   // the quotient is exact without any division.
-  return formatScaled(parseScaled(gross, grossScale) * (HUNDRED_PCT - pct), grossScale + DISCOUNT_SCALE + 2);
+  return formatScaled(g.value * (HUNDRED_PCT - pct), g.scale + DISCOUNT_SCALE + 2);
 }

@@ -6,10 +6,21 @@ export type Window = "mtd" | "qtd" | "ytd";
 export const WINDOWS: readonly Window[] = ["mtd", "qtd", "ytd"];
 const DAY = 86_400_000;
 
+/** The month periodOf answered last, and its bounds: nearly every call falls in the same month as the one before. */
+let lastMonth = { from: 0, to: 0, period: "" };
+
 /** `YYYY-MM` of an instant, in UTC. */
 export function periodOf(ms: number): string {
+  // Compared as Date reads it: a fraction of a millisecond is dropped (toward zero).
+  const t = Math.trunc(ms);
+  if (t >= lastMonth.from && t < lastMonth.to) return lastMonth.period;
   const d = new Date(ms);
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+  const period = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+  // (Date.UTC reads years 0 to 99 as 1900 to 1999: no bounds are kept for those.)
+  if (d.getUTCFullYear() >= 100) {
+    lastMonth = { from: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), to: nextMonthStart(ms), period };
+  }
+  return period;
 }
 
 export function monthStart(ms: number): number {

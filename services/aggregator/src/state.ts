@@ -117,10 +117,16 @@ export class SpendState {
    * counts toward current caps, and false says so.
    */
   recordSpend(orgId: string, userId: string, occurredAt: number, net: MoneyValue): boolean {
-    const period = periodOf(occurredAt);
-    if (period < this.currentPeriod()) return false;
+    const period = this.capPeriodOf(occurredAt);
+    if (period === undefined) return false;
     this.addSpend(orgId, userId, period, net);
     return true;
+  }
+
+  /** The period an event's spend counts toward caps in (see recordSpend), or undefined for a late event. */
+  capPeriodOf(occurredAt: number): string | undefined {
+    const period = periodOf(occurredAt);
+    return period < this.currentPeriod() ? undefined : period;
   }
 
   /** Net spend of an event of a prepaid org draws its credits when it occurred at or after the account opened. */

@@ -14,7 +14,7 @@ import {
 } from "@usage/clickhouse";
 import { decode, type PricedUsageEvent, pricedUsageEventV1 } from "@usage/events";
 import { type ConsumedBatch, deadLetterMessage, type Message } from "@usage/kafka";
-import { addMoney, netCost } from "@usage/money";
+import { DecimalSum, netCost } from "@usage/money";
 import { periodOf } from "@usage/periods";
 import { resolveModelId } from "@usage/pricing";
 import { creditEffects } from "./credits.js";
@@ -152,8 +152,10 @@ export function recordRows(
 ): { rows: RecordedRow[]; late: number; write: BatchWrite } {
   const batchId = batchIdentity(batch);
   const rows: RecordedRow[] = [];
-  const rollup = new Map<string, SpendDailyRow>();
+  // The rollup's amounts are summed exactly as bigints and written out once, after the loop.
+  const rollup = new Map<string, { row: SpendDailyRow; gross: DecimalSum; net: DecimalSum }>();
   let late = 0;
+  const pricedAtText = lastValue((ms: number) => chTime(new Date(ms).toISOString()));
   for (const { event: e, pricedAt } of fresh) {
     const discount = part.spend.discountOf(e.org_id);
     const net = netCost(e.total_cost, discount);
@@ -187,26 +189,24 @@ export function recordRows(
       gross_cost: e.total_cost,
       discount_pct: discount,
       net_cost: net,
-      priced_at: chTime(new Date(pricedAt).toISOString()),
+      priced_at: pricedAtText(pricedAt),
       batch_id: batchId,
       is_late: isLate,
     };
     rows.push({ event: e, row, late: isLate });
     const day = e.occurred_at.slice(0, 10);
-    const key = [e.org_id, day, e.user_id, e.seat_tier, e.product, model, e.region ?? "", e.long_context].join(
-      "\u0000",
-    );
+    const key = `${e.org_id}\u0000${day}\u0000${e.user_id}\u0000${e.seat_tier}\u0000${e.product}\u0000${model}\u0000${e.region ?? ""}\u0000${e.long_context}`;
     const r = rollup.get(key);
     if (r) {
-      r.requests++;
-      r.input_tokens += e.input_tokens;
-      r.output_tokens += e.output_tokens;
-      r.cache_write_tokens += e.cache_write_tokens;
-      r.cache_read_tokens += e.cache_read_tokens;
-      r.gross_cost = addMoney(r.gross_cost, e.total_cost);
-      r.net_cost = addMoney(r.net_cost, net);
+      r.row.requests++;
+      r.row.input_tokens += e.input_tokens;
+      r.row.output_tokens += e.output_tokens;
+      r.row.cache_write_tokens += e.cache_write_tokens;
+      r.row.cache_read_tokens += e.cache_read_tokens;
+      r.gross.add(e.total_cost);
+      r.net.add(net);
     } else {
-      rollup.set(key, {
+      const row: SpendDailyRow = {
         org_id: e.org_id,
         day,
         user_id: e.user_id,
@@ -221,16 +221,23 @@ export function recordRows(
         output_tokens: e.output_tokens,
         cache_write_tokens: e.cache_write_tokens,
         cache_read_tokens: e.cache_read_tokens,
-        gross_cost: e.total_cost,
-        net_cost: net,
-      });
+        gross_cost: "",
+        net_cost: "",
+      };
+      rollup.set(key, { row, gross: new DecimalSum().add(e.total_cost), net: new DecimalSum().add(net) });
     }
+  }
+  const rollupRows: SpendDailyRow[] = [];
+  for (const { row, gross, net } of rollup.values()) {
+    row.gross_cost = gross.toString();
+    row.net_cost = net.toString();
+    rollupRows.push(row);
   }
   // Into the filter before the inserts: a "maybe" is only ever confirmed in ClickHouse, so an id whose insert then
   // fails costs a lookup at its redelivery, never a miss.
   for (const f of fresh) part.seen.add(f.event.event_id);
   const newOrgs = [...new Set(fresh.map((f) => f.event.org_id))].filter((o) => !part.orgs.has(o));
-  return { rows, late, write: { batchId, newOrgs, rows: rows.map((r) => r.row), rollup: [...rollup.values()] } };
+  return { rows, late, write: { batchId, newOrgs, rows: rows.map((r) => r.row), rollup: rollupRows } };
 }
 
 /**
@@ -275,6 +282,9 @@ export interface Touched {
  */
 export function accountStep(part: PartitionState, rows: RecordedRow[]): Touched {
   const touched: Touched = { users: new Map(), causes: new Map(), lastEventOf: new Map() };
+  // Each user's net spend of the batch per period, summed exactly, then added to the running totals once: nothing
+  // in this loop reads those totals, and exact sums do not depend on the order of the additions.
+  const spends = new Map<string, { orgId: string; userId: string; period: string; net: DecimalSum }>();
   for (const { event: e, row } of rows) {
     const occurredAt = Date.parse(e.occurred_at);
     part.spend.noteSeatTier(e.org_id, e.user_id, e.seat_tier, occurredAt);
@@ -286,10 +296,16 @@ export function accountStep(part: PartitionState, rows: RecordedRow[]): Touched 
       touched.users.set(e.org_id, users);
     }
     users.add(e.user_id);
-    if (!part.spend.recordSpend(e.org_id, e.user_id, occurredAt, row.net_cost)) continue;
+    const period = part.spend.capPeriodOf(occurredAt);
+    if (period === undefined) continue;
+    const key = `${e.org_id}\u0000${e.user_id}\u0000${period}`;
+    const spend = spends.get(key);
+    if (spend) spend.net.add(row.net_cost);
+    else spends.set(key, { orgId: e.org_id, userId: e.user_id, period, net: new DecimalSum().add(row.net_cost) });
     touched.causes.set(`${e.org_id}\u0000${e.user_id}`, e.event_id);
     touched.causes.set(e.org_id, e.event_id);
   }
+  for (const s of spends.values()) part.spend.addSpend(s.orgId, s.userId, s.period, s.net.toString());
   return touched;
 }
 
@@ -329,4 +345,17 @@ export function stepCredits(
 /** `YYYY-MM-DD HH:mm:ss.SSS` (UTC) for ClickHouse DateTime64(3, 'UTC'). */
 function chTime(iso: string): string {
   return iso.replace("T", " ").replace("Z", "");
+}
+
+/** `f`, answering a repeat of the previous argument from memory (a batch's records share their timestamps in runs). */
+function lastValue<T>(f: (arg: number) => T): (arg: number) => T {
+  let lastArg = Number.NaN;
+  let last: T | undefined;
+  return (arg) => {
+    if (arg !== lastArg) {
+      last = f(arg);
+      lastArg = arg;
+    }
+    return last as T;
+  };
 }
