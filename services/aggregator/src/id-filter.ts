@@ -4,15 +4,18 @@
  * event — costs two string hashes instead of a lookup whose cost grows with the table.
  *
  * A filter answers "certainly not added" or "maybe added": it never claims an id (a "maybe" is confirmed in
- * ClickHouse, whose stored row is the only dedup record). It is sized for `capacity` ids at a 1% false-positive
- * rate (9.6 bits an id: 1 M ids take 1.2 MB); past its capacity the false-positive rate climbs, so the owner
- * rebuilds it larger (`full`).
+ * ClickHouse, whose stored row is the only dedup record). It is sized for `capacity` ids at a 0.01% false-positive
+ * rate (19.2 bits an id: 1 M ids take 2.4 MB); past its capacity the false-positive rate climbs, so the owner
+ * rebuilds it larger (`full`). Why 0.01% and not 1%: a lookup is one query per batch whatever it asks, and its cost
+ * grows with the table (in the e2e benchmark 7–9 ms a batch in the first minute, 44–51 ms in the third, at 2–3 M
+ * rows); at 1% (0.3% with the filter four-fifths full) three batches of 500 new events in four held a false
+ * positive, hence a lookup; at 0.01% (0.001%) one in 200.
  *
  * Hashes: FNV-1a and a second, differently seeded FNV-1a over the id's UTF-16 code units, combined as h1 + i·h2
  * (Kirsch and Mitzenmacher), which keeps a Bloom filter's false-positive rate with two hash computations.
  */
 
-const FALSE_POSITIVE_RATE = 0.01;
+const FALSE_POSITIVE_RATE = 0.0001;
 
 export class IdFilter {
   readonly capacity: number;

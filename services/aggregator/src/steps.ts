@@ -101,7 +101,7 @@ export function decodeStep(batch: ConsumedBatch, now: () => number): Decoded {
 
 /**
  * Step 2: the events usage_events does not hold yet (the stored row is the dedup record). Only the ids the
- * partition's filter cannot rule out — a duplicate, a false positive (about 1%), or an event older than the filter's
+ * partition's filter cannot rule out — a duplicate, a false positive (about 0.01%), or an event older than the filter's
  * horizon — are looked up in ClickHouse, so the check costs what the batch holds, not what the table holds.
  */
 export async function dedupStep(
