@@ -22,6 +22,9 @@ const Encoder = require("kafkajs/src/protocol/encoder.js") as {
   sizeOfVarInt(value: number): number;
 };
 const Long = require("kafkajs/src/utils/long.js") as { fromString(s: string): object };
+const Decoder = require("kafkajs/src/protocol/decoder.js") as new (
+  buffer: Buffer,
+) => { offset: number; readVarLong(): { toString(): string } };
 type Grouping = (args: {
   topic: string;
   partitionMetadata: { partitionId: number }[];
@@ -47,7 +50,11 @@ const EDGES = [0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, 2 ** 31 - 1, -(2 *
 
 describe("kafkajs source patch", () => {
   it("is installed (npm ci applies patches/ through patch-package)", () => {
-    for (const file of ["kafkajs/src/producer/groupMessagesPerPartition.js", "kafkajs/src/protocol/encoder.js"]) {
+    for (const file of [
+      "kafkajs/src/producer/groupMessagesPerPartition.js",
+      "kafkajs/src/protocol/encoder.js",
+      "kafkajs/src/protocol/decoder.js",
+    ]) {
       expect(readFileSync(require.resolve(file), "utf8")).toContain("patches/kafkajs+2.2.4.patch");
     }
   });
@@ -102,5 +109,16 @@ describe("kafkajs source patch", () => {
         expect(encoder.buffer).toEqual(expected);
       }),
     );
+  });
+
+  it("reads varlongs back, short or long, one after another", () => {
+    const large = [2 ** 27, -(2 ** 27) - 1, 2 ** 31, -(2 ** 31) - 1, 2 ** 40 + 7, -(2 ** 45), Number.MAX_SAFE_INTEGER];
+    const check = (values: number[]) => {
+      const decoder = new Decoder(Buffer.concat(values.map((v) => referenceVarint(BigInt(v)))));
+      expect(values.map(() => decoder.readVarLong().toString())).toEqual(values.map(String));
+      expect(decoder.offset).toBe(values.reduce((n, v) => n + referenceVarint(BigInt(v)).length, 0));
+    };
+    check([...EDGES, ...large, 2 ** 27 - 1, -(2 ** 27)]);
+    fc.assert(fc.property(fc.array(fc.oneof(INT32, fc.maxSafeInteger()), { maxLength: 200 }), check));
   });
 });
