@@ -33,23 +33,6 @@ export function formatScaled(n: bigint, scale: number): string {
   return negative ? `-${text}` : text;
 }
 
-/**
- * Parses a plain decimal string (`"12"`, `"0.50"`, `"-3.25"`; no exponent, no `+`, no bare point) into a
- * bigint scaled by `10^scale`. Throws when the string is not such a decimal or has more than `scale`
- * decimal places, because accepting it would mean rounding.
- */
-export function parseScaled(s: string, scale: number): bigint {
-  checkScale(scale);
-  const match = typeof s === "string" ? DECIMAL.exec(s) : null;
-  if (!match) throw new RangeError(`not a decimal number: ${JSON.stringify(s)}`);
-  const fraction = match[3] ?? "";
-  if (fraction.length > scale) {
-    throw new RangeError(`${JSON.stringify(s)} has more than ${scale} decimal places`);
-  }
-  const value = BigInt(match[2] + fraction.padEnd(scale, "0"));
-  return match[1] === "-" ? -value : value;
-}
-
 /** Powers of ten as bigints, for rescaling without `**` on every addition. */
 const POW10: bigint[] = Array.from({ length: 64 }, (_, i) => 10n ** BigInt(i));
 const pow10 = (n: number): bigint => POW10[n] ?? 10n ** BigInt(n);
@@ -61,6 +44,20 @@ function parsePlain(s: string): { value: bigint; scale: number } {
   const fraction = match[3] ?? "";
   const value = BigInt(match[2] + fraction);
   return { value: match[1] === "-" ? -value : value, scale: fraction.length };
+}
+
+/**
+ * Parses a plain decimal string (`"12"`, `"0.50"`, `"-3.25"`; no exponent, no `+`, no bare point) into a
+ * bigint scaled by `10^scale`. Throws when the string is not such a decimal or has more than `scale`
+ * decimal places, because accepting it would mean rounding.
+ */
+export function parseScaled(s: string, scale: number): bigint {
+  checkScale(scale);
+  const parsed = parsePlain(s);
+  if (parsed.scale > scale) {
+    throw new RangeError(`${JSON.stringify(s)} has more than ${scale} decimal places`);
+  }
+  return parsed.value * pow10(scale - parsed.scale);
 }
 
 /**
@@ -90,15 +87,12 @@ export class DecimalSum {
 
 /** Number of decimal places of a plain decimal string; throws when it is not one. */
 export function decimalPlaces(s: string): number {
-  const match = typeof s === "string" ? DECIMAL.exec(s) : null;
-  if (!match) throw new RangeError(`not a decimal number: ${JSON.stringify(s)}`);
-  return match[3]?.length ?? 0;
+  return parsePlain(s).scale;
 }
 
 /** Exact sum of two decimal strings, canonical. */
 export function addMoney(a: string, b: string): string {
-  const scale = Math.max(decimalPlaces(a), decimalPlaces(b));
-  return formatScaled(parseScaled(a, scale) + parseScaled(b, scale), scale);
+  return new DecimalSum().add(a).add(b).toString();
 }
 
 /**
