@@ -19,7 +19,13 @@ describe("createGroupCommit", () => {
     const { groups, settlers, run } = controlledRuns();
     const commit = createGroupCommit(run);
     const done: number[] = [];
-    const first = [1, 2, 3].map((n) => commit(n).then(() => done.push(n)));
+    const sizes: number[] = [];
+    const first = [1, 2, 3].map((n) =>
+      commit(n).then((size) => {
+        done.push(n);
+        sizes.push(size);
+      }),
+    );
     await turn();
     expect(groups).toEqual([[1, 2, 3]]);
     const second = [4, 5].map((n) => commit(n).then(() => done.push(n)));
@@ -30,6 +36,7 @@ describe("createGroupCommit", () => {
     await Promise.all(first);
     await turn();
     expect(done).toEqual([1, 2, 3]);
+    expect(sizes).toEqual([3, 3, 3]);
     expect(groups).toEqual([
       [1, 2, 3],
       [4, 5],
@@ -55,7 +62,8 @@ describe("createGroupCommit", () => {
     await turn();
     expect(groups).toEqual([[1, 2], [3]]);
     settlers[1]!.ok();
-    await expect(later).resolves.toBeUndefined();
+    // Resolved with the size of the run that held it.
+    await expect(later).resolves.toBe(1);
   });
 
   it("starts afresh after it has gone idle", async () => {
