@@ -402,7 +402,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     await batch.ensureOwned();
     marks.push(performance.now());
     const recorded = recordRows(part, batch, fresh, now);
-    await write(recorded.write);
+    const insertGroup = await write(recorded.write);
     for (const o of recorded.write.newOrgs) part.orgs.add(o);
     marks.push(performance.now());
 
@@ -443,6 +443,8 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
         late: recorded.late,
         rejected: decoded.dead.length,
         signals: signals.length,
+        // How many batches (of this member's partitions) shared this batch's inserts.
+        insert_group: insertGroup,
         ms: Math.round(performance.now() - started),
         // Milliseconds per step: where a batch's time goes (the e2e benchmark reads these at LOG_LEVEL=info).
         steps_ms: Object.fromEntries(STEP_NAMES.map((name, i) => [name, Math.round(marks[i + 1]! - marks[i]!)])),
