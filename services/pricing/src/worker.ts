@@ -77,8 +77,10 @@ export function createPricingWorker(deps: PricingWorkerDeps): PricingWorker {
     topics: [TOPICS.events],
     logger: log,
     commit: "by-handler",
-    // Bigger fetches mean fewer transactions: each costs several broker round trips whatever its size.
-    maxBytesPerPartition: 4 * 1024 * 1024,
+    // Bigger fetches mean fewer transactions (each costs several broker round trips whatever its size), up to a
+    // point: 1 MiB a partition (~3,000 events) priced as many events a second as 4 MiB in the e2e benchmark, with
+    // less of the process's RSS in fetched buffers (max 189 against 195 MB in the same hour).
+    maxBytesPerPartition: 1024 * 1024,
     // Every partition of a fetch is priced side by side and committed in one transaction (see `commit`).
     partitionsConsumedConcurrently: 64,
     // A fetch waits for 64 KiB or 50 ms: below that rate a transaction would carry a handful of events.
