@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import fc from "fast-check";
+import { Partitioners } from "kafkajs";
 import { describe, expect, it } from "vitest";
 
 const require = createRequire(import.meta.url);
@@ -48,12 +49,29 @@ function referenceVarint(value: bigint): Buffer {
 const INT32 = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 });
 const EDGES = [0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, 2 ** 31 - 1, -(2 ** 31)];
 
+/** Partition metadata whose available-partitions list must not be built (its `filter` throws). */
+function untouchableMetadata(count: number) {
+  const list = Array.from({ length: count }, (_, partitionId) => ({
+    partitionId,
+    leader: 0,
+    partitionErrorCode: 0,
+    replicas: [0],
+    isr: [0],
+  }));
+  return Object.assign(list, {
+    filter: () => {
+      throw new Error("the available partitions were listed");
+    },
+  });
+}
+
 describe("kafkajs source patch", () => {
   it("is installed (npm ci applies patches/ through patch-package)", () => {
     for (const file of [
       "kafkajs/src/producer/groupMessagesPerPartition.js",
       "kafkajs/src/protocol/encoder.js",
       "kafkajs/src/protocol/decoder.js",
+      "kafkajs/src/producer/partitioners/legacy/partitioner.js",
     ]) {
       expect(readFileSync(require.resolve(file), "utf8")).toContain("patches/kafkajs+2.2.4.patch");
     }
@@ -120,5 +138,33 @@ describe("kafkajs source patch", () => {
     };
     check([...EDGES, ...large, 2 ** 27 - 1, -(2 ** 27)]);
     fc.assert(fc.property(fc.array(fc.oneof(INT32, fc.maxSafeInteger()), { maxLength: 200 }), check));
+  });
+  it("answers a message's own partition without listing the available ones, and anything else as before", () => {
+    const partitioner = Partitioners.DefaultPartitioner();
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.nat(), (count, seed) => {
+        const partition = seed % count;
+        expect(
+          partitioner({
+            topic: "t",
+            partitionMetadata: untouchableMetadata(count),
+            message: { partition, value: null },
+          }),
+        ).toBe(partition);
+      }),
+    );
+    // A keyed message without a partition still needs the list, and gets the key's partition (partition.test.ts
+    // holds that answer to the Java client's).
+    const metadata = Array.from({ length: 8 }, (_, partitionId) => ({
+      partitionId,
+      leader: 0,
+      partitionErrorCode: 0,
+      replicas: [0],
+      isr: [0],
+    }));
+    expect(partitioner({ topic: "t", partitionMetadata: metadata, message: { key: "org_42", value: null } })).toBe(3);
+    expect(() =>
+      partitioner({ topic: "t", partitionMetadata: untouchableMetadata(8), message: { key: "org_42", value: null } }),
+    ).toThrow("the available partitions were listed");
   });
 });
