@@ -26,6 +26,7 @@ export default defineConfig({
           ],
           exclude: ["**/node_modules/**", "**/dist/**"],
           globalSetup: ["test/harness/global-setup.ts"],
+          setupFiles: ["test/harness/setup.ts"],
           // Webhook receivers of the tests listen on 127.0.0.1 over plain http: local development's setting.
           env: { USAGE_WEBHOOK_ALLOW_PRIVATE: "true" },
           testTimeout: 300_000,
@@ -38,6 +39,7 @@ export default defineConfig({
           include: ["test/faults/**/*.faults.test.ts"],
           exclude: ["**/node_modules/**", "**/dist/**"],
           globalSetup: ["test/harness/global-setup.ts"],
+          setupFiles: ["test/harness/setup.ts"],
           env: { USAGE_WEBHOOK_ALLOW_PRIVATE: "true" },
           testTimeout: 420_000,
           hookTimeout: 180_000,

@@ -1,5 +1,5 @@
 /** Helpers for integration tests: the real broker from global setup, topic resets, reading topics, the CLI. */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -139,11 +139,34 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input
 }
 
 /** Starts `usagectl` as a long-running child (a service); returns it for signals. */
+/** The `usagectl` processes spawnCli started that have not exited yet (stopSpawned stops them after each file). */
+const spawned = new Set<ChildProcess>();
+
+/**
+ * Stops every process spawnCli started that is still running: SIGTERM, then SIGKILL after 15 s. Run after every
+ * test file (setup.ts), so that a test that failed before stopping its pipeline does not leave it consuming the next
+ * file's topics on the shared broker.
+ */
+export async function stopSpawned(): Promise<void> {
+  await Promise.all(
+    [...spawned].map(async (child) => {
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(killer);
+    }),
+  );
+}
+
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv) {
   const child = spawn(process.execPath, [USAGECTL, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  spawned.add(child);
+  child.once("exit", () => spawned.delete(child));
   let output = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => {
     output += d;
