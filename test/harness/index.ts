@@ -138,7 +138,6 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input
   });
 }
 
-/** Starts `usagectl` as a long-running child (a service); returns it for signals. */
 /** The `usagectl` processes spawnCli started that have not exited yet (stopSpawned stops them after each file). */
 const spawned = new Set<ChildProcess>();
 
@@ -160,6 +159,7 @@ export async function stopSpawned(): Promise<void> {
   );
 }
 
+/** Starts `usagectl` as a long-running child (a service); returns it for signals. */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv) {
   const child = spawn(process.execPath, [USAGECTL, ...args], {
     env: { ...process.env, ...env },
