@@ -49,16 +49,20 @@ function referenceVarint(value: bigint): Buffer {
 const INT32 = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 });
 const EDGES = [0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, 2 ** 31 - 1, -(2 ** 31)];
 
-/** Partition metadata whose available-partitions list must not be built (its `filter` throws). */
-function untouchableMetadata(count: number) {
-  const list = Array.from({ length: count }, (_, partitionId) => ({
+/** Metadata of a topic's partitions, every one led by broker 0. */
+function partitionMetadata(count: number) {
+  return Array.from({ length: count }, (_, partitionId) => ({
     partitionId,
     leader: 0,
     partitionErrorCode: 0,
     replicas: [0],
     isr: [0],
   }));
-  return Object.assign(list, {
+}
+
+/** Partition metadata whose available-partitions list must not be built (its `filter` throws). */
+function untouchableMetadata(count: number) {
+  return Object.assign(partitionMetadata(count), {
     filter: () => {
       throw new Error("the available partitions were listed");
     },
@@ -155,14 +159,9 @@ describe("kafkajs source patch", () => {
     );
     // A keyed message without a partition still needs the list, and gets the key's partition (partition.test.ts
     // holds that answer to the Java client's).
-    const metadata = Array.from({ length: 8 }, (_, partitionId) => ({
-      partitionId,
-      leader: 0,
-      partitionErrorCode: 0,
-      replicas: [0],
-      isr: [0],
-    }));
-    expect(partitioner({ topic: "t", partitionMetadata: metadata, message: { key: "org_42", value: null } })).toBe(3);
+    expect(
+      partitioner({ topic: "t", partitionMetadata: partitionMetadata(8), message: { key: "org_42", value: null } }),
+    ).toBe(3);
     expect(() =>
       partitioner({ topic: "t", partitionMetadata: untouchableMetadata(8), message: { key: "org_42", value: null } }),
     ).toThrow("the available partitions were listed");
