@@ -2,9 +2,10 @@
  * What `patches/kafkajs+2.2.4.patch` changes in kafkajs's transaction manager (eosManager): a transaction asks for
  * its coordinators once, not before each of its requests, and a coordinator that moved or failed is asked for again;
  * a coordinator still completing the previous transaction (CONCURRENT_TRANSACTIONS) is asked again within
- * milliseconds instead of through the send's retrier. The cluster here is a stand-in that records every lookup and every request, so each
- * expectation counts what a real broker would have received (`test/produce-consume.integration.test.ts` runs the
- * same transactions against a real one).
+ * milliseconds instead of through the send's retrier, and only while the transaction the request was made for is
+ * still open. The cluster here is a stand-in that records every lookup and every request, so each expectation
+ * counts what a real broker would have received (`test/kafkajs-transactions.integration.test.ts` runs transactions
+ * against a real one).
  */
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
@@ -23,6 +24,7 @@ interface FakeBroker {
 interface EosManager {
   initProducerId(): Promise<void>;
   beginTransaction(): void;
+  abort(): Promise<void>;
   addPartitionsToTransaction(topicData: { topic: string; partitions: { partition: number }[] }[]): Promise<void>;
   sendOffsets(args: {
     consumerGroupId: string;
@@ -39,6 +41,7 @@ const createEosManager = require("kafkajs/src/producer/eosManager/index.js") as 
 const { KafkaJSProtocolError } = require("kafkajs/src/errors.js") as {
   KafkaJSProtocolError: new (e: { type: string; code: number; retriable: boolean; message: string }) => Error;
 };
+type Api = "addPartitionsToTxn" | "addOffsetsToTxn" | "txnOffsetCommit" | "endTxn";
 
 const TRANSACTION = 1;
 const GROUP = 0;
@@ -56,8 +59,10 @@ function fakeCluster() {
   const lookups: number[] = [];
   const handled: string[] = [];
   const failNext = new Map<number, Error>();
-  /** How many more AddPartitionsToTxn requests the coordinator refuses with CONCURRENT_TRANSACTIONS. */
-  const busy = { refusals: 0, refused: 0 };
+  /** Every request sent, answered or not. */
+  const sent: string[] = [];
+  /** How many more requests of each kind the coordinator refuses with CONCURRENT_TRANSACTIONS. */
+  const busy: { refusals: Partial<Record<Api, number>>; refused: number } = { refusals: {}, refused: 0 };
   const broker = (nodeId: number, type: number | undefined): Request => {
     return async () => {
       const planned = failNext.get(nodeId);
@@ -81,8 +86,10 @@ function fakeCluster() {
     for (const api of ["addPartitionsToTxn", "addOffsetsToTxn", "txnOffsetCommit", "endTxn"] as const) {
       const send = b[api];
       b[api] = async (args) => {
-        if (api === "addPartitionsToTxn" && busy.refusals > 0) {
-          busy.refusals--;
+        sent.push(`${api}@${nodeId}`);
+        const refusals = busy.refusals[api] ?? 0;
+        if (refusals > 0) {
+          busy.refusals[api] = refusals - 1;
           busy.refused++;
           throw concurrent();
         }
@@ -103,7 +110,7 @@ function fakeCluster() {
       return brokers[coordinator[coordinatorType]!];
     },
   };
-  return { cluster, coordinator, lookups, handled, failNext, busy };
+  return { cluster, coordinator, lookups, handled, sent, failNext, busy };
 }
 
 const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
@@ -166,19 +173,20 @@ describe("kafkajs transaction coordinators (patched eosManager)", () => {
   });
 
   it("does not resend a refusal from a coordinator it has just looked up", async () => {
-    const { eos, lookups, handled, failNext } = await setup();
+    const { eos, lookups, sent, failNext } = await setup();
     await transaction(eos, 0);
     failNext.set(1, new Error("connection closed"));
     eos.beginTransaction();
     await expect(eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 1 }] }])).rejects.toThrow();
     lookups.length = 0;
+    sent.length = 0;
     failNext.set(1, notCoordinator());
     await expect(eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 1 }] }])).rejects.toThrow(
       "not it",
     );
     // One lookup (the remembered coordinator was forgotten after the failure), one request, no resend.
     expect(lookups).toEqual([TRANSACTION]);
-    expect(handled.filter((h) => h.startsWith("addPartitionsToTxn")).length).toBe(1);
+    expect(sent).toEqual(["addPartitionsToTxn@1"]);
   });
 
   it("asks a coordinator still completing the previous transaction again, without a new lookup", async () => {
@@ -186,20 +194,56 @@ describe("kafkajs transaction coordinators (patched eosManager)", () => {
     await transaction(eos, 0);
     lookups.length = 0;
     handled.length = 0;
-    busy.refusals = 3;
+    busy.refusals = { addPartitionsToTxn: 3 };
     await transaction(eos, 1);
     expect(busy.refused).toBe(3);
     expect(lookups).toEqual([]);
     expect(handled).toEqual(["addPartitionsToTxn@1", "addOffsetsToTxn@1", "txnOffsetCommit@2", "endTxn@1"]);
   });
 
-  it("hands a coordinator that stays busy back to the send's retrier (101 refusals in a row)", async () => {
+  it("does the same for AddOffsetsToTxn, the first request of a transaction that sends no records", async () => {
+    const { eos, handled, busy } = await setup();
+    await transaction(eos, 0);
+    handled.length = 0;
+    busy.refusals = { addOffsetsToTxn: 2 };
+    eos.beginTransaction();
+    await eos.sendOffsets({
+      consumerGroupId: "g",
+      topics: [{ topic: "in", partitions: [{ partition: 0, offset: "11" }] }],
+    });
+    await eos.commit();
+    expect(busy.refused).toBe(2);
+    expect(handled).toEqual(["addOffsetsToTxn@1", "txnOffsetCommit@2", "endTxn@1"]);
+  });
+
+  it("hands a coordinator that stays busy back to the caller after about a second of waiting", async () => {
     const { eos, busy } = await setup();
-    busy.refusals = 1000;
+    busy.refusals = { addPartitionsToTxn: 1000 };
     eos.beginTransaction();
     await expect(eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 0 }] }])).rejects.toThrow(
       "still completing",
     );
-    expect(busy.refused).toBe(101);
+    // Waits of 5, 10, 20, 40, then 50 ms until 1,000 ms have passed: 75 + 19 × 50 = 1,025 ms after 23 waits, so the
+    // 24th refusal goes back to the caller.
+    expect(busy.refused).toBe(24);
+  });
+
+  it("drops a retried request whose transaction was aborted meanwhile, and does not count it in the next one", async () => {
+    const { eos, sent, busy } = await setup();
+    await transaction(eos, 0);
+    busy.refusals = { addPartitionsToTxn: 1000 };
+    eos.beginTransaction();
+    const stale = eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 5 }] }]);
+    stale.catch(() => {});
+    while (busy.refused < 2) await new Promise((r) => setTimeout(r, 1));
+    // The caller gives up on the transaction (nothing was added to it: no EndTxn) and begins the next one.
+    await eos.abort();
+    eos.beginTransaction();
+    busy.refusals = {};
+    await expect(stale).rejects.toThrow("The transaction ended while one of its requests was being retried");
+    // Partition 5 is not taken for part of the new transaction: adding it sends a request.
+    sent.length = 0;
+    await eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 5 }] }]);
+    expect(sent).toEqual(["addPartitionsToTxn@1"]);
   });
 });

@@ -1,7 +1,7 @@
 import { Kafka } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { partitionOf } from "./partition.js";
-import { createProducer } from "./producer.js";
+import { createProducer, settledSends } from "./producer.js";
 
 // Murmur2 of these keys as Kafka's Java client computes it (Utils.murmur2, the vectors of its UtilsTest); the
 // partition is (hash & 0x7fffffff) % count, worked out by hand below.
@@ -60,5 +60,30 @@ describe("createProducer", () => {
     await expect(producer.send({ topic: "t", acks: 1, messages: [{ value: "v" }] })).rejects.toThrow(
       /every send is acks=all/,
     );
+  });
+});
+
+describe("settledSends", () => {
+  it("reports a failed send only once every other send of the call has settled", async () => {
+    let finishSlow: (records: string[]) => void = () => {};
+    const slow = new Promise<string[]>((resolve) => {
+      finishSlow = resolve;
+    });
+    let settled = false;
+    const call = settledSends([Promise.reject(new Error("partition 0 failed")), slow]).finally(() => {
+      settled = true;
+    });
+    call.catch(() => {});
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    finishSlow(["r1"]);
+    await expect(call).rejects.toThrow("partition 0 failed");
+  });
+
+  it("answers every send's records, in the order of the sends", async () => {
+    await expect(
+      settledSends([Promise.resolve(["a", "b"]), Promise.resolve([]), Promise.resolve(["c"])]),
+    ).resolves.toEqual(["a", "b", "c"]);
   });
 });

@@ -40,6 +40,18 @@ export function createProducer(kafka: Kafka, options: { transactionalId?: string
   return onePartitionPerRequest(kafka, producer);
 }
 
+/**
+ * The partitions' sends of one call, answered once every one has settled: all their records, or the first failure
+ * (in the order given). A caller that aborts its transaction on the failure must not leave a send of that
+ * transaction running: kafkajs would retry it into the next transaction.
+ */
+export async function settledSends<T>(sends: Promise<T[]>[]): Promise<T[]> {
+  const results = await Promise.allSettled(sends);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+}
+
 /** How long a topic's partition list is used before it is fetched again (kafkajs' own metadata ages too). */
 const PARTITIONS_MAX_AGE_MS = 30_000;
 
@@ -132,14 +144,13 @@ function onePartitionPerRequest(kafka: Kafka, producer: Producer): Producer {
         });
       }
     }
-    const results = await Promise.all(
+    return settledSends(
       [...perPartition].map(([key, { topic, messages }]) =>
         inTurn(key, () =>
           sender.send({ topic, messages, acks: -1, timeout: batch.timeout, compression: batch.compression }),
         ),
       ),
     );
-    return results.flat();
   };
 
   const sendVia = (sender: Producer | Transaction, record: { topic: string; messages: Message[] } & ProducerBatch) =>
