@@ -155,6 +155,23 @@ describe("kafkajs transaction coordinators (patched eosManager)", () => {
     expect(lookups).toEqual([TRANSACTION, GROUP]);
   });
 
+  it("sends a refused request once more only, and forgets a coordinator that refused it", async () => {
+    const { eos, lookups, sent, coordinator, failNext } = await setup();
+    await transaction(eos, 0);
+    coordinator[TRANSACTION] = 0;
+    failNext.set(0, notCoordinator());
+    lookups.length = 0;
+    sent.length = 0;
+    eos.beginTransaction();
+    await expect(eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 2 }] }])).rejects.toThrow(
+      "not it",
+    );
+    expect(sent).toEqual(["addPartitionsToTxn@1", "addPartitionsToTxn@0"]);
+    await eos.addPartitionsToTransaction([{ topic: "out", partitions: [{ partition: 2 }] }]);
+    expect(lookups).toEqual([TRANSACTION, TRANSACTION]);
+    expect(sent.at(-1)).toBe("addPartitionsToTxn@0");
+  });
+
   it("throws any other error, and asks for the coordinator again at the next request", async () => {
     const { eos, lookups, handled, failNext } = await setup();
     await transaction(eos, 0);
