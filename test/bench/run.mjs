@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 // Options pass through to each (`npm run bench -- --minutes 10` for the headline end-to-end figure).
-const benches = ["pricing.mjs", "allowance.mjs", "e2e.mjs"];
+const benches = ["pricing.mjs", "allowance.mjs", "floor.mjs", "e2e.mjs"];
 let failed = 0;
 for (const bench of benches) {
   console.log(`\n=== ${bench} ===`);
