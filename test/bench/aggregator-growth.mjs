@@ -9,7 +9,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { accountStep, decodeStep, dedupStep, loadPartition, recordRows, writeBatches } from "@usage/aggregator";
+import {
+  accountStep,
+  decodeStep,
+  dedupStep,
+  loadPartition,
+  recordRows,
+  writeEvents,
+  writeRollups,
+} from "@usage/aggregator";
 import { createClickHouse, migrate, rebuildRollup } from "@usage/clickhouse";
 import { pricedUsageEventV1, validateUsageEvent } from "@usage/events";
 import { createPricer, loadRateCard } from "@usage/pricing";
@@ -143,7 +151,8 @@ for (let i = 0; i < messages.length; i += BATCH) {
   const { fresh, lookedUp: n } = await dedupStep(client, state.seen, decoded.events);
   lookedUp += n;
   const out = recordRows(state, batch, fresh, Date.now);
-  await writeBatches(client, [out.write]);
+  await writeEvents(client, [out.write]);
+  await writeRollups(client, [out.write]);
   for (const o of out.write.newOrgs) state.orgs.add(o);
   accountStep(state, out.rows);
   recorded += fresh.length;

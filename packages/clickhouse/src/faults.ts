@@ -12,7 +12,10 @@
  *     gets as far as its dedup read before its write fails;
  *   - unless the file's content (trimmed) is `all`: then reads fail too, `query()` rejecting with
  *     `Error("injected ClickHouse read failure")` and `ping()` answering `{ success: false }`, as with a server
- *     that is down.
+ *     that is down;
+ *   - or unless it is `table <name>`: then only the writes into that table fail (`insert()` into it, and an
+ *     `INSERT INTO <name> …` statement through `command()` or `exec()`), as with one table refusing inserts (too
+ *     many parts): a batch gets past its other inserts and fails at that one.
  *
  * The file is looked at on every call, so a test turns an outage on and off while the services run by creating and
  * deleting the file (the embedded engine has no server process to stop). When the variable is unset the client is
@@ -26,13 +29,19 @@ export const FAULT_CLICKHOUSE_FILE_ENV = "USAGE_FAULT_CLICKHOUSE_FILE";
 export const INJECTED_WRITE_FAILURE = "injected ClickHouse write failure";
 export const INJECTED_READ_FAILURE = "injected ClickHouse read failure";
 
-/** What the fault file asks for right now: nothing (no file), failing writes, or failing reads and writes. */
-export type ClickHouseFault = "none" | "writes" | "all";
+/**
+ * What the fault file asks for right now: nothing (no file), failing writes, failing reads and writes, or failing
+ * writes into one table.
+ */
+export type ClickHouseFault = "none" | "writes" | "all" | { table: string };
 
 export function currentClickHouseFault(file: string): ClickHouseFault {
   if (!existsSync(file)) return "none";
   try {
-    return readFileSync(file, "utf8").trim() === "all" ? "all" : "writes";
+    const content = readFileSync(file, "utf8").trim();
+    const table = /^table\s+([A-Za-z_][A-Za-z0-9_]*)$/.exec(content)?.[1];
+    if (table) return { table };
+    return content === "all" ? "all" : "writes";
   } catch {
     // Deleted between the two calls (or unreadable): the outage is ending; treat it as still on for this call.
     return existsSync(file) ? "writes" : "none";
@@ -40,6 +49,21 @@ export function currentClickHouseFault(file: string): ClickHouseFault {
 }
 
 const WRITES = new Set<PropertyKey>(["insert", "command", "exec"]);
+
+/** The table a write call goes to: `insert({ table })`, or the target of an `INSERT INTO t …` statement. */
+function tableOf(args: unknown[]): string | undefined {
+  const params = args[0] as { table?: unknown; query?: unknown } | undefined;
+  if (typeof params?.table === "string") return params.table;
+  if (typeof params?.query === "string")
+    return /^\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_.]*)/i.exec(params.query)?.[1];
+  return undefined;
+}
+
+function writeFails(fault: ClickHouseFault, args: unknown[]): boolean {
+  if (fault === "none") return false;
+  if (typeof fault === "object") return tableOf(args)?.split(".").pop() === fault.table;
+  return true;
+}
 
 /** Wraps `client` so that its calls fail while `file` exists (see the header). Other members pass through. */
 export function withClickHouseFaults(client: ClickHouseClient, file: string): ClickHouseClient {
@@ -50,7 +74,9 @@ export function withClickHouseFaults(client: ClickHouseClient, file: string): Cl
       const call = (...args: unknown[]): unknown => (value as (...a: unknown[]) => unknown).apply(target, args);
       if (WRITES.has(prop)) {
         return (...args: unknown[]) =>
-          currentClickHouseFault(file) === "none" ? call(...args) : Promise.reject(new Error(INJECTED_WRITE_FAILURE));
+          writeFails(currentClickHouseFault(file), args)
+            ? Promise.reject(new Error(INJECTED_WRITE_FAILURE))
+            : call(...args);
       }
       if (prop === "query") {
         return (...args: unknown[]) =>

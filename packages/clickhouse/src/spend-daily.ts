@@ -58,7 +58,7 @@ export async function insertSpendDaily(
   });
 }
 
-/** Rebuilds one batch's rollup from its usage_events rows (start-up repair after a crash between the two inserts). */
+/** Rebuilds one batch's rollup from its usage_events rows (a load's repair after a crash or failure between the two). */
 export async function rebuildRollup(client: ClickHouseClient, batchId: string): Promise<void> {
   await client.command({
     query: `INSERT INTO spend_daily

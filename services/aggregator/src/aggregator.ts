@@ -22,41 +22,46 @@
  *   2. dedup: ask usage_events which of the batch's ids it already holds, and drop those (counted); only the ids the
  *      partition's Bloom filter of stored ids cannot rule out are asked (partition.ts SeenIds; ids enter the filter
  *      before their insert, and a "maybe" is always confirmed in ClickHouse, so the filter never claims an id);
- *   3. record: OWNERSHIP CHECK, then orgs (new ones), usage_events, spend_daily — every row tagged with its batch's
- *      deterministic identity (topic:partition:first-last offsets) as batch_id. The batches of the partitions that
- *      reach this step together (one fetch) share each insert: one per table, with their identities, sorted, as
- *      insert deduplication token (steps.ts writeBatches); a failed insert fails every batch in it;
+ *   3. record: OWNERSHIP CHECK, then orgs (new ones), usage_events — every row tagged with its batch's deterministic
+ *      identity (topic:partition:first-last offsets) as batch_id. The batches of the partitions that reach this step
+ *      together (one fetch) share each insert: one per table, with their identities, sorted, as insert deduplication
+ *      token (steps.ts writeEvents); a failed insert fails every batch in it;
  *   4. account: only now add the spend to the partition's in-memory totals;
  *   5. evaluate caps and credits for the orgs and users touched;
  *   6. emit: auto-reloads to credit_ledger, then signals to spend.signals.v1;
- *   7. OWNERSHIP CHECK, then the touched orgs' and users' totals to spend.totals.v1;
+ *   7. OWNERSHIP CHECK, then the batch's spend_daily rollup (tagged and grouped as in 3: steps.ts writeRollups),
+ *      then the touched orgs' and users' totals to spend.totals.v1;
  *   8. the signals of 6 recorded in cap_signals (after the totals, so that an allowance does not wait for it);
  *   9. the consumer commits the offset once the handler returns (only while it still owns the partition).
  * The dedup record IS the usage_events row written in 3: no id is claimed before its event is stored (OpenMeter
- * #5118). A crash anywhere before 9 redelivers the batch: step 2 drops what step 3 stored. A crash between the two
- * inserts of 3 leaves a batch without rollup; the partition's next load rebuilds it from usage_events. A failure
- * anywhere in the batch drops the partition's state, so it is loaded again before the redelivery; a load takes
- * cap_signals as what was sent and emits again any signal its evaluation finds missing there (a crash or failure
- * between 6 and 8). Signal ids and reload entry ids are derived from what they are, so anything re-emitted is the
- * same signal.
+ * #5118). A crash anywhere before 9 redelivers the batch: step 2 drops what step 3 stored. A batch whose usage_events
+ * rows landed and whose rollup did not (a crash or failure between 3 and 7) is rebuilt from usage_events by the
+ * partition's next load, before anything is read from spend_daily. The rollup waits for step 7 so that the signals
+ * do not wait for its insert (what they report is in usage_events by then); the totals do, so that a reader who sees
+ * a batch in the totals finds it in every figure read from spend_daily (analytics, exports, invoices) too. A
+ * failure anywhere in the batch drops the partition's state, so it is loaded again before the redelivery; a load
+ * takes cap_signals as what was sent and emits again any signal its evaluation finds missing there (a crash or
+ * failure between 6 and 8). Signal ids and reload entry ids are derived from what they are, so anything re-emitted
+ * is the same signal.
  *
  * Fencing: why a member that lost its partition cannot change a total, a cap status or an alert count.
- *   - Totals are sums over usage_events and spend_daily. The writes of step 3 are the only ones that add to a sum and
- *     cannot be undone. Right before them the member confirms with the group coordinator that it is still a member
- *     of the generation that assigned it the partition (ConsumedBatch.ensureOwned: a heartbeat, which an evicted or
- *     rebalanced member gets refused, plus this member's own view of the assignment). A successful heartbeat at time
- *     t means the coordinator cannot hand the partition to another member before t + session timeout (10 s; a
- *     rebalance waits rebalance timeout, 15 s, for this member to rejoin), and the heartbeat is at most
- *     heartbeatInterval (1 s) old when ensureOwned returns. So the inserts land before any other member can own the
- *     partition, unless this process is frozen for more than ~8 s between ensureOwned returning and the insert
- *     reaching ClickHouse — the bound of this design, stated rather than hidden. A member that stalled longer
- *     (GC, SIGSTOP, a test's stall) before step 3 finds out at the check and abandons the batch, which the new owner
- *     processes from the committed offset.
+ *   - Totals are sums over usage_events and spend_daily. The inserts of steps 3 and 7 are the only writes that add
+ *     to a sum and cannot be undone. Right before each the member confirms with the group coordinator that it is
+ *     still a member of the generation that assigned it the partition (ConsumedBatch.ensureOwned: a heartbeat, which
+ *     an evicted or rebalanced member gets refused, plus this member's own view of the assignment). A successful
+ *     heartbeat at time t means the coordinator cannot hand the partition to another member before t + session
+ *     timeout (10 s; a rebalance waits rebalance timeout, 15 s, for this member to rejoin), and the heartbeat is at
+ *     most heartbeatInterval (1 s) old when ensureOwned returns. So the inserts land before any other member can own
+ *     the partition (and load it, which would rebuild a rollup missing then), unless this process is frozen for more
+ *     than ~8 s between ensureOwned returning and the insert reaching ClickHouse — the bound of this design, stated
+ *     rather than hidden. A member that stalled longer (GC, SIGSTOP, a test's stall) before step 3 or 7 finds out at
+ *     the check and abandons the batch, which the new owner processes from the committed offset (after 3, with the
+ *     batch's rollup rebuilt by its load).
  *   - A redelivered batch (a crash between step 3 and the commit) finds its events in usage_events at step 2 and
  *     writes none of them again; a group written again with the same batches carries the same insert deduplication
  *     token, and ClickHouse drops the repeat too. Sharing an insert across partitions changes none of this: each
- *     batch's ownership was confirmed before it was handed over, at most one insert earlier (one group runs at a
- *     time), which is well inside the bound above.
+ *     batch's ownership was confirmed before it was handed over, at most one insert earlier (one group of a step runs at
+ *     a time), which is well inside the bound above.
  *   - Everything else a member writes is idempotent by identity, whoever writes it: signals (cap_signals is a
  *     ReplacingMergeTree on a signal id derived from entity, period, threshold or policy version; the notifier
  *     makes one alert per id), reload entries (entry id from the reload number), orgs rows. A zombie can repeat them,
@@ -106,7 +111,8 @@ import {
   evaluateStep,
   recordRows,
   stepCredits,
-  writeBatches,
+  writeEvents,
+  writeRollups,
 } from "./steps.js";
 
 /** What the aggregator needs of the control plane (the process's follower of usage.control.v1). */
@@ -177,7 +183,17 @@ export interface Aggregator {
 }
 
 /** The steps of `record` whose milliseconds each "batch recorded" log line carries, in order. */
-const STEP_NAMES = ["dedup", "owned", "record", "evaluate", "emit", "owned_again", "totals", "signals"] as const;
+const STEP_NAMES = [
+  "dedup",
+  "owned",
+  "record",
+  "evaluate",
+  "emit",
+  "owned_again",
+  "rollup",
+  "totals",
+  "signals",
+] as const;
 
 export function createAggregator(deps: AggregatorDeps): Aggregator {
   const log = deps.logger.child({ service: "aggregator", member: deps.member ?? 0 });
@@ -193,8 +209,10 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   // Batches, loads, control changes and forecasts touch a partition's state: on one partition they run one at a
   // time, in the order they came; different partitions run side by side (their states share nothing), so one
   // partition's batch does not wait behind another's inserts.
-  // Step 3's inserts, one per table for the batches of all partitions that reach it together (steps.ts writeBatches).
-  const write = createGroupCommit((writes: BatchWrite[]) => writeBatches(deps.clickhouse, writes));
+  // Step 3's and step 7's inserts, one per table for the batches of all partitions that reach the step together
+  // (steps.ts writeEvents, writeRollups).
+  const writeBatchEvents = createGroupCommit((writes: BatchWrite[]) => writeEvents(deps.clickhouse, writes));
+  const writeBatchRollups = createGroupCommit((writes: BatchWrite[]) => writeRollups(deps.clickhouse, writes));
   const queues = new Map<number, Promise<unknown>>();
   const exclusive = <T>(partition: number, work: () => Promise<T>): Promise<T> => {
     const run = (queues.get(partition) ?? Promise.resolve()).then(work, work);
@@ -402,7 +420,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     await batch.ensureOwned();
     marks.push(performance.now());
     const recorded = recordRows(part, batch, fresh, now);
-    const insertGroup = await write(recorded.write);
+    const insertGroup = await writeBatchEvents(recorded.write);
     for (const o of recorded.write.newOrgs) part.orgs.add(o);
     marks.push(performance.now());
 
@@ -416,6 +434,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     marks.push(performance.now());
 
     await batch.ensureOwned();
+    marks.push(performance.now());
+    // Right after the check, as step 3's inserts after theirs.
+    if (recorded.write.rollup.length > 0) await writeBatchRollups(recorded.write);
     marks.push(performance.now());
     await publishTotals(part, touched.users.keys(), batch.nextOffset, touched.users);
     marks.push(performance.now());

@@ -18,6 +18,7 @@ export {
   dedupStep,
   pricedEventProblem,
   recordRows,
-  writeBatches,
+  writeEvents,
+  writeRollups,
 } from "./steps.js";
 export { type Mark, NO_MARK, quietMark, type Transition, transition } from "./transitions.js";

@@ -241,29 +241,39 @@ export function recordRows(
 }
 
 /**
- * Step 3, second half (every caller has confirmed ownership of its partition): the new orgs, then usage_events, then
- * spend_daily, one insert per table for all the batches handed over together (the batches of one fetch, from
- * several partitions: createGroupCommit). Each row keeps its own batch's identity as batch_id, which is what the
- * start-up repair goes by; the insert deduplication token is the group's batch identities, so the same group
- * written twice is one part. A group that fails fails every batch in it (each is redelivered and its partition
- * loaded again, which rebuilds any batch left without its rollup).
+ * Step 3, second half (every caller has confirmed ownership of its partition): the new orgs, then usage_events, one
+ * insert per table for all the batches handed over together (the batches of one fetch, from several partitions:
+ * createGroupCommit). Each row keeps its own batch's identity as batch_id, which is what the load's repair goes by;
+ * the insert deduplication token is the group's batch identities, so the same group written twice is one part. A
+ * group that fails fails every batch in it (each is redelivered and its partition loaded again).
  */
-export async function writeBatches(clickhouse: ClickHouseClient, writes: BatchWrite[]): Promise<void> {
-  const token = writes
-    .map((w) => w.batchId)
-    .sort()
-    .join(",");
+export async function writeEvents(clickhouse: ClickHouseClient, writes: BatchWrite[]): Promise<void> {
   await insertOrgs(clickhouse, [...new Set(writes.flatMap((w) => w.newOrgs))]);
   await insertUsageEvents(
     clickhouse,
     writes.flatMap((w) => w.rows),
-    token,
+    groupToken(writes),
   );
+}
+
+/**
+ * Step 7's rollup (the caller has confirmed ownership again): the batches' spend_daily rows, one insert for the
+ * batches handed over together, as writeEvents. Always after the same batches' writeEvents; a batch whose rollup
+ * never lands (a crash, a failed insert) is rebuilt from usage_events by the partition's next load.
+ */
+export async function writeRollups(clickhouse: ClickHouseClient, writes: BatchWrite[]): Promise<void> {
   await insertSpendDaily(
     clickhouse,
     writes.flatMap((w) => w.rollup),
-    token,
+    groupToken(writes),
   );
+}
+
+function groupToken(writes: BatchWrite[]): string {
+  return writes
+    .map((w) => w.batchId)
+    .sort()
+    .join(",");
 }
 
 export interface Touched {
