@@ -53,7 +53,7 @@ describe("fault: spend_daily refuses inserts", () => {
 
     await producing;
     await settle(p, wl, { timeoutMs: 180_000 });
-    const repairs = p.services.aggregator.logCount("rebuilding the rollup");
+    const repairs = await p.metric("aggregator", "usage_aggregator_rollups_rebuilt_total");
     const results = await checkEverything(s, { strictAlerts: true });
     report(p, {
       events: wl.events.length,

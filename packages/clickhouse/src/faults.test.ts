@@ -22,6 +22,13 @@ describe("ClickHouse fault file", () => {
   const file = join(dir, "fault");
   afterEach(() => rmSync(file, { force: true }));
 
+  it("takes a database-qualified name in the file as its table", async () => {
+    writeFileSync(file, "table usage.spend_daily\n");
+    const ch = withClickHouseFaults(standIn(), file);
+    await expect(ch.insert({ table: "spend_daily", values: [] })).rejects.toThrow(INJECTED_WRITE_FAILURE);
+    await expect(ch.insert({ table: "usage_events", values: [] })).resolves.toBe("insert");
+  });
+
   it("passes every call through while the file is absent", async () => {
     const ch = withClickHouseFaults(standIn(), file);
     await expect(ch.insert({ table: "spend_daily", values: [] })).resolves.toBe("insert");
@@ -53,6 +60,9 @@ describe("ClickHouse fault file", () => {
     await expect(
       ch.command({ query: "INSERT INTO spend_daily\n SELECT * FROM usage_events WHERE batch_id = {b:String}" }),
     ).rejects.toThrow(INJECTED_WRITE_FAILURE);
+    await expect(ch.command({ query: "INSERT INTO TABLE `usage`.`spend_daily` SELECT 1" })).rejects.toThrow(
+      INJECTED_WRITE_FAILURE,
+    );
     await expect(ch.insert({ table: "usage_events", values: [] })).resolves.toBe("insert");
     await expect(ch.insert({ table: "spend_daily_rebuilt", values: [] })).resolves.toBe("insert");
     await expect(ch.command({ query: "INSERT INTO cap_signals SELECT 1" })).resolves.toBe("command");

@@ -39,7 +39,8 @@ export function currentClickHouseFault(file: string): ClickHouseFault {
   if (!existsSync(file)) return "none";
   try {
     const content = readFileSync(file, "utf8").trim();
-    const table = /^table\s+([A-Za-z_][A-Za-z0-9_]*)$/.exec(content)?.[1];
+    // A database-qualified name (`usage.spend_daily`) means its table.
+    const table = /^table\s+(?:[A-Za-z_][A-Za-z0-9_]*\.)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(content)?.[1];
     if (table) return { table };
     return content === "all" ? "all" : "writes";
   } catch {
@@ -55,7 +56,7 @@ function tableOf(args: unknown[]): string | undefined {
   const params = args[0] as { table?: unknown; query?: unknown } | undefined;
   if (typeof params?.table === "string") return params.table;
   if (typeof params?.query === "string")
-    return /^\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_.]*)/i.exec(params.query)?.[1];
+    return /^\s*INSERT\s+INTO\s+(?:TABLE\s+)?([`A-Za-z_][`A-Za-z0-9_.]*)/i.exec(params.query)?.[1]?.replace(/`/g, "");
   return undefined;
 }
 

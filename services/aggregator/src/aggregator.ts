@@ -36,7 +36,7 @@
  * The dedup record IS the usage_events row written in 3: no id is claimed before its event is stored (OpenMeter
  * #5118). A crash anywhere before 9 redelivers the batch: step 2 drops what step 3 stored. A batch whose usage_events
  * rows landed and whose rollup did not (a crash or failure between 3 and 7) is rebuilt from usage_events by the
- * partition's next load, before anything is read from spend_daily. The rollup waits for step 7 so that the signals
+ * partition's next load, before the load reads spend_daily. The rollup waits for step 7 so that the signals
  * do not wait for its insert (what they report is in usage_events by then); the totals do, so that a reader who sees
  * a batch in the totals finds it in every figure read from spend_daily (analytics, exports, invoices) too. A
  * failure anywhere in the batch drops the partition's state, so it is loaded again before the redelivery; a load
@@ -60,8 +60,8 @@
  *   - A redelivered batch (a crash between step 3 and the commit) finds its events in usage_events at step 2 and
  *     writes none of them again; a group written again with the same batches carries the same insert deduplication
  *     token, and ClickHouse drops the repeat too. Sharing an insert across partitions changes none of this: each
- *     batch's ownership was confirmed before it was handed over, at most one insert earlier (one group of a step runs at
- *     a time), which is well inside the bound above.
+ *     batch's ownership was confirmed before it was handed over, at most a few inserts earlier (one group of a step
+ *     runs at a time), which is well inside the bound above.
  *   - Everything else a member writes is idempotent by identity, whoever writes it: signals (cap_signals is a
  *     ReplacingMergeTree on a signal id derived from entity, period, threshold or policy version; the notifier
  *     makes one alert per id), reload entries (entry id from the reload number), orgs rows. A zombie can repeat them,
@@ -271,6 +271,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       now,
       backfillDays: deps.backfillDays,
       logger: log,
+      onRollupRebuilt: () => deps.metrics.rollupsRebuilt.inc(),
     });
     // Anything a previous owner computed but did not get out (a crash, a revoked batch), and totals as loaded.
     // Today's limit-requests digests too: a restart or a new owner sends them again and the notifier keeps one.

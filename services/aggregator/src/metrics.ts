@@ -44,6 +44,11 @@ export function createAggregatorMetrics(registry: Registry, options: { group?: s
       help: "Batches given up because the member no longer owned their partition (rebalanced, or evicted after a stall)",
       registers: [registry],
     }),
+    rollupsRebuilt: new Counter({
+      name: "usage_aggregator_rollups_rebuilt_total",
+      help: "Batches whose spend_daily rollup a partition load rebuilt from usage_events (events stored, rollup not: a crash, a failed insert or a lost partition between the two)",
+      registers: [registry],
+    }),
     late: new Counter({
       name: "usage_aggregator_late_events_total",
       help: "Events recorded after their month closed",

@@ -180,6 +180,8 @@ export async function loadPartition(deps: {
   now: () => number;
   backfillDays: number;
   logger: Logger;
+  /** Told of each batch whose rollup the load rebuilt. */
+  onRollupRebuilt?: () => void;
 }): Promise<{ state: PartitionState; signals: CapSignal[]; entries: CreditLedgerRow[] }> {
   const ch = deps.clickhouse;
   const mine = (orgId: string) => partitionOf(orgId, deps.partitions) === deps.partition;
@@ -189,6 +191,7 @@ export async function loadPartition(deps: {
   for (const batchId of await batchesMissingRollup(ch, recorded)) {
     deps.logger.warn({ batch_id: batchId }, "rebuilding the rollup of a batch interrupted between its two inserts");
     await rebuildRollup(ch, batchId);
+    deps.onRollupRebuilt?.();
   }
 
   const spend = new SpendState(deps.now);

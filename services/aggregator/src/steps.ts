@@ -132,7 +132,7 @@ export interface RecordedRow {
   late: boolean;
 }
 
-/** What step 3 writes for one batch: its new orgs, its usage_events rows and its spend_daily rollup. */
+/** What a batch writes: its new orgs and usage_events rows (step 3), its spend_daily rollup (step 7). */
 export interface BatchWrite {
   batchId: string;
   newOrgs: string[];
