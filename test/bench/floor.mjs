@@ -28,7 +28,7 @@ import { createPricer, loadRateCard } from "@usage/pricing";
 import { createLogger } from "@usage/runtime";
 import { generateEventArray, generateEvents } from "@usage/workload";
 import { kafkajsCeiling } from "./ceiling-kafkajs.mjs";
-import { benchBroker, cpuSecondsOf, syntheticUsageEventRow, writeResult } from "./lib.mjs";
+import { benchBroker, cpuSecondsOf, percentile, syntheticUsageEventRow, writeResult } from "./lib.mjs";
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -39,7 +39,8 @@ const ROUNDS = arg("--rounds", 3);
 const ROWS = arg("--rows", 10_000);
 const BATCHES = arg("--batches", 30);
 const CORES = cpus().length;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ascending = (a, b) => a - b;
+const median = (xs) => percentile([...xs].sort(ascending), 50);
 const cpuNow = () => {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1e6;
