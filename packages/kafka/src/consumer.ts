@@ -17,7 +17,8 @@ export interface ConsumedBatch {
   generation: number;
   /**
    * Confirms with the group coordinator that this member still owns the partition, right before something that
-   * cannot be undone; throws {@link OwnershipLost} when it does not (see the argument in ownership.ts).
+   * cannot be undone; throws {@link OwnershipLost} when it does not (the argument is at the top of services/aggregator's
+   * aggregator.ts).
    */
   ensureOwned(): Promise<void>;
 }
@@ -93,6 +94,10 @@ export interface BatchConsumer {
 
 /** How long the coordinator keeps a silent member in the group before giving its partitions to others. */
 export const CONSUMER_SESSION_TIMEOUT_MS = 10_000;
+/** How often a member heartbeats (kafkajs sends none sooner after an answered one). */
+export const CONSUMER_HEARTBEAT_INTERVAL_MS = 1000;
+/** How much older than one heartbeat interval the last answer may be when an ownership check passes. */
+const CONFIRMATION_SLACK_MS = 500;
 /** How long a member waits for its group coordinator to answer before it replaces its consumer (see the watchdog). */
 export const COORDINATOR_SILENCE_MS = 3 * CONSUMER_SESSION_TIMEOUT_MS;
 
@@ -106,6 +111,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let stopping = false;
   let generation = 0;
   let assigned = new Map<string, number[]>();
+  /** The member id of the last join, and when the coordinator last answered that member (the join or a heartbeat). */
+  let memberId: string | undefined;
   let answeredAt = Number.NEGATIVE_INFINITY;
 
   function assign(next: Map<string, number[]>): void {
@@ -131,7 +138,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       sessionTimeout: CONSUMER_SESSION_TIMEOUT_MS,
       // A rebalance waits this long for members to rejoin; a killed member never does.
       rebalanceTimeout: 15000,
-      heartbeatInterval: 1000,
+      heartbeatInterval: CONSUMER_HEARTBEAT_INTERVAL_MS,
       // A batch that fails (ClickHouse refusing writes, a broker away) is fetched and tried again, for several
       // minutes, before the consumer gives up (onFatal: the service exits and is restarted): an outage of a
       // dependency is ridden out in place rather than through consumer restarts. The wait between tries stays
@@ -143,6 +150,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       if (c !== consumer) return;
       joined = true;
       crashed = false;
+      memberId = e.payload.memberId;
       answeredAt = performance.now();
       generation++;
       const next = new Map<string, number[]>();
@@ -156,8 +164,10 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       log.info({ generation, assignment: Object.fromEntries(next) }, "partitions assigned");
       assign(next);
     });
-    c.on(c.events.HEARTBEAT, () => {
-      if (c !== consumer) return;
+    // Only an answer to the member this consumer joined as counts: kafkajs rejoins under a new member id after
+    // UNKNOWN_MEMBER_ID, and a heartbeat of that rejoin says nothing of the partitions the old member held.
+    c.on(c.events.HEARTBEAT, (e) => {
+      if (c !== consumer || e.payload.memberId !== memberId) return;
       answeredAt = performance.now();
     });
     // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
@@ -169,7 +179,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       revokeAll();
       crashed = true;
       joined = false;
-      revokeAll();
+      memberId = undefined;
       log.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
       if (!e.payload.restart) options.onFatal?.(e.payload.error);
     });
@@ -177,7 +187,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       if (c !== consumer) return;
       revokeAll();
       joined = false;
-      revokeAll();
+      memberId = undefined;
     });
     consumer = c;
     await c.connect();
@@ -219,6 +229,18 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
                 throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
               }
               if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+              // kafkajs skips the heartbeat, and answers at once, when one was answered less than heartbeatInterval
+              // ago — or when it has dropped its member id on UNKNOWN_MEMBER_ID (an evicted member's commit answered
+              // so) and is rejoining: the partition may then already be another member's, and nothing has told this
+              // batch yet. So the check stands only on an answer this member had, and a recent one.
+              const silentMs = performance.now() - answeredAt;
+              if (silentMs > CONSUMER_HEARTBEAT_INTERVAL_MS + CONFIRMATION_SLACK_MS) {
+                throw new OwnershipLost(
+                  batch.topic,
+                  batch.partition,
+                  `the coordinator has not confirmed this member for ${Math.round(silentMs)} ms`,
+                );
+              }
             },
           });
         } catch (err) {

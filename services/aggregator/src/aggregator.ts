@@ -177,10 +177,14 @@ export interface Aggregator {
   credits(orgId: string): CreditView | undefined;
   /**
    * TEST HOOK: the next batch waits this long after its dedup query, before its ownership check and inserts;
-   * `onStall` is told when the wait starts and ends (the fault suite freezes the member's connections meanwhile).
+   * `onStall` is told when the wait starts and ends (the fault suite freezes the member's connections meanwhile),
+   * then how the batch ended: "abandoned" at an ownership check, "recorded", or "failed" otherwise.
    */
-  stallNextBatch(ms: number, onStall?: (phase: "start" | "end") => void): void;
+  stallNextBatch(ms: number, onStall?: (phase: StallPhase) => void): void;
 }
+
+/** What the stall test hook reports of the stalled batch, in order. */
+export type StallPhase = "start" | "end" | "abandoned" | "recorded" | "failed";
 
 /** The steps of `record` whose milliseconds each "batch recorded" log line carries, in order. */
 const STEP_NAMES = [
@@ -205,7 +209,8 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   let forecaster: NodeJS.Timeout | undefined;
   let digester: NodeJS.Timeout | undefined;
   let stall = 0;
-  let onStall: ((phase: "start" | "end") => void) | undefined;
+  let onStall: ((phase: StallPhase) => void) | undefined;
+  let stalled: ConsumedBatch | undefined;
   // Batches, loads, control changes and forecasts touch a partition's state: on one partition they run one at a
   // time, in the order they came; different partitions run side by side (their states share nothing), so one
   // partition's batch does not wait behind another's inserts.
@@ -378,11 +383,15 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       part.spend.prune();
       try {
         await record(part, batch);
+        if (stalled === batch) onStall?.("recorded");
       } catch (err) {
         // Whatever part of the batch reached ClickHouse, the partition is loaded again before the redelivery.
         drop(batch.partition);
         if (err instanceof OwnershipLost) deps.metrics.abandoned.inc();
+        if (stalled === batch) onStall?.(err instanceof OwnershipLost ? "abandoned" : "failed");
         throw err;
+      } finally {
+        if (stalled === batch) stalled = undefined;
       }
       deps.metrics.batchSeconds.observe((performance.now() - started) / 1000);
       deps.metrics.lag.set(
@@ -413,6 +422,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       const ms = stall;
       stall = 0;
       log.warn({ partition: batch.partition, ms }, "TEST HOOK: stalling before the inserts");
+      stalled = batch;
       onStall?.("start");
       await new Promise((r) => setTimeout(r, ms));
       onStall?.("end");

@@ -4,6 +4,7 @@ export {
   type ControlChange,
   type ControlView,
   createAggregator,
+  type StallPhase,
 } from "./aggregator.js";
 export { type AggregatorEnv, aggregatorEnvSchema, loadAggregatorEnv } from "./env.js";
 export { type AggregatorService, controlView, startAggregatorService } from "./main.js";

@@ -1,0 +1,158 @@
+/**
+ * The ownership check of a batch (ConsumedBatch.ensureOwned) against what kafkajs reports, driven by hand: a stand-in
+ * for kafkajs's consumer emits the joins and heartbeat answers a real group coordinator would, so each case can put
+ * the consumer exactly where the fault suite's zombie found itself (an evicted member whose kafkajs has dropped its
+ * member id and skips heartbeats while it rejoins).
+ */
+import { createLogger } from "@usage/runtime";
+import type { EachBatchPayload, Kafka } from "kafkajs";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { CONSUMER_HEARTBEAT_INTERVAL_MS, type ConsumedBatch, createBatchConsumer, OwnershipLost } from "./consumer.js";
+
+const EVENTS = { GROUP_JOIN: "join", HEARTBEAT: "heartbeat", REBALANCING: "rebalancing", CRASH: "crash", STOP: "stop" };
+const TOPIC = "usage.priced.v1";
+
+/** A kafkajs consumer reduced to what the wrapper uses, with the coordinator's side played by the test. */
+function standIn() {
+  const listeners = new Map<string, (e: { payload: Record<string, unknown> }) => void>();
+  let eachBatch: ((payload: EachBatchPayload) => Promise<void>) | undefined;
+  const consumer = {
+    events: EVENTS,
+    on(event: string, listener: (e: { payload: Record<string, unknown> }) => void) {
+      listeners.set(event, listener);
+      return () => listeners.delete(event);
+    },
+    connect: async () => undefined,
+    subscribe: async () => undefined,
+    run: async (config: { eachBatch: (payload: EachBatchPayload) => Promise<void> }) => {
+      eachBatch = config.eachBatch;
+    },
+    disconnect: async () => undefined,
+  };
+  const emit = (event: string, payload: Record<string, unknown>) => listeners.get(event)?.({ payload });
+  return {
+    kafka: { consumer: () => consumer } as unknown as Kafka,
+    join: (memberId: string, partitions: number[]) =>
+      emit(EVENTS.GROUP_JOIN, { memberId, memberAssignment: { [TOPIC]: partitions } }),
+    /** A heartbeat the coordinator answered, for this member id. */
+    answered: (memberId: string) => emit(EVENTS.HEARTBEAT, { memberId, groupGenerationId: 1 }),
+    /**
+     * Delivers one batch of `partition`; `heartbeat` is what kafkajs does when the handler asks for one. Answers the
+     * offsets the wrapper resolved (none for an abandoned batch).
+     */
+    async deliver(partition: number, heartbeat: () => Promise<void>) {
+      const resolved: string[] = [];
+      const payload = {
+        batch: { topic: TOPIC, partition, messages: [{ offset: "41" }], highWatermark: "42" },
+        heartbeat,
+        isRunning: () => true,
+        isStale: () => false,
+        resolveOffset: (offset: string) => resolved.push(offset),
+        commitOffsetsIfNecessary: async () => undefined,
+      } as unknown as EachBatchPayload;
+      await eachBatch!(payload);
+      return { resolved };
+    },
+  };
+}
+
+describe("ensureOwned", () => {
+  let fake: ReturnType<typeof standIn>;
+  let outcome: "owned" | OwnershipLost | undefined;
+  const consume = async () => {
+    const consumer = createBatchConsumer({
+      kafka: fake.kafka,
+      groupId: "g",
+      topics: [TOPIC],
+      logger: createLogger({ level: "silent" }),
+      commit: "after-batch",
+    });
+    await consumer.start(async (batch: ConsumedBatch) => {
+      try {
+        await batch.ensureOwned();
+        outcome = "owned";
+      } catch (err) {
+        if (err instanceof OwnershipLost) outcome = err;
+        throw err;
+      }
+    });
+    return consumer;
+  };
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["performance"] });
+    fake = standIn();
+    outcome = undefined;
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("passes on a heartbeat the coordinator answered for the member that joined", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0, 1]);
+    vi.advanceTimersByTime(5_000);
+    const delivered = await fake.deliver(0, async () => fake.answered("member-1"));
+    expect(outcome).toBe("owned");
+    expect(delivered.resolved).toEqual(["41"]);
+    await consumer.stop();
+  });
+
+  it("passes when kafkajs skips the heartbeat because one was answered within the interval", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0]);
+    vi.advanceTimersByTime(5_000);
+    fake.answered("member-1");
+    vi.advanceTimersByTime(CONSUMER_HEARTBEAT_INTERVAL_MS - 1);
+    await fake.deliver(0, async () => undefined);
+    expect(outcome).toBe("owned");
+    await consumer.stop();
+  });
+
+  it("passes right after the join, which is itself the coordinator's answer", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0]);
+    await fake.deliver(0, async () => undefined);
+    expect(outcome).toBe("owned");
+    await consumer.stop();
+  });
+
+  it("fails when kafkajs answers the heartbeat without asking (member id dropped on UNKNOWN_MEMBER_ID)", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0]);
+    fake.answered("member-1");
+    // Frozen past the session timeout; meanwhile another batch's commit was answered UNKNOWN_MEMBER_ID and kafkajs,
+    // rejoining, resolves every heartbeat at once without a request. Nothing has told this batch.
+    vi.advanceTimersByTime(16_000);
+    const delivered = await fake.deliver(0, async () => undefined);
+    expect(outcome).toBeInstanceOf(OwnershipLost);
+    expect((outcome as OwnershipLost).message).toMatch(/has not confirmed this member for 16000 ms/);
+    expect(delivered.resolved).toEqual([]);
+    await consumer.stop();
+  });
+
+  it("fails when the answered heartbeat is the rejoining member's, under its new member id", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0]);
+    vi.advanceTimersByTime(16_000);
+    const delivered = await fake.deliver(0, async () => fake.answered("member-2"));
+    expect(outcome).toBeInstanceOf(OwnershipLost);
+    expect(delivered.resolved).toEqual([]);
+    // Once the rejoin completes, the new member's answers count.
+    fake.join("member-2", [0]);
+    vi.advanceTimersByTime(3_000);
+    await fake.deliver(0, async () => fake.answered("member-2"));
+    expect(outcome).toBe("owned");
+    await consumer.stop();
+  });
+
+  it("fails just past one interval and the slack without an answer, and reports that age as the coordinator's", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0]);
+    fake.answered("member-1");
+    vi.advanceTimersByTime(CONSUMER_HEARTBEAT_INTERVAL_MS + 501);
+    await fake.deliver(0, async () => undefined);
+    expect(outcome).toBeInstanceOf(OwnershipLost);
+    expect(consumer.heartbeatAgeMs()).toBe(CONSUMER_HEARTBEAT_INTERVAL_MS + 501);
+    await consumer.stop();
+  });
+});
