@@ -50,8 +50,10 @@
  *     still a member of the generation that assigned it the partition (ConsumedBatch.ensureOwned: a heartbeat, which
  *     an evicted or rebalanced member gets refused, plus this member's own view of the assignment). A successful
  *     heartbeat at time t means the coordinator cannot hand the partition to another member before t + session
- *     timeout (10 s; a rebalance waits rebalance timeout, 15 s, for this member to rejoin), and the heartbeat is at
- *     most heartbeatInterval (1 s) old when ensureOwned returns. So the inserts land before any other member can own
+ *     timeout (10 s; a rebalance waits rebalance timeout, 15 s, for this member to rejoin), and ensureOwned passes
+ *     only on an answer to the member id of this member's last join at most heartbeatInterval + 0.5 s (1.5 s) old:
+ *     kafkajs answers a heartbeat without asking while it rejoins after UNKNOWN_MEMBER_ID, and that answer counts for
+ *     nothing. So the inserts land before any other member can own
  *     the partition (and load it, which would rebuild a rollup missing then), unless this process is frozen for more
  *     than ~8 s between ensureOwned returning and the insert reaching ClickHouse — the bound of this design, stated
  *     rather than hidden. A member that stalled longer (GC, SIGSTOP, a test's stall) before step 3 or 7 finds out at
