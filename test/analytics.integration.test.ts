@@ -721,17 +721,18 @@ describe("analytics routes over ClickHouse", () => {
     );
     // docs/month-end-close.md's queries, as finance runs them: sections 1 to 4 against this final month.
     const close = readFileSync(new URL("../docs/month-end-close.md", import.meta.url), "utf8");
-    const sqlOf = (section: string) => {
+    /** The `nth` SQL block of a section (0: the first). */
+    const sqlOf = (section: string, nth = 0) => {
       const at = close.indexOf(`## ${section}`);
-      const m = /```sql\n([\s\S]*?)```/.exec(close.slice(at));
-      if (at < 0 || !m) throw new Error(`no SQL under "## ${section}"`);
-      return m[1]!;
+      const blocks = [...close.slice(at).matchAll(/```sql\n([\s\S]*?)```/g)];
+      if (at < 0 || !blocks[nth]) throw new Error(`no SQL block ${nth} under "## ${section}"`);
+      return blocks[nth][1]!;
     };
-    const run = async (section: string) =>
+    const run = async (section: string, nth = 0, params: Record<string, string> = {}) =>
       (
         await ch.client.query({
-          query: sqlOf(section),
-          query_params: { period, org: "org_a" },
+          query: sqlOf(section, nth),
+          query_params: { period, org: "org_a", ...params },
           format: "JSONEachRow",
         })
       ).json<Record<string, string | number>>();
@@ -748,6 +749,30 @@ describe("analytics routes over ClickHouse", () => {
     expect(rec.balanced).toBe(true);
     expect(rec.invoice.status).toBe("final");
     expect(rec.invoice.usage_lines.net).toBe(rec.raw.net);
+    // Section 4's per-batch query finds a batch rolled up twice, and its repair (delete the batch's rollup, build it
+    // again from usage_events) restores it.
+    const user = String(usage[0]!.user_id);
+    expect(await run("4.", 1, { user })).toEqual([]);
+    const batches = await (
+      await ch.client.query({
+        query: `SELECT DISTINCT batch_id FROM spend_daily
+                WHERE org_id = 'org_a' AND user_id = {user:String} AND formatDateTime(day, '%Y-%m') = {period:String}`,
+        query_params: { user, period },
+        format: "JSONEachRow",
+      })
+    ).json<{ batch_id: string }>();
+    const doubled = batches[0]!.batch_id;
+    await ch.client.command({
+      query: "INSERT INTO spend_daily SELECT * FROM spend_daily WHERE batch_id = {batch:String}",
+      query_params: { batch: doubled },
+    });
+    expect((await run("4.")).map((r) => r.user_id)).toEqual([user]);
+    const found = await run("4.", 1, { user });
+    expect(found.map((r) => r.batch_id)).toEqual([doubled]);
+    expect(Exact.of(String(found[0]!.rollup_net)).eq(Exact.of(String(found[0]!.raw_net)).times(2))).toBe(true);
+    for (const step of [2, 3]) await ch.client.command({ query: sqlOf("4.", step), query_params: { batch: doubled } });
+    expect(await run("4.", 1, { user })).toEqual([]);
+    expect((await run("4.")).length).toBe(0);
   });
 
   it("finalizes ended months on their own after the grace days, once, and never the current month", async () => {

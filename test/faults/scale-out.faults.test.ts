@@ -2,8 +2,9 @@
  * Scale-out (SPEC §12), on a 3-broker KRaft cluster (replication factor 3, min ISR 2): 100,000 generated events
  * (10% duplicates, 1% late) flow while 3 aggregator members, 2 notifier members and 2 API instances run in this
  * process over one embedded ClickHouse, and 2 pricing processes run beside it. Mid-stream: an aggregator member
- * joins, one stalls past its session timeout and then resumes (a zombie that must change nothing), a pricing process
- * is SIGKILLed and restarted, one broker is killed, and a member leaves. Then totals, rollups and every user's caps
+ * joins, one stalls past its session timeout and then resumes (a zombie that must change nothing: once before its
+ * events are stored, once after, before its rollup), a pricing process is SIGKILLed and restarted, one broker is
+ * killed, and a member leaves. Then totals, rollups and every user's caps
  * equal an independent recomputation to the last digit, both API instances answer the same caps and allowance, and
  * each alert exists once and was POSTed once.
  */
@@ -170,8 +171,8 @@ describe("scale-out", () => {
     const distinct = wl.distinct.size;
     const facts: Record<string, unknown> = {};
 
-    // Publish in ten slices; the disruptions land between them, each while events are flowing.
-    const slices = 10;
+    // Publish in eleven slices; the disruptions land between them, each while events are flowing.
+    const slices = 11;
     const size = Math.ceil(wl.lines.length / slices);
     const publishFailures: string[] = [];
     const publish = async (i: number) => {
@@ -238,42 +239,63 @@ describe("scale-out", () => {
     await publish(3);
     await reach(0.3);
     // A member is frozen past its session timeout (10 s) in the middle of a batch — no heartbeat, nothing sent or
-    // read, as a process paused by the OS — and then resumes: a zombie. It must own a partition the workload's orgs
-    // use (3 orgs over 4 partitions leave one empty): a joiner that got the empty one leaves and another joins.
+    // read, as a process paused by the OS — and then resumes: a zombie. Twice: frozen right before the ownership
+    // check of its usage_events insert (step 3), then right before the one of its rollup (step 7), once its events
+    // are stored and its signals out. The zombie must own a partition the workload's orgs use (3 orgs over 4
+    // partitions leave one empty): a joiner that holds only the empty one leaves and another joins.
     const used = new Set(wl.orgs.map((org) => partitionOf(org, PARTITIONS)));
     const rejoins: number[][] = [];
-    for (;;) {
-      const current = joiner;
-      await waitFor("the joiner holds a partition", () => current.member.ownedPartitions().length > 0, 60_000);
-      if (current.member.ownedPartitions().some((p) => used.has(p))) break;
-      rejoins.push(current.member.ownedPartitions());
-      expect(rejoins.length, "joiners that got only the unused partition").toBeLessThan(8);
-      await aggregator.removeMember(current.member);
-      joiner = await join();
-    }
+    const zombies: Record<string, unknown>[] = [];
+    const freezeZombie = async (before: "events" | "rollup", slice: number) => {
+      for (;;) {
+        const current = joiner;
+        await waitFor("the joiner holds a partition", () => current.member.ownedPartitions().length > 0, 60_000);
+        if (current.member.ownedPartitions().some((p) => used.has(p))) break;
+        rejoins.push(current.member.ownedPartitions());
+        expect(rejoins.length, "joiners that got only the unused partition").toBeLessThan(8);
+        await aggregator.removeMember(current.member);
+        joiner = await join();
+      }
+      const { member: zombie, freezer } = joiner;
+      const rebuiltBefore = await metricSum(base, "usage_aggregator_rollups_rebuilt_total");
+      const stalledBatch: StallPhase[] = [];
+      const fact: Record<string, unknown> = { before, partitions: zombie.ownedPartitions(), stalled: stalledBatch };
+      zombies.push(fact);
+      zombie.stallNextBatch(
+        16_000,
+        (phase) => {
+          stalledBatch.push(phase);
+          if (phase === "start") freezer.freeze();
+          if (phase === "end") freezer.thaw();
+        },
+        before,
+      );
+      await publish(slice);
+      await sleep(17_000);
+      fact.owns_after = zombie.ownedPartitions();
+      // The zombie found out at its ownership check and wrote nothing more of that batch: whatever kafkajs did
+      // meanwhile (another of its batches' commits answered UNKNOWN_MEMBER_ID, a rejoin under way), the check did
+      // not pass.
+      await waitFor(`the ${before} zombie's stalled batch ended`, () => stalledBatch.length >= 3, 30_000);
+      expect(stalledBatch, `${before} zombie`).toEqual(["start", "end", "abandoned"]);
+      if (before === "rollup") {
+        // Its events were stored and its rollup not: the partition's next owner rebuilt it at its load.
+        await waitFor(
+          "the rollup the zombie left behind rebuilt",
+          async () => (await metricSum(base, "usage_aggregator_rollups_rebuilt_total")) > rebuiltBefore,
+          60_000,
+        );
+      }
+      fact.rollups_rebuilt = (await metricSum(base, "usage_aggregator_rollups_rebuilt_total")) - rebuiltBefore;
+    };
+    await freezeZombie("events", 4);
+    await freezeZombie("rollup", 5);
     facts.rejoins = rejoins;
-    const zombie = joiner.member;
-    const zombiePartitions = zombie.ownedPartitions();
-    const freezer = joiner.freezer;
-    const stalledBatch: StallPhase[] = [];
-    zombie.stallNextBatch(16_000, (phase) => {
-      stalledBatch.push(phase);
-      if (phase === "start") freezer.freeze();
-      if (phase === "end") freezer.thaw();
-    });
-    await publish(4);
-    await sleep(17_000);
-    facts.zombie_partitions = zombiePartitions;
-    facts.zombie_owns_after = zombie.ownedPartitions();
-    // The zombie found out at its ownership check and wrote nothing of that batch: whatever kafkajs did meanwhile
-    // (another of its batches' commits answered UNKNOWN_MEMBER_ID, a rejoin under way), the check did not pass.
-    await waitFor("the zombie's stalled batch ended", () => stalledBatch.length >= 3, 30_000);
-    facts.stalled_batch = stalledBatch;
-    expect(stalledBatch).toEqual(["start", "end", "abandoned"]);
+    facts.zombies = zombies;
     facts.abandoned = await metricSum(base, "usage_aggregator_batches_abandoned_total");
-    expect(facts.abandoned).toBeGreaterThanOrEqual(1);
+    expect(facts.abandoned).toBeGreaterThanOrEqual(2);
     // A pricing process is SIGKILLed mid-stream and restarted.
-    const publishing = publish(5);
+    const publishing = publish(6);
     await sleep(500);
     planned.add(pricing[0]!);
     pricing[0]!.child.kill("SIGKILL");
@@ -290,16 +312,16 @@ describe("scale-out", () => {
     for (const t of topics) for (const p of t.partitions) leads.set(p.leader, (leads.get(p.leader) ?? 0) + 1);
     const victim = ([...leads].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 2) as 1 | 2 | 3;
     facts.broker_killed = { node: victim, leading: leads.get(victim) };
-    const publishing2 = publish(6);
+    const publishing2 = publish(7);
     await sleep(300);
     await cluster.stopBroker(victim, "SIGKILL");
     await publishing2;
-    await publish(7);
+    await publish(8);
     await reach(0.7);
     // A member leaves.
     await aggregator.removeMember(aggregator.members[0]!);
-    await publish(8);
     await publish(9);
+    await publish(10);
     await cluster.startBroker(victim);
 
     // Settle: every distinct event in the YTD totals, exactly; pricing and the notifier caught up (usage.priced.v1 is

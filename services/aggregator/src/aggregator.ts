@@ -178,11 +178,12 @@ export interface Aggregator {
   allowance(orgId: string, userId: string): Allowance | undefined;
   credits(orgId: string): CreditView | undefined;
   /**
-   * TEST HOOK: the next batch waits this long after its dedup query, before its ownership check and inserts;
-   * `onStall` is told when the wait starts and ends (the fault suite freezes the member's connections meanwhile),
-   * then how the batch ended: "abandoned" at an ownership check, "recorded", or "failed" otherwise.
+   * TEST HOOK: the next batch with events to record waits this long right before one of its ownership checks: the
+   * one before its usage_events insert (step 3, "events", the default) or the one before its rollup (step 7,
+   * "rollup"). `onStall` is told when the wait starts and ends (the fault suite freezes the member's connections
+   * meanwhile), then how the batch ended: "abandoned" at an ownership check, "recorded", or "failed" otherwise.
    */
-  stallNextBatch(ms: number, onStall?: (phase: StallPhase) => void): void;
+  stallNextBatch(ms: number, onStall?: (phase: StallPhase) => void, before?: "events" | "rollup"): void;
 }
 
 /** What the stall test hook reports of the stalled batch, in order. */
@@ -211,6 +212,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   let forecaster: NodeJS.Timeout | undefined;
   let digester: NodeJS.Timeout | undefined;
   let stall = 0;
+  let stallBefore: "events" | "rollup" = "events";
   let onStall: ((phase: StallPhase) => void) | undefined;
   let stalled: ConsumedBatch | undefined;
   // Batches, loads, control changes and forecasts touch a partition's state: on one partition they run one at a
@@ -403,6 +405,18 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     });
   }
 
+  /** The stall test hook, where record() calls it; a batch with nothing to record is not the one stalled. */
+  async function stallHere(batch: ConsumedBatch, fresh: number): Promise<void> {
+    if (stall <= 0 || fresh === 0) return;
+    const ms = stall;
+    stall = 0;
+    log.warn({ partition: batch.partition, ms, before: stallBefore }, "TEST HOOK: stalling before an ownership check");
+    stalled = batch;
+    onStall?.("start");
+    await new Promise((r) => setTimeout(r, ms));
+    onStall?.("end");
+  }
+
   async function record(part: PartitionState, batch: ConsumedBatch): Promise<void> {
     const started = performance.now();
     const decoded = decodeStep(batch, now);
@@ -420,15 +434,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     const { fresh, lookedUp } = await dedupStep(deps.clickhouse, part.seen, decoded.events);
     deps.metrics.dedupLookups.inc(lookedUp);
     const duplicates = decoded.duplicates + decoded.events.length - fresh.length;
-    if (stall > 0) {
-      const ms = stall;
-      stall = 0;
-      log.warn({ partition: batch.partition, ms }, "TEST HOOK: stalling before the inserts");
-      stalled = batch;
-      onStall?.("start");
-      await new Promise((r) => setTimeout(r, ms));
-      onStall?.("end");
-    }
+    if (stallBefore === "events") await stallHere(batch, fresh.length);
     marks.push(performance.now());
     await batch.ensureOwned();
     marks.push(performance.now());
@@ -446,6 +452,7 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
     await announce(signals, credits.entries);
     marks.push(performance.now());
 
+    if (stallBefore === "rollup") await stallHere(batch, fresh.length);
     await batch.ensureOwned();
     marks.push(performance.now());
     // Right after the check, as step 3's inserts after theirs.
@@ -686,8 +693,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
       const part = partOf(orgId);
       return part ? creditView(part.spend.org(orgId), part.spend.currentPeriod()) : undefined;
     },
-    stallNextBatch(ms, hook) {
+    stallNextBatch(ms, hook, before = "events") {
       stall = ms;
+      stallBefore = before;
       onStall = hook;
     },
   };
