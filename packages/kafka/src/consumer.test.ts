@@ -1,15 +1,22 @@
 /**
  * The ownership check of a batch (ConsumedBatch.ensureOwned) against what kafkajs reports, driven by hand: a stand-in
- * for kafkajs's consumer emits the joins and heartbeat answers a real group coordinator would, so each case can put
- * the consumer exactly where the fault suite's zombie found itself (an evicted member whose kafkajs has dropped its
- * member id and skips heartbeats while it rejoins).
+ * for kafkajs's consumer emits the joins, answered requests and heartbeats a real group coordinator would cause, so
+ * each case can put the consumer exactly where the fault suite's zombie found itself (paused past its session
+ * timeout with a heartbeat's answer unread, then resumed).
  */
 import { createLogger } from "@usage/runtime";
 import type { EachBatchPayload, Kafka } from "kafkajs";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CONSUMER_HEARTBEAT_INTERVAL_MS, type ConsumedBatch, createBatchConsumer, OwnershipLost } from "./consumer.js";
 
-const EVENTS = { GROUP_JOIN: "join", HEARTBEAT: "heartbeat", REBALANCING: "rebalancing", CRASH: "crash", STOP: "stop" };
+const EVENTS = {
+  GROUP_JOIN: "join",
+  HEARTBEAT: "heartbeat",
+  REQUEST: "request",
+  REBALANCING: "rebalancing",
+  CRASH: "crash",
+  STOP: "stop",
+};
 const TOPIC = "usage.priced.v1";
 
 /** A kafkajs consumer reduced to what the wrapper uses, with the coordinator's side played by the test. */
@@ -32,10 +39,15 @@ function standIn() {
   const emit = (event: string, payload: Record<string, unknown>) => listeners.get(event)?.({ payload });
   return {
     kafka: { consumer: () => consumer } as unknown as Kafka,
-    join: (memberId: string, partitions: number[]) =>
-      emit(EVENTS.GROUP_JOIN, { memberId, memberAssignment: { [TOPIC]: partitions } }),
-    /** A heartbeat the coordinator answered, for this member id. */
-    answered: (memberId: string) => emit(EVENTS.HEARTBEAT, { memberId, groupGenerationId: 1 }),
+    join: (memberId: string, partitions: number[]) => {
+      emit(EVENTS.REQUEST, { apiName: "SyncGroup", sentAt: Date.now() });
+      emit(EVENTS.GROUP_JOIN, { memberId, memberAssignment: { [TOPIC]: partitions } });
+    },
+    /** A heartbeat the coordinator answered for this member id, its request sent at `sentAt` (default: now). */
+    answered: (memberId: string, sentAt = Date.now()) => {
+      emit(EVENTS.REQUEST, { apiName: "Heartbeat", sentAt });
+      emit(EVENTS.HEARTBEAT, { memberId, groupGenerationId: 1 });
+    },
     /**
      * Delivers one batch of `partition`; `heartbeat` is what kafkajs does when the handler asks for one. Answers the
      * offsets the wrapper resolved (none for an abandoned batch).
@@ -79,7 +91,7 @@ describe("ensureOwned", () => {
     return consumer;
   };
   beforeEach(() => {
-    vi.useFakeTimers({ toFake: ["performance"] });
+    vi.useFakeTimers({ toFake: ["performance", "Date"] });
     fake = standIn();
     outcome = undefined;
   });
@@ -116,17 +128,63 @@ describe("ensureOwned", () => {
     await consumer.stop();
   });
 
-  it("fails when kafkajs answers the heartbeat without asking (member id dropped on UNKNOWN_MEMBER_ID)", async () => {
+  it("fails on a shared heartbeat sent before a pause whose answer is read after it", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0]);
+    // A heartbeat goes out and the coordinator answers at once; the process is paused 16 s (past the session
+    // timeout) before it reads the answer, and the stalled batch's check shares that heartbeat.
+    const sent = Date.now();
+    vi.advanceTimersByTime(16_000);
+    const delivered = await fake.deliver(0, async () => fake.answered("member-1", sent));
+    expect(outcome).toBeInstanceOf(OwnershipLost);
+    expect((outcome as OwnershipLost).message).toMatch(/confirmation of this member was asked 16000 ms ago/);
+    expect(delivered.resolved).toEqual([]);
+    await consumer.stop();
+  });
+
+  it("fails when kafkajs resolves the heartbeat without a request and the last confirmation is old", async () => {
     const consumer = await consume();
     fake.join("member-1", [0]);
     fake.answered("member-1");
-    // Frozen past the session timeout; meanwhile another batch's commit was answered UNKNOWN_MEMBER_ID and kafkajs,
-    // rejoining, resolves every heartbeat at once without a request. Nothing has told this batch.
     vi.advanceTimersByTime(16_000);
     const delivered = await fake.deliver(0, async () => undefined);
     expect(outcome).toBeInstanceOf(OwnershipLost);
-    expect((outcome as OwnershipLost).message).toMatch(/has not confirmed this member for 16000 ms/);
     expect(delivered.resolved).toEqual([]);
+    await consumer.stop();
+  });
+
+  it("abandons only the batch on a heartbeat timeout, and every partition on an answer that ends the membership", async () => {
+    const consumer = await consume();
+    fake.join("member-1", [0, 1]);
+    const timeout = Object.assign(new Error("Request Heartbeat(key: 12, version: 3) timed out"), {
+      name: "KafkaJSRequestTimeoutError",
+    });
+    await expect(
+      fake.deliver(0, async () => {
+        throw timeout;
+      }),
+    ).rejects.toBe(timeout); // back to kafkajs, which fetches again with the same membership
+    expect(outcome).toBeInstanceOf(OwnershipLost);
+    expect(consumer.assignment().get(TOPIC)).toEqual([0, 1]);
+    vi.advanceTimersByTime(2_000);
+    await fake.deliver(1, async () => fake.answered("member-1"));
+    expect(outcome).toBe("owned");
+
+    const unknown = Object.assign(new Error("The coordinator is not aware of this member"), {
+      type: "UNKNOWN_MEMBER_ID",
+    });
+    await expect(
+      fake.deliver(1, async () => {
+        throw unknown;
+      }),
+    ).rejects.toBe(unknown); // kafkajs rejoins on it
+    expect(consumer.assignment().size).toBe(0);
+    // Until the next join, nothing passes, whatever kafkajs answers.
+    await fake.deliver(0, async () => undefined);
+    expect(outcome).toBeInstanceOf(OwnershipLost);
+    fake.join("member-2", [0]);
+    await fake.deliver(0, async () => undefined);
+    expect(outcome).toBe("owned");
     await consumer.stop();
   });
 
@@ -145,14 +203,14 @@ describe("ensureOwned", () => {
     await consumer.stop();
   });
 
-  it("fails just past one interval and the slack without an answer, and reports that age as the coordinator's", async () => {
+  it("fails just past one interval and the slack without a confirmation, and reports that age as the coordinator's", async () => {
     const consumer = await consume();
     fake.join("member-1", [0]);
     fake.answered("member-1");
-    vi.advanceTimersByTime(CONSUMER_HEARTBEAT_INTERVAL_MS + 501);
+    vi.advanceTimersByTime(CONSUMER_HEARTBEAT_INTERVAL_MS + 1001);
     await fake.deliver(0, async () => undefined);
     expect(outcome).toBeInstanceOf(OwnershipLost);
-    expect(consumer.heartbeatAgeMs()).toBe(CONSUMER_HEARTBEAT_INTERVAL_MS + 501);
+    expect(consumer.heartbeatAgeMs()).toBe(CONSUMER_HEARTBEAT_INTERVAL_MS + 1001);
     await consumer.stop();
   });
 });

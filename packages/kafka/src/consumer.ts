@@ -87,7 +87,10 @@ export interface BatchConsumer {
    * its session timeout) may only learn so at its next answered request: pair with `heartbeatAgeMs()`.
    */
   assignment(): Map<string, number[]>;
-  /** Milliseconds since the coordinator last answered this member (a join or a heartbeat); Infinity before. */
+  /**
+   * Milliseconds since the coordinator last confirmed this member: since the request it answered (the join's
+   * SyncGroup or a heartbeat) was sent, so an answer read late does not look fresh; Infinity before.
+   */
   heartbeatAgeMs(): number;
   readonly groupId: string;
 }
@@ -96,8 +99,19 @@ export interface BatchConsumer {
 export const CONSUMER_SESSION_TIMEOUT_MS = 10_000;
 /** How often a member heartbeats (kafkajs sends none sooner after an answered one). */
 export const CONSUMER_HEARTBEAT_INTERVAL_MS = 1000;
-/** How much older than one heartbeat interval the last answer may be when an ownership check passes. */
-const CONFIRMATION_SLACK_MS = 500;
+/**
+ * How much older than one heartbeat interval the last confirmation (dated by its request's send time) may be when an
+ * ownership check passes: room for a heartbeat's round trip. The check leaves at least session timeout − 2 s.
+ */
+const CONFIRMATION_SLACK_MS = 1000;
+/** Coordinator answers after which kafkajs rejoins the group: the member's partitions are gone. */
+const MEMBERSHIP_ERRORS = new Set([
+  "UNKNOWN_MEMBER_ID",
+  "ILLEGAL_GENERATION",
+  "REBALANCE_IN_PROGRESS",
+  "NOT_COORDINATOR_FOR_GROUP",
+  "FENCED_INSTANCE_ID",
+]);
 /** How long a member waits for its group coordinator to answer before it replaces its consumer (see the watchdog). */
 export const COORDINATOR_SILENCE_MS = 3 * CONSUMER_SESSION_TIMEOUT_MS;
 
@@ -111,9 +125,20 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let stopping = false;
   let generation = 0;
   let assigned = new Map<string, number[]>();
-  /** The member id of the last join, and when the coordinator last answered that member (the join or a heartbeat). */
+  /** The member id of the last join. */
   let memberId: string | undefined;
+  /**
+   * When the coordinator last confirmed that member: the moment the request it answered (the join's SyncGroup or a
+   * heartbeat) was SENT, not when its answer was read — an answer read late (a process paused, a socket not read)
+   * only proves membership as of the request, and the session timeout runs from there.
+   */
+  let confirmedAt = Number.NEGATIVE_INFINITY;
+  /** When the coordinator last answered anything (the watchdog's measure: is it reachable at all). */
   let answeredAt = Number.NEGATIVE_INFINITY;
+  /** When the last answered Heartbeat and SyncGroup requests were sent (Date.now() time, as kafkajs reports it). */
+  const sentAt = { heartbeat: undefined as number | undefined, sync: undefined as number | undefined };
+  /** A Date.now() instant on the performance.now() clock. */
+  const onMonotonic = (wallMs: number) => performance.now() - Math.max(0, Date.now() - wallMs);
 
   function assign(next: Map<string, number[]>): void {
     if (next.size === 0 && assigned.size === 0) return;
@@ -152,6 +177,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       crashed = false;
       memberId = e.payload.memberId;
       answeredAt = performance.now();
+      confirmedAt = sentAt.sync === undefined ? answeredAt : onMonotonic(sentAt.sync);
       generation++;
       const next = new Map<string, number[]>();
       for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
@@ -164,11 +190,21 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       log.info({ generation, assignment: Object.fromEntries(next) }, "partitions assigned");
       assign(next);
     });
-    // Only an answer to the member this consumer joined as counts: kafkajs rejoins under a new member id after
-    // UNKNOWN_MEMBER_ID, and a heartbeat of that rejoin says nothing of the partitions the old member held.
+    // kafkajs reports every answered request (before the code that awaited it goes on): the send times of the
+    // group's Heartbeat and SyncGroup requests date the confirmations below.
+    c.on(c.events.REQUEST, (e) => {
+      if (c !== consumer) return;
+      if (e.payload.apiName === "Heartbeat") sentAt.heartbeat = e.payload.sentAt;
+      else if (e.payload.apiName === "SyncGroup") sentAt.sync = e.payload.sentAt;
+    });
+    // A heartbeat answered without error, dated by its request. Only one for the member id of the last join counts:
+    // one under another member id says nothing of the partitions this member was given.
     c.on(c.events.HEARTBEAT, (e) => {
-      if (c !== consumer || e.payload.memberId !== memberId) return;
+      if (c !== consumer) return;
       answeredAt = performance.now();
+      if (e.payload.memberId !== memberId || sentAt.heartbeat === undefined) return;
+      confirmedAt = Math.max(confirmedAt, onMonotonic(sentAt.heartbeat));
+      sentAt.heartbeat = undefined;
     });
     // The partitions are gone from the moment a rebalance starts: the next join says what this member holds.
     c.on(c.events.REBALANCING, () => {
@@ -225,20 +261,24 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
                 // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS here.
                 await payload.heartbeat();
               } catch (err) {
-                revokeAll();
+                // Only an answer that ends the membership (kafkajs rejoins on it) takes the partitions away; after a
+                // timeout or a lost connection kafkajs goes on with the same membership and no new join would
+                // give them back, so only this batch is abandoned.
+                if (MEMBERSHIP_ERRORS.has((err as { type?: string }).type ?? "")) revokeAll();
                 throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
               }
               if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
-              // kafkajs skips the heartbeat, and answers at once, when one was answered less than heartbeatInterval
-              // ago — or when it has dropped its member id on UNKNOWN_MEMBER_ID (an evicted member's commit answered
-              // so) and is rejoining: the partition may then already be another member's, and nothing has told this
-              // batch yet. So the check stands only on an answer this member had, and a recent one.
-              const silentMs = performance.now() - answeredAt;
-              if (silentMs > CONSUMER_HEARTBEAT_INTERVAL_MS + CONFIRMATION_SLACK_MS) {
+              // kafkajs resolves the heartbeat without a request when one was answered less than heartbeatInterval
+              // ago, and a caller that finds one in flight shares it: its answer may have been given long before it
+              // is read (a process paused with the answer unread, as the fault suite's zombie). The check stands on
+              // the send time of the last request answered for this member: the coordinator received it later, and
+              // cannot give the partition to anyone else before that plus the session timeout.
+              const confirmedMsAgo = performance.now() - confirmedAt;
+              if (confirmedMsAgo > CONSUMER_HEARTBEAT_INTERVAL_MS + CONFIRMATION_SLACK_MS) {
                 throw new OwnershipLost(
                   batch.topic,
                   batch.partition,
-                  `the coordinator has not confirmed this member for ${Math.round(silentMs)} ms`,
+                  `the coordinator's last confirmation of this member was asked ${Math.round(confirmedMsAgo)} ms ago`,
                 );
               }
             },
@@ -335,7 +375,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       return new Map([...assigned].map(([topic, partitions]) => [topic, [...partitions]]));
     },
     heartbeatAgeMs() {
-      return performance.now() - answeredAt;
+      return performance.now() - confirmedAt;
     },
   };
 }

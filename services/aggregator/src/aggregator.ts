@@ -51,9 +51,11 @@
  *     an evicted or rebalanced member gets refused, plus this member's own view of the assignment). A successful
  *     heartbeat at time t means the coordinator cannot hand the partition to another member before t + session
  *     timeout (10 s; a rebalance waits rebalance timeout, 15 s, for this member to rejoin), and ensureOwned passes
- *     only on an answer to the member id of this member's last join at most heartbeatInterval + 0.5 s (1.5 s) old:
- *     kafkajs answers a heartbeat without asking while it rejoins after UNKNOWN_MEMBER_ID, and that answer counts for
- *     nothing. So the inserts land before any other member can own
+ *     only if the last request the coordinator answered for this member (its join or a heartbeat, under the member
+ *     id of its last join) was sent at most heartbeatInterval + 1 s (2 s) before: the session runs from when the
+ *     coordinator received it, and kafkajs skips a heartbeat answered less than heartbeatInterval ago or shares one
+ *     in flight, whose answer a paused process may read long after it was given. So the inserts land before any
+ *     other member can own
  *     the partition (and load it, which would rebuild a rollup missing then), unless this process is frozen for more
  *     than ~8 s between ensureOwned returning and the insert reaching ClickHouse — the bound of this design, stated
  *     rather than hidden. A member that stalled longer (GC, SIGSTOP, a test's stall) before step 3 or 7 finds out at
