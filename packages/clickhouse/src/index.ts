@@ -110,9 +110,12 @@ export {
   usageReport,
 } from "./reports.js";
 export {
+  awaitRunningRollupInserts,
   insertSpendDaily,
   orgSpend,
+  ROLLUP_QUERY_PREFIX,
   rebuildRollup,
+  runningRollupInserts,
   SPEND_GROUPS,
   type SpendDailyRow,
   type SpendGroup,

@@ -1,4 +1,5 @@
 /** spend_daily (schemas/clickhouse/002): the daily rollup; every read sums, so totals are exact before merges. */
+import { randomUUID } from "node:crypto";
 import type { ClickHouseClient } from "@clickhouse/client";
 
 export interface SpendDailyRow {
@@ -40,8 +41,15 @@ const SPEND_DAILY_COLUMNS = [
 ] as const satisfies readonly (keyof SpendDailyRow)[];
 
 /**
+ * The query id prefix of every rollup insert (insertSpendDaily), by which a partition load finds those still running
+ * on the server (runningRollupInserts).
+ */
+export const ROLLUP_QUERY_PREFIX = "spend_daily_rollup:";
+
+/**
  * `dedupToken` (the batch's deterministic identity): ClickHouse drops a repeated insert of the same token
- * (non_replicated_deduplication_window, migration 010), so a batch written twice is one part.
+ * (non_replicated_deduplication_window, migration 010), so a batch written twice is one part. The insert's query id
+ * starts with ROLLUP_QUERY_PREFIX.
  */
 export async function insertSpendDaily(
   client: ClickHouseClient,
@@ -54,8 +62,47 @@ export async function insertSpendDaily(
     columns: [...SPEND_DAILY_COLUMNS],
     values: rows.map((r) => SPEND_DAILY_COLUMNS.map((c) => r[c])),
     format: "JSONCompactEachRow",
+    query_id: `${ROLLUP_QUERY_PREFIX}${randomUUID()}`,
     ...(dedupToken ? { clickhouse_settings: { insert_deduplication_token: `spend_daily:${dedupToken}` } } : {}),
   });
+}
+
+/** The query ids of the rollup inserts the server is running now. */
+export async function runningRollupInserts(client: ClickHouseClient): Promise<string[]> {
+  const rs = await client.query({
+    query: "SELECT query_id FROM system.processes WHERE startsWith(query_id, {prefix:String})",
+    query_params: { prefix: ROLLUP_QUERY_PREFIX },
+    format: "JSONEachRow",
+  });
+  return (await rs.json<{ query_id: string }>()).map((r) => r.query_id);
+}
+
+/**
+ * Waits until every rollup insert running when it was called has ended (inserts that start later do not extend the
+ * wait); answers how many there were. A partition load calls it before it looks for batches whose rollup is missing:
+ * an insert the client gave up on (its request timeout) may still be running on the server, and a rebuild beside it
+ * would count that batch twice. `onWaiting` is told every `reportMs` while some are left.
+ */
+export async function awaitRunningRollupInserts(
+  client: ClickHouseClient,
+  options: { pollMs?: number; reportMs?: number; onWaiting?: (left: string[], waitedMs: number) => void } = {},
+): Promise<number> {
+  const pollMs = options.pollMs ?? 100;
+  const reportMs = options.reportMs ?? 10_000;
+  const first = await runningRollupInserts(client);
+  let left = first;
+  const started = performance.now();
+  let reported = started;
+  while (left.length > 0) {
+    await new Promise((r) => setTimeout(r, pollMs));
+    const running = new Set(await runningRollupInserts(client));
+    left = left.filter((id) => running.has(id));
+    if (left.length > 0 && performance.now() - reported >= reportMs) {
+      reported = performance.now();
+      options.onWaiting?.(left, Math.round(reported - started));
+    }
+  }
+  return first.length;
 }
 
 /** Rebuilds one batch's rollup from its usage_events rows (a load's repair after a crash or failure between the two). */

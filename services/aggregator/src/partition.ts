@@ -15,6 +15,7 @@
  */
 import {
   allOrgIds,
+  awaitRunningRollupInserts,
   batchesMissingRollup,
   type ClickHouseClient,
   type CreditLedgerRow,
@@ -188,6 +189,12 @@ export async function loadPartition(deps: {
   const recorded = (await allOrgIds(ch)).filter(mine);
   const orgIds = [...new Set([...recorded, ...deps.control.orgIds().filter(mine)])];
 
+  // A rollup insert still running on the server (one its client gave up on, or a stalled previous owner's) would
+  // land beside a rebuild of its batch: wait those out first.
+  await awaitRunningRollupInserts(ch, {
+    onWaiting: (left, waitedMs) =>
+      deps.logger.warn({ running: left.length, waited_ms: waitedMs }, "waiting for rollup inserts still running"),
+  });
   for (const batchId of await batchesMissingRollup(ch, recorded)) {
     deps.logger.warn({ batch_id: batchId }, "rebuilding the rollup of a batch interrupted between its two inserts");
     await rebuildRollup(ch, batchId);
