@@ -17,8 +17,8 @@ export interface ConsumedBatch {
   generation: number;
   /**
    * Confirms with the group coordinator that this member still owns the partition, right before something that
-   * cannot be undone; throws {@link OwnershipLost} when it does not (the argument is at the top of services/aggregator's
-   * aggregator.ts).
+   * cannot be undone; throws {@link OwnershipLost} when it does not (the argument is at the top of
+   * services/aggregator/src/aggregator.ts).
    */
   ensureOwned(): Promise<void>;
 }
