@@ -40,9 +40,9 @@
  * have ended (one whose client gave up may yet land: a rebuild beside it would count the batch twice). The rollup
  * waits for step 7 so that the signals do not wait for its insert (what they report is in usage_events by then); the
  * totals do, so that a reader who sees a batch in the totals finds it in every figure read from spend_daily
- * (analytics, exports, invoices) too. A failure anywhere in the batch drops the partition's state, so it is loaded again before the redelivery; a load
- * takes cap_signals as what was sent and emits again any signal its evaluation finds missing there (a crash or
- * failure between 6 and 8). Signal ids and reload entry ids are derived from what they are, so anything re-emitted
+ * (analytics, exports, invoices) too. A failure anywhere in the batch drops the partition's state, so it is loaded
+ * again before the redelivery; a load takes cap_signals as what was sent and emits again any signal its evaluation
+ * finds missing there (a crash or failure between 6 and 8). Signal ids and reload entry ids are derived from what they are, so anything re-emitted
  * is the same signal.
  *
  * Fencing: why a member that lost its partition cannot change a total, a cap status or an alert count.
