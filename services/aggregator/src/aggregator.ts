@@ -42,8 +42,8 @@
  * totals do, so that a reader who sees a batch in the totals finds it in every figure read from spend_daily
  * (analytics, exports, invoices) too. A failure anywhere in the batch drops the partition's state, so it is loaded
  * again before the redelivery; a load takes cap_signals as what was sent and emits again any signal its evaluation
- * finds missing there (a crash or failure between 6 and 8). Signal ids and reload entry ids are derived from what they are, so anything re-emitted
- * is the same signal.
+ * finds missing there (a crash or failure between 6 and 8). Signal ids and reload entry ids are derived from what
+ * they are, so anything re-emitted is the same signal.
  *
  * Fencing: why a member that lost its partition cannot change a total, a cap status or an alert count.
  *   - Totals are sums over usage_events and spend_daily. The inserts of steps 3 and 7 are the only writes that add
