@@ -104,6 +104,11 @@ export const CONSUMER_HEARTBEAT_INTERVAL_MS = 1000;
  * ownership check passes: room for a heartbeat's round trip. The check leaves at least session timeout − 2 s.
  */
 const CONFIRMATION_SLACK_MS = 1000;
+/**
+ * How many times an ownership check asks the coordinator (a heartbeat each, an interval apart) before a confirmation
+ * too old to stand on makes it fail.
+ */
+const OWNERSHIP_ASKS = 3;
 /** Coordinator answers after which kafkajs rejoins the group: the member's partitions are gone. */
 const MEMBERSHIP_ERRORS = new Set([
   "UNKNOWN_MEMBER_ID",
@@ -135,6 +140,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let confirmedAt = Number.NEGATIVE_INFINITY;
   /** When the coordinator last answered anything (the watchdog's measure: is it reachable at all). */
   let answeredAt = Number.NEGATIVE_INFINITY;
+  /** When kafkajs last read a heartbeat's answer (Date.now() time: it sends no heartbeat for an interval after). */
+  let heartbeatReadAt = Number.NEGATIVE_INFINITY;
   /** When the last answered Heartbeat and SyncGroup requests were sent (Date.now() time, as kafkajs reports it). */
   const sentAt = { heartbeat: undefined as number | undefined, sync: undefined as number | undefined };
   /** A Date.now() instant on the performance.now() clock. */
@@ -202,6 +209,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     c.on(c.events.HEARTBEAT, (e) => {
       if (c !== consumer) return;
       answeredAt = performance.now();
+      heartbeatReadAt = Date.now();
       if (e.payload.memberId !== memberId || sentAt.heartbeat === undefined) return;
       confirmedAt = Math.max(confirmedAt, onMonotonic(sentAt.heartbeat));
       sentAt.heartbeat = undefined;
@@ -255,31 +263,38 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
             isRunning: owned,
             generation: fetchedIn,
             async ensureOwned() {
-              if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
-              try {
-                // Sent unless a heartbeat went out less than heartbeatInterval ago; an evicted member gets
-                // UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS here.
-                await payload.heartbeat();
-              } catch (err) {
-                // Only an answer that ends the membership (kafkajs rejoins on it) takes the partitions away; after a
-                // timeout or a lost connection kafkajs goes on with the same membership and no new join would
-                // give them back, so only this batch is abandoned.
-                if (MEMBERSHIP_ERRORS.has((err as { type?: string }).type ?? "")) revokeAll();
-                throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
-              }
-              if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
-              // kafkajs resolves the heartbeat without a request when one was answered less than heartbeatInterval
+              // kafkajs resolves a heartbeat without a request when one was answered less than heartbeatInterval
               // ago, and a caller that finds one in flight shares it: its answer may have been given long before it
-              // is read (a process paused with the answer unread, as the fault suite's zombie). The check stands on
-              // the send time of the last request answered for this member: the coordinator received it later, and
-              // cannot give the partition to anyone else before that plus the session timeout.
-              const confirmedMsAgo = performance.now() - confirmedAt;
-              if (confirmedMsAgo > CONSUMER_HEARTBEAT_INTERVAL_MS + CONFIRMATION_SLACK_MS) {
-                throw new OwnershipLost(
-                  batch.topic,
-                  batch.partition,
-                  `the coordinator's last confirmation of this member was asked ${Math.round(confirmedMsAgo)} ms ago`,
-                );
+              // is read (a process paused with the answer unread, as the fault suite's zombie; or an event loop
+              // busy while it arrived). The check stands on the send time of the last request answered for this
+              // member: the coordinator received it later, and cannot give the partition to anyone else before
+              // that plus the session timeout. When that is too old to stand on, the coordinator is asked again
+              // (once kafkajs sends a heartbeat): a live member is confirmed afresh, an evicted one is told so.
+              for (let asked = 1; ; asked++) {
+                if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+                try {
+                  // An evicted member gets UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS here.
+                  await payload.heartbeat();
+                } catch (err) {
+                  // Only an answer that ends the membership (kafkajs rejoins on it) takes the partitions away; after
+                  // a timeout or a lost connection kafkajs goes on with the same membership and no new join would
+                  // give them back, so only this batch is abandoned.
+                  if (MEMBERSHIP_ERRORS.has((err as { type?: string }).type ?? "")) revokeAll();
+                  throw new OwnershipLost(batch.topic, batch.partition, (err as Error).message, err as Error);
+                }
+                if (!owned()) throw new OwnershipLost(batch.topic, batch.partition, "the group rebalanced");
+                const confirmedMsAgo = performance.now() - confirmedAt;
+                if (confirmedMsAgo <= CONSUMER_HEARTBEAT_INTERVAL_MS + CONFIRMATION_SLACK_MS) return;
+                if (asked >= OWNERSHIP_ASKS) {
+                  throw new OwnershipLost(
+                    batch.topic,
+                    batch.partition,
+                    `the coordinator's last confirmation of this member was asked ${Math.round(confirmedMsAgo)} ms ago`,
+                  );
+                }
+                // kafkajs sends the next heartbeat once heartbeatInterval has passed since it read the last answer.
+                const due = heartbeatReadAt + CONSUMER_HEARTBEAT_INTERVAL_MS - Date.now();
+                await new Promise((resolve) => setTimeout(resolve, Math.max(0, due) + 5));
               }
             },
           });

@@ -55,10 +55,11 @@
  *     only if the last request the coordinator answered for this member (its join or a heartbeat, under the member
  *     id of its last join) was sent at most heartbeatInterval + 1 s (2 s) before: the session runs from when the
  *     coordinator received it, and kafkajs skips a heartbeat answered less than heartbeatInterval ago or shares one
- *     in flight, whose answer a paused process may read long after it was given. So the inserts land before any
- *     other member can own
- *     the partition (and load it, which would rebuild a rollup missing then), unless this process is frozen for more
- *     than ~8 s between ensureOwned returning and the insert reaching ClickHouse — the bound of this design, stated
+ *     in flight, whose answer a paused process may read long after it was given (an older confirmation makes the
+ *     check ask again, an interval later, up to three times: a live member is confirmed afresh, an evicted one is
+ *     refused). So the inserts land before any other member can own the partition (and load it, which would rebuild
+ *     a rollup missing then), unless this process is frozen for more than ~8 s between ensureOwned returning and the
+ *     insert reaching ClickHouse — the bound of this design, stated
  *     rather than hidden. A member that stalled longer (GC, SIGSTOP, a test's stall) before step 3 or 7 finds out at
  *     the check and abandons the batch, which the new owner processes from the committed offset (after 3, with the
  *     batch's rollup rebuilt by its load).
