@@ -198,9 +198,15 @@ describe("seats, invoices, product access and limit requests", () => {
         }
         await producer.flush();
       };
-      const rawRequests = async (period: string) =>
-        (await api<{ raw: { requests: number } }>("GET", `/v1/orgs/${ORG}/reconciliation?period=${period}`)).raw
-          .requests;
+      // A month's events as stored: the fewer of usage_events' count and the spend_daily rollup's (the aggregator
+      // writes a batch's rollup after its events and signals), so a wait on it covers every figure read below.
+      const rawRequests = async (period: string) => {
+        const rec = await api<{ raw: { requests: number }; rollup: { requests: number } }>(
+          "GET",
+          `/v1/orgs/${ORG}/reconciliation?period=${period}`,
+        );
+        return Math.min(rec.raw.requests, rec.rollup.requests);
+      };
 
       // --- Terms: the operator's contract; an owner's policy, webhook and seats.
       const contract = await call<{ error: { code: string } }>("PUT", `/v1/orgs/${ORG}/contract`, {
@@ -295,7 +301,10 @@ describe("seats, invoices, product access and limit requests", () => {
       const violationsBefore = await metricSum(base, "usage_aggregator_access_violations_total");
       await publish(first);
       await waitFor("last month's events", async () => (await rawRequests(last)) === first.length, 60_000);
-      expect(await metricSum(base, "usage_aggregator_access_violations_total")).toBe(violationsBefore + 1);
+      // Counted once the batch is through (after its rollup and totals): waited for, then asserted exact.
+      const violations = () => metricSum(base, "usage_aggregator_access_violations_total");
+      await waitFor("the access violation counted", async () => (await violations()) > violationsBefore, 30_000);
+      expect(await violations()).toBe(violationsBefore + 1);
 
       // --- Last month's draft: seat lines + usage lines, exactly.
       const draft = await api<Invoice>("GET", `/v1/orgs/${ORG}/invoices?period=${last}`);

@@ -60,8 +60,9 @@ describe("ensureOwned on a real group coordinator", () => {
       await waitFor("the second batch checked", () => outcomes.length >= 2, 60_000);
       expect(outcomes).toEqual(["owned", "owned"]);
 
-      // Frozen 13 s, past the 10 s session timeout: the coordinator evicts the member; on resuming, its check fails.
-      stallNext = 13_000;
+      // Frozen 16 s, well past the 10 s session timeout: the coordinator evicts the member; on resuming, its check
+      // fails.
+      stallNext = 16_000;
       await producer.send({ topic, messages: [{ value: "3" }] });
       await waitFor("the frozen batch checked", () => outcomes.length >= 3, 60_000);
       expect(outcomes[2]).toBe("lost");
