@@ -91,6 +91,12 @@ describe("aggregator dead letters", () => {
       ]);
       const offsets = dead.map((m) => m.headers?.["dlq.source.offset"]?.toString());
       expect(offsets).toEqual(["1", "2", "3"]);
+      // The batch's counts move once it is through, just after its totals: waited for, then asserted exact.
+      await waitFor(
+        "the batch counted",
+        async () => (await metricSum(base, "usage_aggregator_events_recorded_total")) >= 2,
+        30_000,
+      );
       expect(await metricSum(base, "usage_aggregator_rejected_total", 'reason="invalid_encoding"')).toBe(2);
       expect(await metricSum(base, "usage_aggregator_rejected_total", 'reason="invalid_field"')).toBe(1);
       expect(await metricSum(base, "usage_aggregator_events_recorded_total")).toBe(2);

@@ -424,7 +424,6 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
   async function record(part: PartitionState, batch: ConsumedBatch): Promise<void> {
     const started = performance.now();
     const decoded = decodeStep(batch, now);
-    for (const [reason, n] of decoded.rejectedBy) deps.metrics.rejected.inc({ reason }, n);
     for (const d of decoded.rejects) {
       log.error(
         { partition: batch.partition, offset: d.offset, reason: d.code, message: d.message },
@@ -470,6 +469,9 @@ export function createAggregator(deps: AggregatorDeps): Aggregator {
 
     const m = deps.metrics;
     m.recorded.inc(fresh.length);
+    // Counted once the batch is through, as its events are: a batch abandoned or failed and delivered again sends its
+    // dead letters again (each names its source offset) but counts them once.
+    for (const [reason, n] of decoded.rejectedBy) m.rejected.inc({ reason }, n);
     // Usage of a product closed to the user (SPEC §5) happened: it is priced and billed, and counted here.
     for (const { event: e } of fresh) {
       if (!productAllowed(part.spend.org(e.org_id).policy, e.user_id, e.product)) m.accessViolation(e.product);
