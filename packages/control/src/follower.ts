@@ -34,6 +34,24 @@ import {
 
 export type ChangeListener = (change: VersionedChange) => void | Promise<void>;
 
+/**
+ * A change is in the control log, and this follower has not applied it within the time asked (a follower catching up
+ * after a restart, a broker away): it will, and reads here show it from then on.
+ */
+export class ControlLagging extends Error {
+  constructor(
+    readonly version: number,
+    readonly appliedUpTo: number,
+    readonly waitedMs: number,
+  ) {
+    super(
+      `the change is recorded (control version ${version}) and this instance has not applied it within ${waitedMs} ms ` +
+        `(it is at ${appliedUpTo}): it will; read again shortly`,
+    );
+    this.name = "ControlLagging";
+  }
+}
+
 export interface ControlFollower {
   /** Resolves once the follower has read up to the end offset that existed when start was called. */
   start(): Promise<void>;
@@ -328,7 +346,7 @@ export function createControlFollower(deps: ControlFollowerDeps): ControlFollowe
           reject,
           timer: setTimeout(() => {
             waiters = waiters.filter((w) => w !== waiter);
-            reject(new Error(`control version ${version} not applied within ${timeoutMs} ms (at ${next})`));
+            reject(new ControlLagging(version, next, timeoutMs));
           }, timeoutMs),
         };
         waiters.push(waiter);

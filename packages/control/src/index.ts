@@ -58,6 +58,7 @@ export {
   type ContractState,
   type ControlFollower,
   type ControlFollowerDeps,
+  ControlLagging,
   createControlFollower,
   type InvoiceFinalState,
   type LimitRequestState,

@@ -1,4 +1,5 @@
 import { type ClickHouse, migrate } from "@usage/clickhouse";
+import { ControlLagging } from "@usage/control";
 import { createProducer, partitionOf, TOPICS } from "@usage/kafka";
 import { createLogger } from "@usage/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -212,6 +213,38 @@ describe("HTTP API", () => {
     const text = mine.map((r) => r.value?.toString() ?? "").join("\n");
     expect(text).not.toContain(secret);
     expect(text).not.toContain(key.json().key as string);
+  });
+
+  it("answers a change this instance has not applied within the wait with 503 control_lagging, not a 500", async () => {
+    // An instance whose follower lags: the change is published, and never applied within the wait.
+    const lagging = await startTestApi({
+      kafka,
+      clickhouse: ch.client,
+      logger,
+      operatorKey: KEY,
+      now: () => NOW,
+      name: "lagging",
+      extra: {
+        control: {
+          publish: async () => 7,
+          waitFor: (version, ms) => Promise.reject(new ControlLagging(version, version - 1, ms)),
+        },
+      },
+    });
+    try {
+      const res = await lagging.app.inject({
+        method: "PUT",
+        url: "/v1/orgs/org_4/policy",
+        headers: auth,
+        payload: { org_limit: "10" },
+      });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers["retry-after"]).toBe("1");
+      expect(res.json().error.code).toBe("control_lagging");
+      expect(res.json().error.message).toMatch(/recorded \(control version 7\).*within 5000 ms/);
+    } finally {
+      await lagging.stop();
+    }
   });
 
   it("answers unknown routes with a JSON 404", async () => {

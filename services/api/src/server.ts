@@ -113,6 +113,11 @@ export function buildApi(deps: ApiDeps) {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+    // A change written and not yet applied here: not an internal error, and the answer says so.
+    if (err.name === "ControlLagging") {
+      reply.header("retry-after", "1");
+      return sendError(reply, 503, "control_lagging", err.message);
+    }
     if (err.statusCode && err.statusCode < 500) {
       return sendError(
         reply,

@@ -78,6 +78,7 @@ const REASONS: Record<number, string> = {
   415: "the body is not JSON",
   429: "too many requests for this key: retry after the Retry-After seconds",
   500: "an internal error",
+  503: "the change is recorded and this instance has not applied it yet: read again after the Retry-After seconds",
 };
 
 /** The error codes of an operation by status: its own and the shared ones (routes.ts header). */
@@ -102,6 +103,8 @@ export function errorCodesOf(op: Operation): Record<number, string[]> {
     add(413, "fst_err_ctp_body_too_large");
     add(415, "fst_err_ctp_invalid_media_type");
   }
+  // A change answers once this instance has applied it (at most 5 s): past that, 503 `control_lagging`.
+  if (op.method !== "GET" && op.path.startsWith("/v1/")) add(503, "control_lagging");
   add(500, "internal");
   return Object.fromEntries(Object.entries(codes).map(([status, set]) => [status, [...set].sort()]));
 }

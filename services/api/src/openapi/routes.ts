@@ -10,6 +10,8 @@
  *     403 `forbidden` (a key of another org);
  *   - a route with a body: 400 `bad_request` (not JSON, empty JSON body), 413 `fst_err_ctp_body_too_large`, 415
  *     `fst_err_ctp_invalid_media_type` (Fastify's own, in the API's error shape);
+ *   - every /v1 route that changes something: 503 `control_lagging` (the change is in the control log, and this
+ *     instance has not applied it within 5 s; Retry-After: 1);
  *   - every route: 500 `internal`.
  *
  * A test (openapi/document.test.ts) checks that this list and the routes buildApi registers are the same set, and
